@@ -1,0 +1,153 @@
+//! The Rust API: a validated problem, planned under a workspace budget, run on host slices.
+
+use crate::backend::cpu::CpuBackend;
+use crate::backend::{Backend, TensorArg};
+use crate::dtype::Element;
+use crate::error::{Error, Result};
+use crate::exec::{Buffers, execute};
+use crate::host::check_len;
+use crate::plan::{ConvPlan, DEFAULT_WORKSPACE_BUDGET};
+use crate::problem::{ConvProblem, Direction};
+
+/// A convolution ready to run on host memory (CPU backend).
+#[derive(Debug, Clone)]
+pub struct Conv {
+    problem: ConvProblem,
+    workspace_budget: usize,
+}
+
+/// Output scaling: `out = alpha·result + beta·out`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scale {
+    pub alpha: f64,
+    pub beta: f64,
+}
+
+impl Default for Scale {
+    fn default() -> Self {
+        Scale {
+            alpha: 1.0,
+            beta: 0.0,
+        }
+    }
+}
+
+impl Conv {
+    /// Wraps a validated problem with the default workspace budget (256 MiB).
+    pub fn new(problem: ConvProblem) -> Self {
+        Conv {
+            problem,
+            workspace_budget: DEFAULT_WORKSPACE_BUDGET,
+        }
+    }
+
+    /// Caps the workspace: plans tile the work so that at most `bytes` are used (or the
+    /// smallest tile's need, if that is larger).
+    pub fn with_workspace_budget(mut self, bytes: usize) -> Self {
+        self.workspace_budget = bytes;
+        self
+    }
+
+    /// The problem.
+    pub fn problem(&self) -> &ConvProblem {
+        &self.problem
+    }
+
+    /// The plan a direction would use.
+    pub fn plan(&self, direction: Direction) -> Result<ConvPlan> {
+        ConvPlan::new(&self.problem, direction, self.workspace_budget)
+    }
+
+    /// `y = conv(x, w)`.
+    pub fn forward<T: Element>(&self, x: &[T], w: &[T], y: &mut [T]) -> Result<()> {
+        self.run(Direction::Forward, x, w, y, Scale::default())
+    }
+
+    /// `dx = conv_backward_data(dy, w)` (also: the transposed convolution of dy).
+    pub fn backward_data<T: Element>(&self, dy: &[T], w: &[T], dx: &mut [T]) -> Result<()> {
+        self.run(Direction::BackwardData, dy, w, dx, Scale::default())
+    }
+
+    /// `dw = conv_backward_weights(x, dy)`.
+    pub fn backward_weights<T: Element>(&self, x: &[T], dy: &[T], dw: &mut [T]) -> Result<()> {
+        self.run(Direction::BackwardWeights, x, dy, dw, Scale::default())
+    }
+
+    /// Runs one direction with explicit scaling. The inputs are, in order: forward (x, w),
+    /// backward-data (dy, w), backward-weights (x, dy); `out` is y, dx or dw.
+    pub fn run<T: Element>(
+        &self,
+        direction: Direction,
+        a: &[T],
+        b: &[T],
+        out: &mut [T],
+        scale: Scale,
+    ) -> Result<()> {
+        self.check_dtype::<T>()?;
+        let p = &self.problem;
+        let (a_desc, b_desc, out_desc) = match direction {
+            Direction::Forward => (p.x(), p.w(), p.y()),
+            Direction::BackwardData => (p.y(), p.w(), p.x()),
+            Direction::BackwardWeights => (p.x(), p.y(), p.w()),
+        };
+        check_len(a_desc, a.len(), "first input")?;
+        check_len(b_desc, b.len(), "second input")?;
+        check_len(out_desc, out.len(), "output")?;
+        let plan = self.plan(direction)?;
+        let mut workspace = vec![0f64; plan.workspace_bytes().div_ceil(8)];
+        let (a, b, o) = (a.as_ptr() as u64, b.as_ptr() as u64, out.as_mut_ptr() as u64);
+        let bufs = match direction {
+            Direction::Forward => Buffers { x: a, w: b, y: o, workspace: 0 },
+            Direction::BackwardData => Buffers { x: o, w: b, y: a, workspace: 0 },
+            Direction::BackwardWeights => Buffers { x: a, w: o, y: b, workspace: 0 },
+        };
+        let bufs = Buffers {
+            workspace: workspace.as_mut_ptr() as u64,
+            ..bufs
+        };
+        // SAFETY: every slice was checked to cover its descriptor's extent, the output is a
+        // unique borrow (so it overlaps nothing), and the workspace has the planned size.
+        unsafe { execute(&CpuBackend, &plan, bufs, scale.alpha, scale.beta) }
+    }
+
+    /// `y[n, k, …] += b[k]`.
+    pub fn bias_add<T: Element>(&self, y: &mut [T], b: &[T]) -> Result<()> {
+        self.check_dtype::<T>()?;
+        check_len(self.problem.y(), y.len(), "y")?;
+        self.check_bias(b.len())?;
+        let y = TensorArg { addr: y.as_mut_ptr() as u64, desc: self.problem.y() };
+        // SAFETY: lengths checked above; `y` is a unique borrow.
+        unsafe { CpuBackend.bias_add(y, b.as_ptr() as u64, 1.0) }
+    }
+
+    /// `db[k] = Σ dy[:, k, …]`.
+    pub fn bias_grad<T: Element>(&self, dy: &[T], db: &mut [T]) -> Result<()> {
+        self.check_dtype::<T>()?;
+        check_len(self.problem.y(), dy.len(), "dy")?;
+        self.check_bias(db.len())?;
+        let dy = TensorArg { addr: dy.as_ptr() as u64, desc: self.problem.y() };
+        // SAFETY: lengths checked above; `db` is a unique borrow.
+        unsafe { CpuBackend.bias_grad(dy, db.as_mut_ptr() as u64, 1.0, 0.0) }
+    }
+
+    fn check_bias(&self, len: usize) -> Result<()> {
+        if len < self.problem.geometry().k {
+            return Err(Error::bad(format!(
+                "bias holds {len} elements, need {}",
+                self.problem.geometry().k
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_dtype<T: Element>(&self) -> Result<()> {
+        if T::DTYPE != self.problem.dtype() {
+            return Err(Error::bad(format!(
+                "buffers are {} but the problem is {}",
+                T::DTYPE,
+                self.problem.dtype()
+            )));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,431 @@
+//! The CPU backend: host memory, rayon over disjoint output rows, GEMM from the `gemm` crate.
+//!
+//! Every operation is deterministic: each output element is computed by exactly one task in a
+//! fixed order, so results are bit-identical whatever the thread count.
+
+use super::{Addr, Backend, Channels, GemmArgs, Pixels, TensorArg};
+use crate::dtype::{Compute, DType, Element};
+use crate::error::Result;
+use crate::host::for_each_offset;
+use crate::plan::{KernelGeom, KernelStrides};
+use half::{bf16, f16};
+use rayon::prelude::*;
+
+/// Host-memory backend.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CpuBackend;
+
+/// Runs `$body` with `$t` bound to the storage type and `$c` to the compute type of `$dtype`.
+macro_rules! dispatch {
+    ($dtype:expr, $t:ident, $c:ident => $body:expr) => {
+        match $dtype {
+            DType::F16 => {
+                type $t = f16;
+                type $c = f32;
+                $body
+            }
+            DType::BF16 => {
+                type $t = bf16;
+                type $c = f32;
+                $body
+            }
+            DType::F32 => {
+                type $t = f32;
+                type $c = f32;
+                $body
+            }
+            DType::F64 => {
+                type $t = f64;
+                type $c = f64;
+                $body
+            }
+        }
+    };
+}
+
+/// A raw pointer that may cross threads. Users state why their accesses are disjoint.
+#[derive(Clone, Copy)]
+struct SharedPtr<T>(*mut T);
+// SAFETY: the pointer is only dereferenced at offsets that the creating operation partitions
+// between tasks (see each use), so no two threads touch the same element.
+unsafe impl<T> Send for SharedPtr<T> {}
+// SAFETY: as above.
+unsafe impl<T> Sync for SharedPtr<T> {}
+
+impl<T> SharedPtr<T> {
+    fn at(self, offset: usize) -> *mut T {
+        self.0.wrapping_add(offset)
+    }
+}
+
+/// `alpha·value + beta·old`, never reading `old` when `beta` is zero.
+#[inline]
+fn blend<T: Element, C: Compute>(value: C, alpha: C, beta: C, old: impl FnOnce() -> T) -> T {
+    if beta == C::ZERO {
+        (alpha * value).to_elem()
+    } else {
+        (alpha * value + beta * C::from_elem(old())).to_elem()
+    }
+}
+
+/// A maximal run of output positions sharing (image, depth, row): `ow0 .. ow1` at tile column `col`.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    n: usize,
+    od: usize,
+    oh: usize,
+    ow0: usize,
+    ow1: usize,
+    col: usize,
+}
+
+fn runs(g: &KernelGeom, px: Pixels) -> Vec<Run> {
+    let (oh_n, ow_n) = (g.output[1] as usize, g.output[2] as usize);
+    let o_len = g.output_len as usize;
+    let mut out = Vec::new();
+    let end = px.start + px.len;
+    let mut p = px.start;
+    while p < end {
+        let (n, o) = (p / o_len, p % o_len);
+        let (od, rem) = (o / (oh_n * ow_n), o % (oh_n * ow_n));
+        let (oh, ow) = (rem / ow_n, rem % ow_n);
+        let ow1 = ow_n.min(ow + (end - p));
+        out.push(Run {
+            n,
+            od,
+            oh,
+            ow0: ow,
+            ow1,
+            col: p - px.start,
+        });
+        p += ow1 - ow;
+    }
+    out
+}
+
+/// The output positions `lo ..= hi` whose input coordinate `o·s + k·d − p` lies in `0 .. len`,
+/// as a half-open range (empty when none).
+fn valid_outputs(len: i64, stride: i64, offset: i64) -> (i64, i64) {
+    // input = o·stride + offset, need 0 <= input < len
+    let lo = if offset >= 0 {
+        0
+    } else {
+        (-offset + stride - 1) / stride
+    };
+    let hi = if len - 1 - offset < 0 {
+        -1
+    } else {
+        (len - 1 - offset) / stride
+    };
+    (lo, hi + 1)
+}
+
+/// For each input coordinate along one axis, the (kernel, output) pairs that read it.
+fn taps(input: i64, kernel: i64, output: i64, pad: i64, stride: i64, dil: i64) -> Vec<Vec<(usize, usize)>> {
+    (0..input)
+        .map(|i| {
+            (0..kernel)
+                .filter_map(|k| {
+                    let t = i + pad - k * dil;
+                    (t >= 0 && t % stride == 0 && t / stride < output)
+                        .then_some((k as usize, (t / stride) as usize))
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn threads() -> gemm::Parallelism {
+    match rayon::current_num_threads() {
+        0 | 1 => gemm::Parallelism::None,
+        n => gemm::Parallelism::Rayon(n),
+    }
+}
+
+/// # Safety
+/// `ptr` must be valid for `len` elements and not aliased for the slice's lifetime.
+unsafe fn slice_mut<'a, C>(ptr: Addr, len: usize) -> &'a mut [C] {
+    // SAFETY: guaranteed by the caller.
+    unsafe { std::slice::from_raw_parts_mut(ptr as usize as *mut C, len) }
+}
+
+/// # Safety
+/// `ptr` must be valid for `len` elements.
+unsafe fn slice<'a, C>(ptr: Addr, len: usize) -> &'a [C] {
+    // SAFETY: guaranteed by the caller.
+    unsafe { std::slice::from_raw_parts(ptr as usize as *const C, len) }
+}
+
+unsafe fn im2col_typed<T: Element, C: Compute>(g: &KernelGeom, x: TensorArg<'_>, group: usize, px: Pixels, col: Addr) {
+    let s = KernelStrides::of(x.desc);
+    let rows = (g.c_per_group * g.kernel_len) as usize;
+    // SAFETY: the caller provides a column tile of rows × px.len compute elements.
+    let col = unsafe { slice_mut::<C>(col, rows * px.len) };
+    let runs = runs(g, px);
+    let xp = SharedPtr(x.addr as usize as *mut T);
+    let (kh_n, kw_n) = (g.kernel[1], g.kernel[2]);
+    col.par_chunks_mut(px.len).enumerate().for_each(|(row, dst)| {
+        let row = row as i64;
+        let c = row / g.kernel_len;
+        let r = row % g.kernel_len;
+        let (kd, kh, kw) = (r / (kh_n * kw_n), (r / kw_n) % kh_n, r % kw_n);
+        let channel = group as i64 * g.c_per_group + c;
+        for run in &runs {
+            let id = run.od as i64 * g.stride[0] + kd * g.dilation[0] - g.pad[0];
+            let ih = run.oh as i64 * g.stride[1] + kh * g.dilation[1] - g.pad[1];
+            let out = &mut dst[run.col..run.col + (run.ow1 - run.ow0)];
+            if id < 0 || id >= g.input[0] || ih < 0 || ih >= g.input[1] {
+                out.fill(C::ZERO);
+                continue;
+            }
+            let base = run.n as i64 * s.n + channel * s.c + id * s.spatial[0] + ih * s.spatial[1];
+            let offset = kw * g.dilation[2] - g.pad[2];
+            let (lo, hi) = valid_outputs(g.input[2], g.stride[2], offset);
+            for (j, v) in out.iter_mut().enumerate() {
+                let ow = run.ow0 as i64 + j as i64;
+                *v = if ow >= lo && ow < hi {
+                    let iw = ow * g.stride[2] + offset;
+                    // SAFETY: every coordinate is inside the tensor, so the offset is inside
+                    // the extent the caller guarantees.
+                    C::from_elem(unsafe { *xp.at((base + iw * s.spatial[2]) as usize) })
+                } else {
+                    C::ZERO
+                };
+            }
+        }
+    });
+}
+
+unsafe fn gather_typed<T: Element, C: Compute>(g: &KernelGeom, src: TensorArg<'_>, ch: Channels, px: Pixels, dst: Addr) {
+    let s = KernelStrides::of(src.desc);
+    // SAFETY: the caller provides a tile of ch.len × px.len compute elements.
+    let dst = unsafe { slice_mut::<C>(dst, ch.len * px.len) };
+    let runs = runs(g, px);
+    let sp = SharedPtr(src.addr as usize as *mut T);
+    dst.par_chunks_mut(px.len).enumerate().for_each(|(row, out)| {
+        let channel = (ch.start + row) as i64;
+        for run in &runs {
+            let base = run.n as i64 * s.n + channel * s.c + run.od as i64 * s.spatial[0] + run.oh as i64 * s.spatial[1];
+            for (j, ow) in (run.ow0..run.ow1).enumerate() {
+                // SAFETY: (n, channel, od, oh, ow) is inside the tensor.
+                out[run.col + j] = C::from_elem(unsafe { *sp.at((base + ow as i64 * s.spatial[2]) as usize) });
+            }
+        }
+    });
+}
+
+#[allow(clippy::too_many_arguments)]
+unsafe fn store_typed<T: Element, C: Compute>(
+    g: &KernelGeom,
+    src: Addr,
+    dst: TensorArg<'_>,
+    ch: Channels,
+    px: Pixels,
+    alpha: f64,
+    beta: f64,
+) {
+    let s = KernelStrides::of(dst.desc);
+    // SAFETY: the caller provides a tile of ch.len × px.len compute elements.
+    let src = unsafe { slice::<C>(src, ch.len * px.len) };
+    let runs = runs(g, px);
+    let out = SharedPtr(dst.addr as usize as *mut T);
+    let (alpha, beta) = (C::from_f64(alpha), C::from_f64(beta));
+    src.par_chunks(px.len).enumerate().for_each(|(row, vals)| {
+        let channel = (ch.start + row) as i64;
+        for run in &runs {
+            let base = run.n as i64 * s.n + channel * s.c + run.od as i64 * s.spatial[0] + run.oh as i64 * s.spatial[1];
+            for (j, ow) in (run.ow0..run.ow1).enumerate() {
+                let p = out.at((base + ow as i64 * s.spatial[2]) as usize);
+                // SAFETY: each task owns one channel and the descriptor is non-overlapping, so
+                // no other task writes this element; it lies inside the guaranteed extent.
+                unsafe { *p = blend(vals[run.col + j], alpha, beta, || *p) };
+            }
+        }
+    });
+}
+
+#[allow(clippy::too_many_arguments)]
+unsafe fn col2im_typed<T: Element, C: Compute>(
+    g: &KernelGeom,
+    col: Addr,
+    dx: TensorArg<'_>,
+    group: usize,
+    ch: Channels,
+    images: Channels,
+    alpha: f64,
+    beta: f64,
+) {
+    let s = KernelStrides::of(dx.desc);
+    let o_len = g.output_len as usize;
+    let r_len = g.kernel_len as usize;
+    let cols = images.len * o_len;
+    // SAFETY: the caller provides a tile of ch.len·R × images.len·O compute elements.
+    let col = unsafe { slice::<C>(col, ch.len * r_len * cols) };
+    let t: Vec<_> = (0..3)
+        .map(|a| taps(g.input[a], g.kernel[a], g.output[a], g.pad[a], g.stride[a], g.dilation[a]))
+        .collect();
+    let (kh_n, kw_n) = (g.kernel[1] as usize, g.kernel[2] as usize);
+    let (oh_n, ow_n) = (g.output[1] as usize, g.output[2] as usize);
+    let out = SharedPtr(dx.addr as usize as *mut T);
+    let (alpha, beta) = (C::from_f64(alpha), C::from_f64(beta));
+    (0..images.len * ch.len).into_par_iter().for_each(|task| {
+        let (b, cl) = (task / ch.len, task % ch.len);
+        let channel = group as i64 * g.c_per_group + (ch.start + cl) as i64;
+        let base = (images.start + b) as i64 * s.n + channel * s.c;
+        let rows = &col[cl * r_len * cols..(cl + 1) * r_len * cols];
+        for (id, td) in t[0].iter().enumerate() {
+            for (ih, th) in t[1].iter().enumerate() {
+                for (iw, tw) in t[2].iter().enumerate() {
+                    let mut acc = C::ZERO;
+                    for &(kd, od) in td {
+                        for &(kh, oh) in th {
+                            for &(kw, ow) in tw {
+                                let r = (kd * kh_n + kh) * kw_n + kw;
+                                let o = (od * oh_n + oh) * ow_n + ow;
+                                acc += rows[r * cols + b * o_len + o];
+                            }
+                        }
+                    }
+                    let off = base
+                        + id as i64 * s.spatial[0]
+                        + ih as i64 * s.spatial[1]
+                        + iw as i64 * s.spatial[2];
+                    let p = out.at(off as usize);
+                    // SAFETY: each task owns one (image, channel) plane of a non-overlapping
+                    // tensor; the element lies inside the guaranteed extent.
+                    unsafe { *p = blend(acc, alpha, beta, || *p) };
+                }
+            }
+        }
+    });
+}
+
+impl Backend for CpuBackend {
+    fn name(&self) -> &'static str {
+        "cpu"
+    }
+
+    unsafe fn pack(&self, src: TensorArg<'_>, dst: Addr) -> Result<()> {
+        dispatch!(src.desc.dtype(), T, C => {
+            // SAFETY: the caller guarantees both extents.
+            let out = unsafe { slice_mut::<C>(dst, src.desc.element_count()) };
+            let sp = src.addr as usize as *const T;
+            // SAFETY: offsets come from the descriptor, inside the guaranteed extent.
+            for_each_offset(src.desc, |p, o| out[p] = C::from_elem(unsafe { *sp.add(o) }));
+        });
+        Ok(())
+    }
+
+    unsafe fn im2col(&self, geom: &KernelGeom, x: TensorArg<'_>, group: usize, pixels: Pixels, col: Addr) -> Result<()> {
+        // SAFETY: forwarded contract.
+        dispatch!(x.desc.dtype(), T, C => unsafe { im2col_typed::<T, C>(geom, x, group, pixels, col) });
+        Ok(())
+    }
+
+    unsafe fn gather_pixels(&self, geom: &KernelGeom, src: TensorArg<'_>, channels: Channels, pixels: Pixels, dst: Addr) -> Result<()> {
+        // SAFETY: forwarded contract.
+        dispatch!(src.desc.dtype(), T, C => unsafe { gather_typed::<T, C>(geom, src, channels, pixels, dst) });
+        Ok(())
+    }
+
+    unsafe fn store_pixels(&self, geom: &KernelGeom, src: Addr, dst: TensorArg<'_>, channels: Channels, pixels: Pixels, alpha: f64, beta: f64) -> Result<()> {
+        // SAFETY: forwarded contract.
+        dispatch!(dst.desc.dtype(), T, C => unsafe { store_typed::<T, C>(geom, src, dst, channels, pixels, alpha, beta) });
+        Ok(())
+    }
+
+    unsafe fn col2im(&self, geom: &KernelGeom, col: Addr, dx: TensorArg<'_>, group: usize, channels: Channels, images: Channels, alpha: f64, beta: f64) -> Result<()> {
+        // SAFETY: forwarded contract.
+        dispatch!(dx.desc.dtype(), T, C => unsafe { col2im_typed::<T, C>(geom, col, dx, group, channels, images, alpha, beta) });
+        Ok(())
+    }
+
+    unsafe fn unpack(&self, src: Addr, dst: TensorArg<'_>, alpha: f64, beta: f64) -> Result<()> {
+        dispatch!(dst.desc.dtype(), T, C => {
+            // SAFETY: the caller guarantees both extents.
+            let vals = unsafe { slice::<C>(src, dst.desc.element_count()) };
+            let out = dst.addr as usize as *mut T;
+            let (alpha, beta) = (C::from_f64(alpha), C::from_f64(beta));
+            for_each_offset(dst.desc, |p, o| {
+                // SAFETY: offsets come from the descriptor, inside the guaranteed extent.
+                unsafe { *out.add(o) = blend(vals[p], alpha, beta, || *out.add(o)) };
+            });
+        });
+        Ok(())
+    }
+
+    unsafe fn gemm(&self, a: &GemmArgs) -> Result<()> {
+        if a.m == 0 || a.n == 0 {
+            return Ok(());
+        }
+        macro_rules! run {
+            ($c:ty) => {
+                // SAFETY: the caller guarantees every operand's strided extent.
+                unsafe {
+                    gemm::gemm::<$c>(
+                        a.m,
+                        a.n,
+                        a.k,
+                        a.dst.addr as usize as *mut $c,
+                        a.dst.cs,
+                        a.dst.rs,
+                        a.accumulate,
+                        a.lhs.addr as usize as *const $c,
+                        a.lhs.cs,
+                        a.lhs.rs,
+                        a.rhs.addr as usize as *const $c,
+                        a.rhs.cs,
+                        a.rhs.rs,
+                        1.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        threads(),
+                    )
+                }
+            };
+        }
+        match a.dtype.compute() {
+            DType::F64 => run!(f64),
+            _ => run!(f32),
+        }
+        Ok(())
+    }
+
+    unsafe fn bias_add(&self, y: TensorArg<'_>, b: Addr, alpha: f64) -> Result<()> {
+        dispatch!(y.desc.dtype(), T, C => {
+            let k = y.desc.dims()[1];
+            // SAFETY: the caller guarantees K bias elements.
+            let bias = unsafe { slice::<T>(b, k) };
+            let out = y.addr as usize as *mut T;
+            let alpha = C::from_f64(alpha);
+            let plane = y.desc.element_count() / (y.desc.dims()[0] * k);
+            for_each_offset(y.desc, |p, o| {
+                let ch = (p / plane) % k;
+                // SAFETY: offsets come from the descriptor, inside the guaranteed extent.
+                unsafe { *out.add(o) = (C::from_elem(*out.add(o)) + alpha * C::from_elem(bias[ch])).to_elem() };
+            });
+        });
+        Ok(())
+    }
+
+    unsafe fn bias_grad(&self, dy: TensorArg<'_>, db: Addr, alpha: f64, beta: f64) -> Result<()> {
+        dispatch!(dy.desc.dtype(), T, C => {
+            let k = dy.desc.dims()[1];
+            let plane = dy.desc.element_count() / (dy.desc.dims()[0] * k);
+            let mut sums = vec![C::ZERO; k];
+            let sp = dy.addr as usize as *const T;
+            // SAFETY: offsets come from the descriptor, inside the guaranteed extent.
+            for_each_offset(dy.desc, |p, o| sums[(p / plane) % k] += C::from_elem(unsafe { *sp.add(o) }));
+            // SAFETY: the caller guarantees K output elements.
+            let out = unsafe { slice_mut::<T>(db, k) };
+            let (alpha, beta) = (C::from_f64(alpha), C::from_f64(beta));
+            for (d, s) in out.iter_mut().zip(sums) {
+                let old = *d;
+                *d = blend(s, alpha, beta, || old);
+            }
+        });
+        Ok(())
+    }
+}

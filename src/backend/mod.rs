@@ -1,0 +1,169 @@
+//! The operations every backend implements. The executor ([`crate::exec`]) drives a plan through
+//! these; backends differ only in where memory lives and who does the arithmetic.
+//!
+//! Buffers are passed as addresses ([`Addr`]): host addresses on the CPU backend, device
+//! addresses on GPU backends. Every method is `unsafe` because it dereferences them.
+//!
+//! Shared conventions:
+//! - "pixels" is the flattened (image, output position) index, `0 .. N·O`; a pixel range is
+//!   `start .. start + len`, and a tile matrix `[rows][len]` is dense, row-major;
+//! - the compute type is `dtype.compute()` of the tensors involved (f32, or f64 for f64);
+//! - `alpha`/`beta` mean `out = alpha·result + beta·out` (with `beta == 0` the old contents,
+//!   NaN included, are never read).
+
+pub mod cpu;
+
+use crate::dtype::DType;
+use crate::error::Result;
+use crate::plan::KernelGeom;
+use crate::problem::TensorDesc;
+
+/// A host or device address.
+pub type Addr = u64;
+
+/// A tensor in memory: an address plus the descriptor that indexes it.
+#[derive(Debug, Clone, Copy)]
+pub struct TensorArg<'a> {
+    pub addr: Addr,
+    pub desc: &'a TensorDesc,
+}
+
+/// A range of the flattened (image, output position) index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pixels {
+    pub start: usize,
+    pub len: usize,
+}
+
+/// A range of channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Channels {
+    pub start: usize,
+    pub len: usize,
+}
+
+/// One GEMM `dst (+)= lhs · rhs` with arbitrary element strides, in the compute type.
+/// `dst` is `m × n`, `lhs` is `m × k`, `rhs` is `k × n`; element (i, j) of a matrix lives at
+/// `addr + (i·rs + j·cs)·size`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GemmArgs {
+    pub dtype: DType,
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub dst: Matrix,
+    pub lhs: Matrix,
+    pub rhs: Matrix,
+    /// Add to `dst` instead of overwriting it.
+    pub accumulate: bool,
+}
+
+/// A strided matrix operand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Matrix {
+    pub addr: Addr,
+    pub rs: isize,
+    pub cs: isize,
+}
+
+/// The primitive operations a plan is made of.
+pub trait Backend: Sync {
+    /// Short name: "cpu", "hip", "cuda".
+    fn name(&self) -> &'static str;
+
+    /// Converts `src` (any strides) into a packed channels-first compute-type copy at `dst`.
+    ///
+    /// # Safety
+    /// `src` must address its descriptor's extent; `dst` must hold `element_count` compute elements.
+    unsafe fn pack(&self, src: TensorArg<'_>, dst: Addr) -> Result<()>;
+
+    /// Writes the column tile `[C/G·R][pixels.len]` of `group` for the input `x`.
+    ///
+    /// # Safety
+    /// `x` must address its descriptor's extent; `col` must hold the tile.
+    unsafe fn im2col(
+        &self,
+        geom: &KernelGeom,
+        x: TensorArg<'_>,
+        group: usize,
+        pixels: Pixels,
+        col: Addr,
+    ) -> Result<()>;
+
+    /// Gathers `src[:, channels, pixels]` into the dense compute-type tile `[channels][pixels]`.
+    ///
+    /// # Safety
+    /// `src` must address its descriptor's extent; `dst` must hold the tile.
+    unsafe fn gather_pixels(
+        &self,
+        geom: &KernelGeom,
+        src: TensorArg<'_>,
+        channels: Channels,
+        pixels: Pixels,
+        dst: Addr,
+    ) -> Result<()>;
+
+    /// Stores the dense tile `[channels][pixels]` into `dst[:, channels, pixels]` with alpha/beta.
+    ///
+    /// # Safety
+    /// `dst` must address its descriptor's extent; `src` must hold the tile.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn store_pixels(
+        &self,
+        geom: &KernelGeom,
+        src: Addr,
+        dst: TensorArg<'_>,
+        channels: Channels,
+        pixels: Pixels,
+        alpha: f64,
+        beta: f64,
+    ) -> Result<()>;
+
+    /// Folds the column tile `[channels·R][images·O]` of `group` back into
+    /// `dx[images, group·C/G + channels, …]` (a gather: each input element sums its own column
+    /// entries), with alpha/beta.
+    ///
+    /// # Safety
+    /// `dx` must address its descriptor's extent; `col` must hold the tile.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn col2im(
+        &self,
+        geom: &KernelGeom,
+        col: Addr,
+        dx: TensorArg<'_>,
+        group: usize,
+        channels: Channels,
+        images: Channels,
+        alpha: f64,
+        beta: f64,
+    ) -> Result<()>;
+
+    /// Stores a packed channels-first compute-type tensor into `dst` (any strides) with alpha/beta.
+    ///
+    /// # Safety
+    /// `dst` must address its descriptor's extent; `src` must hold `element_count` elements.
+    unsafe fn unpack(&self, src: Addr, dst: TensorArg<'_>, alpha: f64, beta: f64) -> Result<()>;
+
+    /// `dst (+)= lhs · rhs`.
+    ///
+    /// # Safety
+    /// Every operand must address its whole strided extent.
+    unsafe fn gemm(&self, args: &GemmArgs) -> Result<()>;
+
+    /// `y[n, k, …] += alpha·b[k]`.
+    ///
+    /// # Safety
+    /// `y` and `b` (a tensor with K elements) must address their extents.
+    unsafe fn bias_add(&self, y: TensorArg<'_>, b: Addr, alpha: f64) -> Result<()>;
+
+    /// `db[k] = alpha·Σ dy[:, k, …] + beta·db[k]`, accumulating in the compute type.
+    ///
+    /// # Safety
+    /// `dy` must address its extent; `db` must hold K elements of dy's type.
+    unsafe fn bias_grad(&self, dy: TensorArg<'_>, db: Addr, alpha: f64, beta: f64) -> Result<()>;
+
+    /// Waits for all queued work.
+    fn synchronize(&self) -> Result<()> {
+        Ok(())
+    }
+}

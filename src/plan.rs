@@ -1,0 +1,327 @@
+//! Plans: which path and tiles a direction uses under a workspace budget. Pure data, no device.
+//!
+//! Every plan walks the problem in tiles so that the workspace never exceeds
+//! `max(budget, floor)`, where the floor is the smallest tile the path can run with
+//! (one output pixel for forward and backward-weights, one image-channel for backward-data).
+//!
+//! Workspace contents (compute-type elements, in this order):
+//! - `weights`: the weights packed as `[K][C/G·R]` (forward, backward-data) or the weight
+//!   gradient accumulator of the same shape (backward-weights);
+//! - `col`: a column tile;
+//! - `stage`: a dense `[K/G][tile]` block (GEMM output for forward, gathered dy otherwise).
+
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::problem::{ConvProblem, Direction, checked_add, checked_mul};
+use serde::Serialize;
+
+/// The default workspace budget of the Rust API: 256 MiB.
+pub const DEFAULT_WORKSPACE_BUDGET: usize = 256 << 20;
+
+/// Byte alignment of every workspace region.
+pub const REGION_ALIGN: usize = 256;
+
+/// How the column matrix is obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Path {
+    /// The input is already the column matrix (1×1 kernel, stride 1, no padding, input in the
+    /// compute type with flat spatial strides): the GEMM reads x in place.
+    Pointwise,
+    /// im2col into a column tile (col2im for backward-data), then GEMM.
+    Im2col,
+}
+
+/// How the work is split into tiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Tiling {
+    /// Forward and backward-weights: ranges of the flattened (image, output pixel) index.
+    Pixels { per_tile: usize },
+    /// Backward-data: whole images, and ranges of a group's input channels.
+    ImagesChannels { images: usize, channels: usize },
+}
+
+/// Byte offsets of the workspace regions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct WorkspaceLayout {
+    pub weights: usize,
+    pub col: usize,
+    pub stage: usize,
+    pub total: usize,
+}
+
+/// A complete, device-independent execution plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConvPlan {
+    problem: ConvProblem,
+    direction: Direction,
+    path: Path,
+    tiling: Tiling,
+    layout: WorkspaceLayout,
+}
+
+fn align(v: usize) -> Result<usize> {
+    Ok(checked_add(v, REGION_ALIGN - 1, "workspace")? / REGION_ALIGN * REGION_ALIGN)
+}
+
+impl ConvPlan {
+    /// Plans `direction` of `problem` so that the workspace stays within `budget` bytes when
+    /// possible, and at the path's floor otherwise.
+    pub fn new(problem: &ConvProblem, direction: Direction, budget: usize) -> Result<Self> {
+        if problem.conv().spatial_rank() > 3 {
+            return Err(Error::unsupported(format!(
+                "{} spatial dims (hipconv handles 1 to 3)",
+                problem.conv().spatial_rank()
+            )));
+        }
+        let g = problem.geometry();
+        let esize = problem.dtype().compute().size();
+        let pointwise = problem.is_pointwise()
+            && direction != Direction::BackwardData
+            && problem.dtype() == problem.dtype().compute()
+            && problem.x().flat_spatial_stride().is_some();
+        let path = if pointwise {
+            Path::Pointwise
+        } else {
+            Path::Im2col
+        };
+        let weight_elems = checked_mul(g.k, g.col_rows, "weights")?;
+        let weights_bytes = align(checked_mul(weight_elems, esize, "weights")?)?;
+        let avail = budget.saturating_sub(weights_bytes);
+        let (tiling, col_elems, stage_elems) = match direction {
+            Direction::Forward | Direction::BackwardWeights => {
+                let col_rows = if path == Path::Pointwise { 0 } else { g.col_rows };
+                let per_pixel = checked_mul(checked_add(col_rows, g.k_per_group, "tile")?, esize, "tile")?;
+                let total_pixels = checked_mul(g.n, g.output_len, "pixels")?;
+                let fit = (avail.saturating_sub(2 * REGION_ALIGN) / per_pixel.max(1)).max(1);
+                let per_tile = fit.min(total_pixels);
+                (
+                    Tiling::Pixels { per_tile },
+                    col_rows * per_tile,
+                    g.k_per_group * per_tile,
+                )
+            }
+            Direction::BackwardData => {
+                let stage_per_image = checked_mul(g.k_per_group, g.output_len, "tile")?;
+                let col_per_channel = checked_mul(g.kernel_len, g.output_len, "tile")?;
+                let per_image = checked_add(
+                    stage_per_image,
+                    checked_mul(col_per_channel, g.c_per_group, "tile")?,
+                    "tile",
+                )?;
+                let avail_elems = avail.saturating_sub(2 * REGION_ALIGN) / esize;
+                let images = (avail_elems / per_image.max(1)).clamp(1, g.n);
+                let channels = if images > 1 {
+                    g.c_per_group
+                } else {
+                    (avail_elems.saturating_sub(stage_per_image) / col_per_channel.max(1))
+                        .clamp(1, g.c_per_group)
+                };
+                (
+                    Tiling::ImagesChannels { images, channels },
+                    col_per_channel * channels * images,
+                    stage_per_image * images,
+                )
+            }
+        };
+        let col_bytes = align(checked_mul(col_elems, esize, "column tile")?)?;
+        let stage_bytes = align(checked_mul(stage_elems, esize, "stage tile")?)?;
+        let layout = WorkspaceLayout {
+            weights: 0,
+            col: weights_bytes,
+            stage: weights_bytes + col_bytes,
+            total: checked_add(weights_bytes + col_bytes, stage_bytes, "workspace")?,
+        };
+        Ok(ConvPlan {
+            problem: problem.clone(),
+            direction,
+            path,
+            tiling,
+            layout,
+        })
+    }
+
+    /// The smallest workspace any plan for this direction needs.
+    pub fn min_workspace(problem: &ConvProblem, direction: Direction) -> Result<usize> {
+        Ok(Self::new(problem, direction, 0)?.workspace_bytes())
+    }
+
+    /// Bytes of workspace the plan uses.
+    pub fn workspace_bytes(&self) -> usize {
+        self.layout.total
+    }
+    /// The planned problem.
+    pub fn problem(&self) -> &ConvProblem {
+        &self.problem
+    }
+    /// The planned direction.
+    pub fn direction(&self) -> Direction {
+        self.direction
+    }
+    /// Chosen path.
+    pub fn path(&self) -> Path {
+        self.path
+    }
+    /// Chosen tiling.
+    pub fn tiling(&self) -> Tiling {
+        self.tiling
+    }
+    /// Workspace regions.
+    pub fn layout(&self) -> WorkspaceLayout {
+        self.layout
+    }
+    /// The compute type.
+    pub fn compute(&self) -> DType {
+        self.problem.dtype().compute()
+    }
+
+    /// Number of tiles the executor walks.
+    pub fn tile_count(&self) -> usize {
+        let g = self.problem.geometry();
+        match self.tiling {
+            Tiling::Pixels { per_tile } => (g.n * g.output_len).div_ceil(per_tile),
+            Tiling::ImagesChannels { images, channels } => {
+                g.n.div_ceil(images) * g.c_per_group.div_ceil(channels) * g.groups
+            }
+        }
+    }
+
+    /// One line for logs: path, tiling, workspace.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} {:?} {:?} tiles={} workspace={}B",
+            self.direction.name(),
+            self.path,
+            self.tiling,
+            self.tile_count(),
+            self.layout.total
+        )
+    }
+}
+
+/// The convolution geometry in the fixed 3-D form kernels take: spatial dims are padded at the
+/// front with size-1 axes (pad 0, stride 1, dilation 1). `#[repr(C)]`: GPU kernels receive it
+/// by value with this exact layout (`hip-kernels/common.h`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KernelGeom {
+    pub n: i64,
+    pub c: i64,
+    pub k: i64,
+    pub groups: i64,
+    pub c_per_group: i64,
+    pub k_per_group: i64,
+    pub input: [i64; 3],
+    pub kernel: [i64; 3],
+    pub output: [i64; 3],
+    pub pad: [i64; 3],
+    pub stride: [i64; 3],
+    pub dilation: [i64; 3],
+    pub input_len: i64,
+    pub kernel_len: i64,
+    pub output_len: i64,
+}
+
+/// A tensor's strides in the same fixed form: n, c and three spatial strides (size-1 padding
+/// axes get stride 0). `#[repr(C)]` for kernels.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KernelStrides {
+    pub n: i64,
+    pub c: i64,
+    pub spatial: [i64; 3],
+}
+
+fn pad3(v: &[usize], fill: i64) -> [i64; 3] {
+    let mut out = [fill; 3];
+    let off = 3 - v.len();
+    for (i, &x) in v.iter().enumerate() {
+        out[off + i] = x as i64;
+    }
+    out
+}
+
+impl KernelGeom {
+    /// The fixed 3-D form of a problem (rank ≤ 3, checked by [`ConvPlan::new`]).
+    pub fn of(p: &ConvProblem) -> Self {
+        let g = p.geometry();
+        let c = p.conv();
+        KernelGeom {
+            n: g.n as i64,
+            c: g.c as i64,
+            k: g.k as i64,
+            groups: g.groups as i64,
+            c_per_group: g.c_per_group as i64,
+            k_per_group: g.k_per_group as i64,
+            input: pad3(&g.input, 1),
+            kernel: pad3(&g.kernel, 1),
+            output: pad3(&g.output, 1),
+            pad: pad3(c.pads(), 0),
+            stride: pad3(c.strides(), 1),
+            dilation: pad3(c.dilations(), 1),
+            input_len: g.input_len as i64,
+            kernel_len: g.kernel_len as i64,
+            output_len: g.output_len as i64,
+        }
+    }
+}
+
+impl KernelStrides {
+    /// The fixed form of a descriptor's strides.
+    pub fn of(d: &crate::problem::TensorDesc) -> Self {
+        let s = d.strides();
+        KernelStrides {
+            n: s[0] as i64,
+            c: s[1] as i64,
+            spatial: pad3(&s[2..], 0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::problem::{ConvDesc, TensorDesc};
+
+    fn problem(n: usize, c: usize, hw: usize, k: usize, ks: usize) -> ConvProblem {
+        let x = TensorDesc::packed(DType::F32, &[n, c, hw, hw]).unwrap();
+        let w = TensorDesc::packed(DType::F32, &[k, c, ks, ks]).unwrap();
+        ConvProblem::forward_packed(x, w, ConvDesc::uniform(2, ks / 2, 1, 1).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn budget_is_respected_above_the_floor() {
+        let p = problem(8, 64, 56, 64, 3);
+        for dir in Direction::ALL {
+            let floor = ConvPlan::min_workspace(&p, dir).unwrap();
+            for budget in [0, 1 << 20, 8 << 20, 64 << 20, 1 << 30] {
+                let plan = ConvPlan::new(&p, dir, budget).unwrap();
+                assert!(plan.workspace_bytes() <= budget.max(floor), "{dir:?} {budget}");
+                assert!(plan.tile_count() >= 1);
+            }
+            assert!(ConvPlan::new(&p, dir, 1 << 30).unwrap().tile_count() <= 2);
+        }
+    }
+
+    #[test]
+    fn pointwise_skips_columns() {
+        let p = problem(2, 64, 8, 32, 1);
+        let plan = ConvPlan::new(&p, Direction::Forward, 1 << 20).unwrap();
+        assert_eq!(plan.path(), Path::Pointwise);
+        assert_eq!(plan.layout().stage - plan.layout().col, 0);
+        let plan = ConvPlan::new(&p.with_dtype(DType::F16), Direction::Forward, 1 << 20).unwrap();
+        assert_eq!(plan.path(), Path::Im2col);
+    }
+
+    #[test]
+    fn geometry_is_front_padded() {
+        let x = TensorDesc::packed(DType::F32, &[2, 3, 10]).unwrap();
+        let w = TensorDesc::packed(DType::F32, &[4, 3, 3]).unwrap();
+        let p = ConvProblem::forward_packed(x, w, ConvDesc::uniform(1, 1, 2, 1).unwrap()).unwrap();
+        let g = KernelGeom::of(&p);
+        assert_eq!(g.input, [1, 1, 10]);
+        assert_eq!(g.output, [1, 1, 5]);
+        assert_eq!(g.stride, [1, 1, 2]);
+        assert_eq!(g.pad, [0, 0, 1]);
+        assert_eq!(KernelStrides::of(p.x()).spatial, [0, 0, 1]);
+    }
+}
