@@ -33,6 +33,8 @@ pub mod host;
 pub mod plan;
 pub mod problem;
 pub mod reference;
+pub mod suite;
+pub mod verify;
 
 mod api;
 

@@ -1,0 +1,217 @@
+//! `hipconv`: verify, benchmark and inspect the convolution engine.
+
+mod table;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use hipconv::plan::DEFAULT_WORKSPACE_BUDGET;
+use hipconv::suite::{self, SuiteCase};
+use hipconv::verify::{BenchRecord, VerifyRecord, bench_case, verify_case};
+use hipconv::{DType, Direction};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "hipconv", version, about = "Convolutions for GPUs whose MIOpen crashes: verify, benchmark, inspect")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum BackendArg {
+    /// The best available backend (the CPU when no GPU backend is present).
+    Auto,
+    /// The CPU backend.
+    Cpu,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum SuiteArg {
+    /// The anchor layers (ResNet-50, MobileNet depthwise, dilated, grouped).
+    Anchors,
+    /// The verification suite (anchors at batch 1 plus 1-D, 3-D, transposed, NHWC, all dtypes).
+    Verify,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum DirectionArg {
+    All,
+    Fwd,
+    BwdData,
+    BwdW,
+}
+
+#[derive(clap::Args)]
+struct Common {
+    /// Backend to run on.
+    #[arg(long, value_enum, default_value = "auto")]
+    backend: BackendArg,
+    /// Run every case in this dtype (f16, bf16, f32, f64) instead of its own.
+    #[arg(long, value_parser = parse_dtype)]
+    dtype: Option<DType>,
+    /// Only cases whose name contains this text.
+    #[arg(long)]
+    filter: Option<String>,
+    /// Which directions to run.
+    #[arg(long, value_enum, default_value = "all")]
+    direction: DirectionArg,
+    /// Workspace budget in bytes (plans tile to stay within it).
+    #[arg(long, default_value_t = DEFAULT_WORKSPACE_BUDGET)]
+    workspace: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the built-in suite, compare every result with the f64 reference, exit non-zero on
+    /// any failure.
+    Verify {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Time the anchor suite (median of --repeats runs per layer and direction).
+    Bench {
+        #[command(flatten)]
+        common: Common,
+        /// Which suite to time.
+        #[arg(long, value_enum, default_value = "anchors")]
+        suite: SuiteArg,
+        /// Batch size of the anchor layers.
+        #[arg(long, default_value_t = 4)]
+        batch: usize,
+        /// Timed runs per layer and direction.
+        #[arg(long, default_value_t = 7)]
+        repeats: usize,
+    },
+    /// Report what this build and machine provide: backends, embedded kernels, environment.
+    Doctor,
+}
+
+fn parse_dtype(s: &str) -> Result<DType, String> {
+    DType::from_name(s).ok_or_else(|| format!("unknown dtype {s} (f16, bf16, f32, f64)"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Verify { common } => run_verify(&common),
+        Command::Bench { common, suite, batch, repeats } => run_bench(&common, suite, batch, repeats),
+        Command::Doctor => {
+            doctor();
+            Ok(true)
+        }
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("hipconv: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn backend_name(arg: BackendArg) -> &'static str {
+    match arg {
+        BackendArg::Auto | BackendArg::Cpu => "cpu",
+    }
+}
+
+fn select(cases: Vec<SuiteCase>, common: &Common) -> Vec<SuiteCase> {
+    cases
+        .into_iter()
+        .filter(|c| common.filter.as_ref().is_none_or(|f| c.name.contains(f.as_str())))
+        .map(|mut c| {
+            if let Some(dt) = common.dtype {
+                c.problem = c.problem.with_dtype(dt);
+            }
+            c
+        })
+        .collect()
+}
+
+fn directions(case: &SuiteCase, arg: DirectionArg) -> Vec<Direction> {
+    let all = suite::directions(case);
+    let keep = |d: Direction| match arg {
+        DirectionArg::All => true,
+        DirectionArg::Fwd => d == Direction::Forward,
+        DirectionArg::BwdData => d == Direction::BackwardData,
+        DirectionArg::BwdW => d == Direction::BackwardWeights,
+    };
+    all.into_iter().filter(|&d| keep(d)).collect()
+}
+
+fn progress(len: usize, quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len as u64);
+    if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}") {
+        bar.set_style(style);
+    }
+    bar
+}
+
+fn run_verify(common: &Common) -> hipconv::Result<bool> {
+    let cases = select(suite::verify_suite()?, common);
+    let jobs: Vec<(&SuiteCase, Direction)> = cases
+        .iter()
+        .flat_map(|c| directions(c, common.direction).into_iter().map(move |d| (c, d)))
+        .collect();
+    let bar = progress(jobs.len(), common.json);
+    let mut records: Vec<VerifyRecord> = Vec::new();
+    for (i, (case, dir)) in jobs.iter().enumerate() {
+        bar.set_message(format!("{} {} {}", case.name, dir.name(), case.problem.dtype()));
+        records.push(verify_case(case, *dir, common.workspace, 1000 + i as u64)?);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let failed = records.iter().filter(|r| !r.passed).count();
+    if common.json {
+        println!("{}", serde_json::to_string_pretty(&records).unwrap_or_default());
+    } else {
+        println!(
+            "hipconv verify: backend {}, workspace budget {} bytes",
+            backend_name(common.backend),
+            common.workspace
+        );
+        table::print_verify(&records);
+        println!("{} passed, {} failed", records.len() - failed, failed);
+    }
+    Ok(failed == 0 && !records.is_empty())
+}
+
+fn run_bench(common: &Common, suite_arg: SuiteArg, batch: usize, repeats: usize) -> hipconv::Result<bool> {
+    let dtype = common.dtype.unwrap_or(DType::F32);
+    let cases = match suite_arg {
+        SuiteArg::Anchors => suite::anchors(batch, dtype, false)?,
+        SuiteArg::Verify => suite::verify_suite()?,
+    };
+    let cases = select(cases, common);
+    let jobs: Vec<(&SuiteCase, Direction)> = cases
+        .iter()
+        .flat_map(|c| directions(c, common.direction).into_iter().map(move |d| (c, d)))
+        .collect();
+    let bar = progress(jobs.len(), common.json);
+    let mut records: Vec<BenchRecord> = Vec::new();
+    for (case, dir) in jobs {
+        bar.set_message(format!("{} {}", case.name, dir.name()));
+        records.push(bench_case(case, dir, common.workspace, repeats)?);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    if common.json {
+        println!("{}", serde_json::to_string_pretty(&records).unwrap_or_default());
+    } else {
+        println!("hipconv bench: backend {}, batch {batch}, median of {repeats}", backend_name(common.backend));
+        table::print_bench(&records);
+    }
+    Ok(true)
+}
+
+fn doctor() {
+    println!("hipconv {}", env!("CARGO_PKG_VERSION"));
+    println!("  ✓ cpu backend: {} threads", rayon::current_num_threads());
+}
