@@ -6,7 +6,7 @@ use crate::dtype::Element;
 use crate::error::{Error, Result};
 use crate::exec::{Buffers, execute};
 use crate::host::check_len;
-use crate::plan::{ConvPlan, DEFAULT_WORKSPACE_BUDGET};
+use crate::plan::{ConvPlan, DEFAULT_WORKSPACE_BUDGET, PlanOptions};
 use crate::problem::{ConvProblem, Direction};
 
 /// A convolution ready to run on host memory (CPU backend).
@@ -55,7 +55,11 @@ impl Conv {
 
     /// The plan a direction would use.
     pub fn plan(&self, direction: Direction) -> Result<ConvPlan> {
-        ConvPlan::new(&self.problem, direction, self.workspace_budget)
+        ConvPlan::with_options(
+            &self.problem,
+            direction,
+            PlanOptions::cpu(self.workspace_budget),
+        )
     }
 
     /// `y = conv(x, w)`.
@@ -95,11 +99,30 @@ impl Conv {
         check_len(out_desc, out.len(), "output")?;
         let plan = self.plan(direction)?;
         let mut workspace = vec![0f64; plan.workspace_bytes().div_ceil(8)];
-        let (a, b, o) = (a.as_ptr() as u64, b.as_ptr() as u64, out.as_mut_ptr() as u64);
+        let (a, b, o) = (
+            a.as_ptr() as u64,
+            b.as_ptr() as u64,
+            out.as_mut_ptr() as u64,
+        );
         let bufs = match direction {
-            Direction::Forward => Buffers { x: a, w: b, y: o, workspace: 0 },
-            Direction::BackwardData => Buffers { x: o, w: b, y: a, workspace: 0 },
-            Direction::BackwardWeights => Buffers { x: a, w: o, y: b, workspace: 0 },
+            Direction::Forward => Buffers {
+                x: a,
+                w: b,
+                y: o,
+                workspace: 0,
+            },
+            Direction::BackwardData => Buffers {
+                x: o,
+                w: b,
+                y: a,
+                workspace: 0,
+            },
+            Direction::BackwardWeights => Buffers {
+                x: a,
+                w: o,
+                y: b,
+                workspace: 0,
+            },
         };
         let bufs = Buffers {
             workspace: workspace.as_mut_ptr() as u64,
@@ -115,7 +138,10 @@ impl Conv {
         self.check_dtype::<T>()?;
         check_len(self.problem.y(), y.len(), "y")?;
         self.check_bias(b.len())?;
-        let y = TensorArg { addr: y.as_mut_ptr() as u64, desc: self.problem.y() };
+        let y = TensorArg {
+            addr: y.as_mut_ptr() as u64,
+            desc: self.problem.y(),
+        };
         // SAFETY: lengths checked above; `y` is a unique borrow.
         unsafe { CpuBackend.bias_add(y, b.as_ptr() as u64, 1.0) }
     }
@@ -125,7 +151,10 @@ impl Conv {
         self.check_dtype::<T>()?;
         check_len(self.problem.y(), dy.len(), "dy")?;
         self.check_bias(db.len())?;
-        let dy = TensorArg { addr: dy.as_ptr() as u64, desc: self.problem.y() };
+        let dy = TensorArg {
+            addr: dy.as_ptr() as u64,
+            desc: self.problem.y(),
+        };
         // SAFETY: lengths checked above; `db` is a unique borrow.
         unsafe { CpuBackend.bias_grad(dy, db.as_mut_ptr() as u64, 1.0, 0.0) }
     }

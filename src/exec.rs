@@ -1,10 +1,13 @@
 //! The executor: walks a [`ConvPlan`]'s tiles and issues backend operations. Identical for
 //! every backend; the plan decides the shapes, the backend does the work.
+//!
+//! GEMMs are batched over groups or over the images of a tile (whichever is larger), never
+//! issued per image and per group from a double host loop.
 
 use crate::backend::{Addr, Backend, Channels, GemmArgs, Matrix, Pixels, TensorArg};
 use crate::error::Result;
-use crate::plan::{ConvPlan, KernelGeom, KernelStrides, Path, Tiling};
-use crate::problem::Direction;
+use crate::plan::{ConvPlan, KernelGeom, Path, Tiling};
+use crate::problem::{Direction, TensorDesc};
 
 /// Addresses of one run's tensors and workspace. For backward-data `x` is dx and `y` is dy;
 /// for backward-weights `w` is dw and `y` is dy.
@@ -55,30 +58,67 @@ struct Walker<'a, B: ?Sized> {
     esize: usize,
 }
 
-/// A part of a pixel tile that stays inside one image: (image, first position, length,
-/// column offset in the tile).
-struct Segment {
+/// Consecutive images of a pixel tile that share the same range of output positions
+/// (`first .. first + len`), starting at tile column `col`; image `i` of the run is
+/// `image + i` at column `col + i·len`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ImageRun {
     image: usize,
+    count: usize,
     first: usize,
     len: usize,
     col: usize,
 }
 
-fn segments(px: Pixels, per_image: usize) -> Vec<Segment> {
-    let mut out = Vec::new();
+/// Splits a pixel range into runs: a partial head, the whole images, a partial tail.
+fn image_runs(px: Pixels, per_image: usize) -> Vec<ImageRun> {
+    let mut out: Vec<ImageRun> = Vec::new();
     let mut p = px.start;
-    while p < px.start + px.len {
+    let end = px.start + px.len;
+    while p < end {
         let (image, first) = (p / per_image, p % per_image);
-        let len = (per_image - first).min(px.start + px.len - p);
-        out.push(Segment {
-            image,
-            first,
-            len,
-            col: p - px.start,
-        });
+        let len = (per_image - first).min(end - p);
+        match out.last_mut() {
+            Some(last)
+                if first == 0 && len == per_image && last.first == 0 && last.len == per_image =>
+            {
+                last.count += 1
+            }
+            _ => out.push(ImageRun {
+                image,
+                count: 1,
+                first,
+                len,
+                col: p - px.start,
+            }),
+        }
         p += len;
     }
     out
+}
+
+/// A matrix operand as a function of (image index within a run, group).
+type OperandAt<'f> = &'f dyn Fn(usize, usize) -> Matrix;
+
+/// The view of a tensor's channels `[c0 + group·per_group ..][first ..]` of `image` as a
+/// `[channels][positions]` matrix (the tensor must have flat spatial strides).
+fn tensor_view(
+    base: Addr,
+    desc: &TensorDesc,
+    esize: usize,
+    image: usize,
+    channel: usize,
+    first: usize,
+) -> Matrix {
+    let s = desc.strides();
+    let sp = desc.flat_spatial_stride().unwrap_or(1);
+    let offset = image * s[0] + channel * s[1] + first * sp;
+    Matrix {
+        addr: base + (offset * esize) as Addr,
+        rs: s[1] as isize,
+        cs: sp as isize,
+        batch_stride: 0,
+    }
 }
 
 impl<B: Backend + ?Sized> Walker<'_, B> {
@@ -86,89 +126,201 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
         self.bufs.workspace + (byte_offset + elems * self.esize) as Addr
     }
 
-    fn pixel_tiles(&self) -> impl Iterator<Item = Pixels> + use<'_, B> {
+    /// A dense row-major `[rows][ld]` matrix at workspace element `elem` of region `region`.
+    fn dense(&self, region: usize, elem: usize, ld: usize) -> Matrix {
+        Matrix {
+            addr: self.ws(region, elem),
+            rs: ld as isize,
+            cs: 1,
+            batch_stride: 0,
+        }
+    }
+
+    fn pixel_tiles(&self) -> Vec<Pixels> {
         let g = self.plan.problem().geometry();
         let total = g.n * g.output_len;
         let per = match self.plan.tiling() {
             Tiling::Pixels { per_tile } => per_tile,
-            Tiling::ImagesChannels { .. } => total,
+            Tiling::Images { .. } => total,
         };
-        (0..total.div_ceil(per)).map(move |t| Pixels {
-            start: t * per,
-            len: per.min(total - t * per),
-        })
+        (0..total.div_ceil(per))
+            .map(|t| Pixels {
+                start: t * per,
+                len: per.min(total - t * per),
+            })
+            .collect()
     }
 
-    /// The x operand of one pointwise segment, as a `[C/G][len]` matrix.
-    fn pointwise_view(&self, group: usize, seg: &Segment) -> Matrix {
-        let p = self.plan.problem();
-        let s = KernelStrides::of(p.x());
-        let sp = p.x().flat_spatial_stride().unwrap_or(1) as i64;
-        let first_channel = (group * p.geometry().c_per_group) as i64;
-        let offset = seg.image as i64 * s.n + first_channel * s.c + seg.first as i64 * sp;
-        Matrix {
-            addr: self.bufs.x + (offset as usize * self.esize) as Addr,
-            rs: s.c as isize,
-            cs: sp as isize,
+    /// Issues the GEMMs of `run` for `groups` groups, batched over whichever of images and
+    /// groups is larger. Batch strides are the address differences between neighbours.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm_run(
+        &self,
+        (m, n, k): (usize, usize, usize),
+        run: &ImageRun,
+        groups: usize,
+        lhs: OperandAt<'_>,
+        rhs: OperandAt<'_>,
+        dst: OperandAt<'_>,
+        (alpha, beta): (f64, f64),
+    ) -> Result<()> {
+        let stride = |f: OperandAt<'_>, a: (usize, usize), b: (usize, usize)| {
+            (f(b.0, b.1).addr as i64 - f(a.0, a.1).addr as i64) as isize / self.esize as isize
+        };
+        let with = |f: OperandAt<'_>, at: (usize, usize), next: (usize, usize)| Matrix {
+            batch_stride: stride(f, at, next),
+            ..f(at.0, at.1)
+        };
+        let dtype = self.plan.compute();
+        if groups >= run.count {
+            for i in 0..run.count {
+                let (at, next) = ((i, 0), (i, 1));
+                // SAFETY: operands address the caller's buffers and planned workspace.
+                unsafe {
+                    self.backend.gemm(&GemmArgs {
+                        dtype,
+                        m,
+                        n,
+                        k,
+                        batch: groups,
+                        lhs: with(lhs, at, next),
+                        rhs: with(rhs, at, next),
+                        dst: with(dst, at, next),
+                        alpha,
+                        beta,
+                    })?;
+                }
+            }
+        } else {
+            for group in 0..groups {
+                let (at, next) = ((0, group), (1, group));
+                // SAFETY: operands address the caller's buffers and planned workspace.
+                unsafe {
+                    self.backend.gemm(&GemmArgs {
+                        dtype,
+                        m,
+                        n,
+                        k,
+                        batch: run.count,
+                        lhs: with(lhs, at, next),
+                        rhs: with(rhs, at, next),
+                        dst: with(dst, at, next),
+                        alpha,
+                        beta,
+                    })?;
+                }
+            }
         }
+        Ok(())
     }
 
     unsafe fn forward(&self, alpha: f64, beta: f64) -> Result<()> {
         let p = self.plan.problem();
         let g = p.geometry();
         let layout = self.plan.layout();
-        let weights = self.ws(layout.weights, 0);
+        let esize = self.esize;
+        let direct = self.plan.direct_output();
+        let pointwise = self.plan.path() == Path::Pointwise;
+        let all_groups = Channels {
+            start: 0,
+            len: g.groups,
+        };
         // SAFETY (all blocks below): addresses are the caller's valid buffers and workspace
         // regions sized by the plan for exactly these tiles.
         unsafe {
-            self.backend.pack(TensorArg { addr: self.bufs.w, desc: p.w() }, weights)?;
+            self.backend.pack(
+                TensorArg {
+                    addr: self.bufs.w,
+                    desc: p.w(),
+                },
+                self.ws(layout.weights, 0),
+            )?;
             for px in self.pixel_tiles() {
-                for group in 0..g.groups {
-                    let stage = self.ws(layout.stage, 0);
-                    let lhs = Matrix {
-                        addr: self.ws(layout.weights, group * g.k_per_group * g.col_rows),
-                        rs: g.col_rows as isize,
-                        cs: 1,
+                if !pointwise {
+                    let x = TensorArg {
+                        addr: self.bufs.x,
+                        desc: p.x(),
                     };
-                    let dst = |col: usize| Matrix {
-                        addr: stage + (col * self.esize) as Addr,
-                        rs: px.len as isize,
-                        cs: 1,
+                    self.backend
+                        .im2col(&self.geom, x, all_groups, px, self.ws(layout.col, 0))?;
+                }
+                let runs = if pointwise || direct {
+                    image_runs(px, g.output_len)
+                } else {
+                    vec![ImageRun {
+                        image: 0,
+                        count: 1,
+                        first: 0,
+                        len: px.len,
+                        col: 0,
+                    }]
+                };
+                let lhs = |_: usize, gr: usize| {
+                    self.dense(layout.weights, gr * g.k_per_group * g.col_rows, g.col_rows)
+                };
+                for run in &runs {
+                    let rhs = |i: usize, gr: usize| {
+                        if pointwise {
+                            tensor_view(
+                                self.bufs.x,
+                                p.x(),
+                                esize,
+                                run.image + i,
+                                gr * g.c_per_group,
+                                run.first,
+                            )
+                        } else {
+                            self.dense(
+                                layout.col,
+                                gr * g.col_rows * px.len + run.col + i * run.len,
+                                px.len,
+                            )
+                        }
                     };
-                    match self.plan.path() {
-                        Path::Im2col => {
-                            let col = self.ws(layout.col, 0);
-                            let x = TensorArg { addr: self.bufs.x, desc: p.x() };
-                            self.backend.im2col(&self.geom, x, group, px, col)?;
-                            self.backend.gemm(&GemmArgs {
-                                dtype: self.plan.compute(),
-                                m: g.k_per_group,
-                                n: px.len,
-                                k: g.col_rows,
-                                dst: dst(0),
-                                lhs,
-                                rhs: Matrix { addr: col, rs: px.len as isize, cs: 1 },
-                                accumulate: false,
-                            })?;
+                    let dst = |i: usize, gr: usize| {
+                        if direct {
+                            tensor_view(
+                                self.bufs.y,
+                                p.y(),
+                                esize,
+                                run.image + i,
+                                gr * g.k_per_group,
+                                run.first,
+                            )
+                        } else {
+                            self.dense(
+                                layout.stage,
+                                gr * g.k_per_group * px.len + run.col + i * run.len,
+                                px.len,
+                            )
                         }
-                        Path::Pointwise => {
-                            for seg in segments(px, g.output_len) {
-                                self.backend.gemm(&GemmArgs {
-                                    dtype: self.plan.compute(),
-                                    m: g.k_per_group,
-                                    n: seg.len,
-                                    k: g.col_rows,
-                                    dst: dst(seg.col),
-                                    lhs,
-                                    rhs: self.pointwise_view(group, &seg),
-                                    accumulate: false,
-                                })?;
-                            }
-                        }
-                    }
-                    let channels = Channels { start: group * g.k_per_group, len: g.k_per_group };
-                    let y = TensorArg { addr: self.bufs.y, desc: p.y() };
-                    self.backend.store_pixels(&self.geom, stage, y, channels, px, alpha, beta)?;
+                    };
+                    let scale = if direct { (alpha, beta) } else { (1.0, 0.0) };
+                    self.gemm_run(
+                        (g.k_per_group, run.len, g.col_rows),
+                        run,
+                        g.groups,
+                        &lhs,
+                        &rhs,
+                        &dst,
+                        scale,
+                    )?;
+                }
+                if !direct {
+                    let y = TensorArg {
+                        addr: self.bufs.y,
+                        desc: p.y(),
+                    };
+                    let channels = Channels { start: 0, len: g.k };
+                    self.backend.store_pixels(
+                        &self.geom,
+                        self.ws(layout.stage, 0),
+                        y,
+                        channels,
+                        px,
+                        alpha,
+                        beta,
+                    )?;
                 }
             }
         }
@@ -179,61 +331,124 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
         let p = self.plan.problem();
         let g = p.geometry();
         let layout = self.plan.layout();
-        let stage = self.ws(layout.stage, 0);
+        let esize = self.esize;
+        let pointwise = self.plan.path() == Path::Pointwise;
+        let direct_dy = self.plan.direct_dy();
+        let all_groups = Channels {
+            start: 0,
+            len: g.groups,
+        };
+        let mut first_product = true;
         // SAFETY (all blocks below): addresses are the caller's valid buffers and workspace
         // regions sized by the plan for exactly these tiles.
         unsafe {
-            for (tile, px) in self.pixel_tiles().enumerate() {
-                for group in 0..g.groups {
-                    let dy = TensorArg { addr: self.bufs.y, desc: p.y() };
-                    let channels = Channels { start: group * g.k_per_group, len: g.k_per_group };
-                    self.backend.gather_pixels(&self.geom, dy, channels, px, stage)?;
-                    let dst = Matrix {
-                        addr: self.ws(layout.weights, group * g.k_per_group * g.col_rows),
-                        rs: g.col_rows as isize,
-                        cs: 1,
+            for px in self.pixel_tiles() {
+                if !pointwise {
+                    let x = TensorArg {
+                        addr: self.bufs.x,
+                        desc: p.x(),
                     };
-                    let lhs = |col: usize| Matrix {
-                        addr: stage + (col * self.esize) as Addr,
-                        rs: px.len as isize,
-                        cs: 1,
+                    self.backend
+                        .im2col(&self.geom, x, all_groups, px, self.ws(layout.col, 0))?;
+                }
+                if !direct_dy {
+                    let dy = TensorArg {
+                        addr: self.bufs.y,
+                        desc: p.y(),
                     };
-                    match self.plan.path() {
-                        Path::Im2col => {
-                            let col = self.ws(layout.col, 0);
-                            let x = TensorArg { addr: self.bufs.x, desc: p.x() };
-                            self.backend.im2col(&self.geom, x, group, px, col)?;
-                            self.backend.gemm(&GemmArgs {
-                                dtype: self.plan.compute(),
-                                m: g.k_per_group,
-                                n: g.col_rows,
-                                k: px.len,
-                                dst,
-                                lhs: lhs(0),
-                                rhs: Matrix { addr: col, rs: 1, cs: px.len as isize },
-                                accumulate: tile > 0,
-                            })?;
-                        }
-                        Path::Pointwise => {
-                            for (i, seg) in segments(px, g.output_len).iter().enumerate() {
-                                let view = self.pointwise_view(group, seg);
-                                self.backend.gemm(&GemmArgs {
-                                    dtype: self.plan.compute(),
-                                    m: g.k_per_group,
-                                    n: g.col_rows,
-                                    k: seg.len,
-                                    dst,
-                                    lhs: lhs(seg.col),
-                                    rhs: Matrix { addr: view.addr, rs: view.cs, cs: view.rs },
-                                    accumulate: tile > 0 || i > 0,
-                                })?;
+                    let channels = Channels { start: 0, len: g.k };
+                    self.backend.gather_pixels(
+                        &self.geom,
+                        dy,
+                        channels,
+                        px,
+                        self.ws(layout.stage, 0),
+                    )?;
+                }
+                let runs = if pointwise || direct_dy {
+                    image_runs(px, g.output_len)
+                } else {
+                    vec![ImageRun {
+                        image: 0,
+                        count: 1,
+                        first: 0,
+                        len: px.len,
+                        col: 0,
+                    }]
+                };
+                let dst = |_: usize, gr: usize| {
+                    self.dense(layout.weights, gr * g.k_per_group * g.col_rows, g.col_rows)
+                };
+                for run in &runs {
+                    // The images of a run add into the same dw: one GEMM each, in order.
+                    for i in 0..run.count {
+                        let single = ImageRun {
+                            image: run.image + i,
+                            count: 1,
+                            col: run.col + i * run.len,
+                            ..*run
+                        };
+                        let lhs = |_: usize, gr: usize| {
+                            if direct_dy {
+                                tensor_view(
+                                    self.bufs.y,
+                                    p.y(),
+                                    esize,
+                                    single.image,
+                                    gr * g.k_per_group,
+                                    single.first,
+                                )
+                            } else {
+                                self.dense(
+                                    layout.stage,
+                                    gr * g.k_per_group * px.len + single.col,
+                                    px.len,
+                                )
                             }
-                        }
+                        };
+                        let rhs = |_: usize, gr: usize| {
+                            let m = if pointwise {
+                                tensor_view(
+                                    self.bufs.x,
+                                    p.x(),
+                                    esize,
+                                    single.image,
+                                    gr * g.c_per_group,
+                                    single.first,
+                                )
+                            } else {
+                                self.dense(
+                                    layout.col,
+                                    gr * g.col_rows * px.len + single.col,
+                                    px.len,
+                                )
+                            };
+                            Matrix {
+                                rs: m.cs,
+                                cs: m.rs,
+                                ..m
+                            }
+                        };
+                        let beta_acc = if first_product { 0.0 } else { 1.0 };
+                        first_product = false;
+                        self.gemm_run(
+                            (g.k_per_group, g.col_rows, single.len),
+                            &single,
+                            g.groups,
+                            &lhs,
+                            &rhs,
+                            &dst,
+                            (1.0, beta_acc),
+                        )?;
                     }
                 }
             }
-            let dw = TensorArg { addr: self.bufs.w, desc: p.w() };
-            self.backend.unpack(self.ws(layout.weights, 0), dw, alpha, beta)
+            let dw = TensorArg {
+                addr: self.bufs.w,
+                desc: p.w(),
+            };
+            self.backend
+                .unpack(self.ws(layout.weights, 0), dw, alpha, beta)
         }
     }
 
@@ -241,47 +456,173 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
         let p = self.plan.problem();
         let g = p.geometry();
         let layout = self.plan.layout();
-        let (images_per_tile, channels_per_tile) = match self.plan.tiling() {
-            Tiling::ImagesChannels { images, channels } => (images, channels),
-            Tiling::Pixels { .. } => (g.n, g.c_per_group),
+        let esize = self.esize;
+        let (images_per_tile, groups_per_tile, channels_per_tile) = match self.plan.tiling() {
+            Tiling::Images {
+                images,
+                groups,
+                channels,
+            } => (images, groups, channels),
+            Tiling::Pixels { .. } => (g.n, g.groups, g.c_per_group),
         };
-        let weights = self.ws(layout.weights, 0);
-        let stage = self.ws(layout.stage, 0);
-        let col = self.ws(layout.col, 0);
+        // W^T of group gr, starting at channel c0: element (c·R + r, k) = W[k][c·R + r].
+        let wt = |gr: usize, c0: usize| Matrix {
+            addr: self.ws(
+                layout.weights,
+                gr * g.k_per_group * g.col_rows + c0 * g.kernel_len,
+            ),
+            rs: 1,
+            cs: g.col_rows as isize,
+            batch_stride: 0,
+        };
         // SAFETY (all blocks below): addresses are the caller's valid buffers and workspace
         // regions sized by the plan for exactly these tiles.
         unsafe {
-            self.backend.pack(TensorArg { addr: self.bufs.w, desc: p.w() }, weights)?;
+            self.backend.pack(
+                TensorArg {
+                    addr: self.bufs.w,
+                    desc: p.w(),
+                },
+                self.ws(layout.weights, 0),
+            )?;
+            if self.plan.path() == Path::Pointwise {
+                let run = ImageRun {
+                    image: 0,
+                    count: g.n,
+                    first: 0,
+                    len: g.output_len,
+                    col: 0,
+                };
+                let lhs = |_: usize, gr: usize| wt(gr, 0);
+                let rhs = |i: usize, gr: usize| {
+                    tensor_view(self.bufs.y, p.y(), esize, i, gr * g.k_per_group, 0)
+                };
+                let dst = |i: usize, gr: usize| {
+                    tensor_view(self.bufs.x, p.x(), esize, i, gr * g.c_per_group, 0)
+                };
+                return self.gemm_run(
+                    (g.c_per_group, g.output_len, g.k_per_group),
+                    &run,
+                    g.groups,
+                    &lhs,
+                    &rhs,
+                    &dst,
+                    (alpha, beta),
+                );
+            }
             for image0 in (0..g.n).step_by(images_per_tile) {
-                let images = Channels { start: image0, len: images_per_tile.min(g.n - image0) };
+                let images = Channels {
+                    start: image0,
+                    len: images_per_tile.min(g.n - image0),
+                };
                 let cols = images.len * g.output_len;
-                let px = Pixels { start: image0 * g.output_len, len: cols };
-                for group in 0..g.groups {
-                    let dy = TensorArg { addr: self.bufs.y, desc: p.y() };
-                    let k_range = Channels { start: group * g.k_per_group, len: g.k_per_group };
-                    self.backend.gather_pixels(&self.geom, dy, k_range, px, stage)?;
+                let px = Pixels {
+                    start: image0 * g.output_len,
+                    len: cols,
+                };
+                for group0 in (0..g.groups).step_by(groups_per_tile) {
+                    let groups = Channels {
+                        start: group0,
+                        len: groups_per_tile.min(g.groups - group0),
+                    };
+                    let dy = TensorArg {
+                        addr: self.bufs.y,
+                        desc: p.y(),
+                    };
+                    let k_range = Channels {
+                        start: group0 * g.k_per_group,
+                        len: groups.len * g.k_per_group,
+                    };
+                    self.backend.gather_pixels(
+                        &self.geom,
+                        dy,
+                        k_range,
+                        px,
+                        self.ws(layout.stage, 0),
+                    )?;
                     for c0 in (0..g.c_per_group).step_by(channels_per_tile) {
-                        let channels = Channels { start: c0, len: channels_per_tile.min(g.c_per_group - c0) };
-                        self.backend.gemm(&GemmArgs {
-                            dtype: self.plan.compute(),
-                            m: channels.len * g.kernel_len,
-                            n: cols,
-                            k: g.k_per_group,
-                            dst: Matrix { addr: col, rs: cols as isize, cs: 1 },
-                            lhs: Matrix {
-                                addr: self.ws(layout.weights, group * g.k_per_group * g.col_rows + c0 * g.kernel_len),
-                                rs: 1,
-                                cs: g.col_rows as isize,
-                            },
-                            rhs: Matrix { addr: stage, rs: cols as isize, cs: 1 },
-                            accumulate: false,
-                        })?;
-                        let dx = TensorArg { addr: self.bufs.x, desc: p.x() };
-                        self.backend.col2im(&self.geom, col, dx, group, channels, images, alpha, beta)?;
+                        let channels = Channels {
+                            start: c0,
+                            len: channels_per_tile.min(g.c_per_group - c0),
+                        };
+                        let rows = channels.len * g.kernel_len;
+                        let run = ImageRun {
+                            image: 0,
+                            count: 1,
+                            first: 0,
+                            len: cols,
+                            col: 0,
+                        };
+                        let lhs = |_: usize, gi: usize| wt(group0 + gi, c0);
+                        let rhs = |_: usize, gi: usize| {
+                            self.dense(layout.stage, gi * g.k_per_group * cols, cols)
+                        };
+                        let dst =
+                            |_: usize, gi: usize| self.dense(layout.col, gi * rows * cols, cols);
+                        self.gemm_run(
+                            (rows, cols, g.k_per_group),
+                            &run,
+                            groups.len,
+                            &lhs,
+                            &rhs,
+                            &dst,
+                            (1.0, 0.0),
+                        )?;
+                        let dx = TensorArg {
+                            addr: self.bufs.x,
+                            desc: p.x(),
+                        };
+                        self.backend.col2im(
+                            &self.geom,
+                            self.ws(layout.col, 0),
+                            dx,
+                            groups,
+                            channels,
+                            images,
+                            alpha,
+                            beta,
+                        )?;
                     }
                 }
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_split_head_whole_images_and_tail() {
+        let runs = image_runs(Pixels { start: 7, len: 30 }, 10);
+        assert_eq!(
+            runs,
+            vec![
+                ImageRun {
+                    image: 0,
+                    count: 1,
+                    first: 7,
+                    len: 3,
+                    col: 0
+                },
+                ImageRun {
+                    image: 1,
+                    count: 2,
+                    first: 0,
+                    len: 10,
+                    col: 3
+                },
+                ImageRun {
+                    image: 3,
+                    count: 1,
+                    first: 0,
+                    len: 7,
+                    col: 23
+                },
+            ]
+        );
+        assert_eq!(image_runs(Pixels { start: 3, len: 4 }, 10).len(), 1);
     }
 }

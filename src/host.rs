@@ -45,10 +45,16 @@ pub fn to_packed_f64<T: Element>(desc: &TensorDesc, data: &[T]) -> Result<Vec<f6
 }
 
 /// Scatters packed f64 values into a strided buffer, rounding to `T`.
-pub fn from_packed_f64<T: Element>(desc: &TensorDesc, packed: &[f64], data: &mut [T]) -> Result<()> {
+pub fn from_packed_f64<T: Element>(
+    desc: &TensorDesc,
+    packed: &[f64],
+    data: &mut [T],
+) -> Result<()> {
     check_len(desc, data.len(), "destination")?;
     if packed.len() != desc.element_count() {
-        return Err(Error::bad("packed source length differs from the descriptor"));
+        return Err(Error::bad(
+            "packed source length differs from the descriptor",
+        ));
     }
     for_each_offset(desc, |p, o| data[o] = T::from_f64(packed[p]));
     Ok(())

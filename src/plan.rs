@@ -36,8 +36,12 @@ pub enum Path {
 pub enum Tiling {
     /// Forward and backward-weights: ranges of the flattened (image, output pixel) index.
     Pixels { per_tile: usize },
-    /// Backward-data: whole images, and ranges of a group's input channels.
-    ImagesChannels { images: usize, channels: usize },
+    /// Backward-data: whole images, ranges of groups, and ranges of each group's channels.
+    Images {
+        images: usize,
+        groups: usize,
+        channels: usize,
+    },
 }
 
 /// Byte offsets of the workspace regions.
@@ -49,6 +53,37 @@ pub struct WorkspaceLayout {
     pub total: usize,
 }
 
+/// What a backend prefers when a plan is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// Workspace budget in bytes.
+    pub budget: usize,
+    /// Largest column tile worth building at once (cache-sized on a CPU, unlimited on a GPU).
+    pub tile_bytes: usize,
+}
+
+impl PlanOptions {
+    /// Options for the CPU backend: column tiles that stay in a core's L2 cache.
+    pub fn cpu(budget: usize) -> Self {
+        PlanOptions {
+            budget,
+            tile_bytes: 1 << 20,
+        }
+    }
+
+    /// Options for GPU backends: tiles as large as the budget allows.
+    pub fn gpu(budget: usize) -> Self {
+        PlanOptions {
+            budget,
+            tile_bytes: usize::MAX,
+        }
+    }
+}
+
+/// Images with fewer output positions than this are written through the stage tile rather
+/// than by one GEMM per image.
+const DIRECT_MIN_PIXELS: usize = 128;
+
 /// A complete, device-independent execution plan.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConvPlan {
@@ -57,6 +92,8 @@ pub struct ConvPlan {
     path: Path,
     tiling: Tiling,
     layout: WorkspaceLayout,
+    direct_output: bool,
+    direct_dy: bool,
 }
 
 fn align(v: usize) -> Result<usize> {
@@ -64,9 +101,18 @@ fn align(v: usize) -> Result<usize> {
 }
 
 impl ConvPlan {
-    /// Plans `direction` of `problem` so that the workspace stays within `budget` bytes when
-    /// possible, and at the path's floor otherwise.
+    /// Plans `direction` of `problem` for a GPU-style backend under `budget` bytes.
     pub fn new(problem: &ConvProblem, direction: Direction, budget: usize) -> Result<Self> {
+        Self::with_options(problem, direction, PlanOptions::gpu(budget))
+    }
+
+    /// Plans `direction` of `problem` so that the workspace stays within the budget when
+    /// possible, and at the path's floor otherwise.
+    pub fn with_options(
+        problem: &ConvProblem,
+        direction: Direction,
+        opts: PlanOptions,
+    ) -> Result<Self> {
         if problem.conv().spatial_rank() > 3 {
             return Err(Error::unsupported(format!(
                 "{} spatial dims (hipconv handles 1 to 3)",
@@ -75,51 +121,93 @@ impl ConvPlan {
         }
         let g = problem.geometry();
         let esize = problem.dtype().compute().size();
+        let native = problem.dtype() == problem.dtype().compute();
+        let x_flat = native && problem.x().flat_spatial_stride().is_some();
+        let y_flat = native && problem.y().flat_spatial_stride().is_some();
         let pointwise = problem.is_pointwise()
-            && direction != Direction::BackwardData
-            && problem.dtype() == problem.dtype().compute()
-            && problem.x().flat_spatial_stride().is_some();
+            && match direction {
+                Direction::Forward | Direction::BackwardWeights => x_flat,
+                Direction::BackwardData => x_flat && y_flat,
+            };
         let path = if pointwise {
             Path::Pointwise
         } else {
             Path::Im2col
         };
+        let big_images = g.output_len >= DIRECT_MIN_PIXELS;
+        let direct_output = match direction {
+            Direction::Forward => y_flat && big_images,
+            Direction::BackwardData => pointwise,
+            Direction::BackwardWeights => false,
+        };
+        let direct_dy = direction == Direction::BackwardWeights && y_flat && big_images;
         let weight_elems = checked_mul(g.k, g.col_rows, "weights")?;
         let weights_bytes = align(checked_mul(weight_elems, esize, "weights")?)?;
-        let avail = budget.saturating_sub(weights_bytes);
+        let avail_elems = opts.budget.saturating_sub(weights_bytes + 2 * REGION_ALIGN) / esize;
+        let tile_elems = (opts.tile_bytes / esize).max(1);
+        let all_col_rows = checked_mul(g.groups, g.col_rows, "column rows")?;
         let (tiling, col_elems, stage_elems) = match direction {
             Direction::Forward | Direction::BackwardWeights => {
-                let col_rows = if path == Path::Pointwise { 0 } else { g.col_rows };
-                let per_pixel = checked_mul(checked_add(col_rows, g.k_per_group, "tile")?, esize, "tile")?;
-                let total_pixels = checked_mul(g.n, g.output_len, "pixels")?;
-                let fit = (avail.saturating_sub(2 * REGION_ALIGN) / per_pixel.max(1)).max(1);
-                let per_tile = fit.min(total_pixels);
+                let col_rows = if pointwise { 0 } else { all_col_rows };
+                let stage_rows = if direct_output || direct_dy { 0 } else { g.k };
+                let per_pixel = checked_add(col_rows, stage_rows, "tile")?;
+                let total = checked_mul(g.n, g.output_len, "pixels")?;
+                let mut per_tile = if per_pixel == 0 {
+                    total
+                } else {
+                    (avail_elems / per_pixel).max(1)
+                };
+                if col_rows > 0 {
+                    per_tile = per_tile.min((tile_elems / col_rows).max(1));
+                }
+                per_tile = per_tile.min(total);
+                if per_tile >= g.output_len {
+                    per_tile = per_tile / g.output_len * g.output_len;
+                }
                 (
                     Tiling::Pixels { per_tile },
                     col_rows * per_tile,
-                    g.k_per_group * per_tile,
+                    stage_rows * per_tile,
                 )
             }
+            Direction::BackwardData if pointwise => (
+                Tiling::Images {
+                    images: g.n,
+                    groups: g.groups,
+                    channels: g.c_per_group,
+                },
+                0,
+                0,
+            ),
             Direction::BackwardData => {
-                let stage_per_image = checked_mul(g.k_per_group, g.output_len, "tile")?;
-                let col_per_channel = checked_mul(g.kernel_len, g.output_len, "tile")?;
-                let per_image = checked_add(
-                    stage_per_image,
-                    checked_mul(col_per_channel, g.c_per_group, "tile")?,
-                    "tile",
-                )?;
-                let avail_elems = avail.saturating_sub(2 * REGION_ALIGN) / esize;
-                let images = (avail_elems / per_image.max(1)).clamp(1, g.n);
-                let channels = if images > 1 {
-                    g.c_per_group
+                let stage_group = checked_mul(g.k_per_group, g.output_len, "tile")?;
+                let col_channel = checked_mul(g.kernel_len, g.output_len, "tile")?;
+                let col_group = checked_mul(col_channel, g.c_per_group, "tile")?;
+                let per_group = checked_add(stage_group, col_group, "tile")?;
+                let per_image = checked_mul(per_group, g.groups, "tile")?;
+                let col_image = checked_mul(col_group, g.groups, "tile")?;
+                let fit = avail_elems / per_image.max(1);
+                let images = fit.min(tile_elems / col_image.max(1)).clamp(1, g.n);
+                let (groups, channels) = if fit >= 1 {
+                    (g.groups, g.c_per_group)
                 } else {
-                    (avail_elems.saturating_sub(stage_per_image) / col_per_channel.max(1))
-                        .clamp(1, g.c_per_group)
+                    let groups = (avail_elems / per_group.max(1)).clamp(1, g.groups);
+                    let channels = if avail_elems >= per_group {
+                        g.c_per_group
+                    } else {
+                        (avail_elems.saturating_sub(stage_group) / col_channel.max(1))
+                            .clamp(1, g.c_per_group)
+                    };
+                    (groups, channels)
                 };
                 (
-                    Tiling::ImagesChannels { images, channels },
-                    col_per_channel * channels * images,
-                    stage_per_image * images,
+                    Tiling::Images {
+                        images,
+                        groups,
+                        channels,
+                    },
+                    col_channel * channels * groups * images,
+                    stage_group * groups * images,
                 )
             }
         };
@@ -137,12 +225,14 @@ impl ConvPlan {
             path,
             tiling,
             layout,
+            direct_output,
+            direct_dy,
         })
     }
 
     /// The smallest workspace any plan for this direction needs.
     pub fn min_workspace(problem: &ConvProblem, direction: Direction) -> Result<usize> {
-        Ok(Self::new(problem, direction, 0)?.workspace_bytes())
+        Ok(Self::with_options(problem, direction, PlanOptions::cpu(0))?.workspace_bytes())
     }
 
     /// Bytes of workspace the plan uses.
@@ -174,13 +264,27 @@ impl ConvPlan {
         self.problem.dtype().compute()
     }
 
+    /// True when GEMMs write the output tensor directly (no stage tile and store pass).
+    pub fn direct_output(&self) -> bool {
+        self.direct_output
+    }
+
+    /// True when backward-weights GEMMs read dy in place (no gather into the stage tile).
+    pub fn direct_dy(&self) -> bool {
+        self.direct_dy
+    }
+
     /// Number of tiles the executor walks.
     pub fn tile_count(&self) -> usize {
         let g = self.problem.geometry();
         match self.tiling {
             Tiling::Pixels { per_tile } => (g.n * g.output_len).div_ceil(per_tile),
-            Tiling::ImagesChannels { images, channels } => {
-                g.n.div_ceil(images) * g.c_per_group.div_ceil(channels) * g.groups
+            Tiling::Images {
+                images,
+                groups,
+                channels,
+            } => {
+                g.n.div_ceil(images) * g.groups.div_ceil(groups) * g.c_per_group.div_ceil(channels)
             }
         }
     }
@@ -188,9 +292,10 @@ impl ConvPlan {
     /// One line for logs: path, tiling, workspace.
     pub fn describe(&self) -> String {
         format!(
-            "{} {:?} {:?} tiles={} workspace={}B",
+            "{} {:?}{} {:?} tiles={} workspace={}B",
             self.direction.name(),
             self.path,
+            if self.direct_output { " direct" } else { "" },
             self.tiling,
             self.tile_count(),
             self.layout.total
@@ -295,7 +400,15 @@ mod tests {
             let floor = ConvPlan::min_workspace(&p, dir).unwrap();
             for budget in [0, 1 << 20, 8 << 20, 64 << 20, 1 << 30] {
                 let plan = ConvPlan::new(&p, dir, budget).unwrap();
-                assert!(plan.workspace_bytes() <= budget.max(floor), "{dir:?} {budget}");
+                let cpu = ConvPlan::with_options(&p, dir, PlanOptions::cpu(budget)).unwrap();
+                assert!(
+                    cpu.workspace_bytes() <= budget.max(floor),
+                    "{dir:?} {budget}"
+                );
+                assert!(
+                    plan.workspace_bytes() <= budget.max(floor),
+                    "{dir:?} {budget}"
+                );
                 assert!(plan.tile_count() >= 1);
             }
             assert!(ConvPlan::new(&p, dir, 1 << 30).unwrap().tile_count() <= 2);

@@ -193,7 +193,10 @@ mod tests {
     fn grouped_2d_sums_only_its_group() {
         let x = TensorDesc::packed(DType::F64, &[1, 2, 1, 1]).unwrap();
         let w = TensorDesc::packed(DType::F64, &[2, 1, 1, 1]).unwrap();
-        let conv = ConvDesc::uniform(2, 0, 1, 1).unwrap().with_groups(2).unwrap();
+        let conv = ConvDesc::uniform(2, 0, 1, 1)
+            .unwrap()
+            .with_groups(2)
+            .unwrap();
         let p = ConvProblem::forward_packed(x, w, conv).unwrap();
         assert_eq!(forward(&p, &[3.0, 5.0], &[2.0, 7.0]), vec![6.0, 35.0]);
     }

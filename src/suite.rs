@@ -27,7 +27,17 @@ enum Order {
 }
 
 /// A 2-D anchor layer: (name, C, H=W, K, kernel, stride, pad, dilation, groups).
-type Anchor = (&'static str, usize, usize, usize, usize, usize, usize, usize, usize);
+type Anchor = (
+    &'static str,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+);
 
 /// The layers of the anchor benchmark (`../shared/reference/anchors.md`).
 pub const ANCHORS: [Anchor; 13] = [
@@ -92,7 +102,18 @@ pub fn anchors(n: usize, dtype: DType, include_small: bool) -> Result<Vec<SuiteC
             let batch = if name == "small_b1" { 1 } else { n };
             let conv = ConvDesc::uniform(2, p, s, d)?.with_groups(g)?;
             let dense = g == 1 && name != "small_b1";
-            case(name, dtype, batch, c, &[hw, hw], k, &[ks, ks], conv, Order::First, dense)
+            case(
+                name,
+                dtype,
+                batch,
+                c,
+                &[hw, hw],
+                k,
+                &[ks, ks],
+                conv,
+                Order::First,
+                dense,
+            )
         })
         .collect()
 }
@@ -104,27 +125,196 @@ pub fn verify_suite() -> Result<Vec<SuiteCase>> {
     for mut c in anchors(1, DType::F32, true)? {
         if c.name == "dilated" {
             let conv = c.problem.conv().clone();
-            c = case("dilated", DType::F32, 1, 256, &[32, 32], 256, &[3, 3], conv, Order::First, true)?;
+            c = case(
+                "dilated",
+                DType::F32,
+                1,
+                256,
+                &[32, 32],
+                256,
+                &[3, 3],
+                conv,
+                Order::First,
+                true,
+            )?;
         }
         out.push(c);
     }
     let u = |rank, p, s, d| ConvDesc::uniform(rank, p, s, d);
-    out.push(case("conv1d_audio", DType::F32, 2, 16, &[1000], 32, &[9], u(1, 4, 2, 1)?, Order::First, false)?);
-    out.push(case("conv1d_audio", DType::F16, 2, 16, &[1000], 32, &[9], u(1, 4, 2, 1)?, Order::First, false)?);
-    out.push(case("conv3d_video", DType::F32, 1, 8, &[8, 16, 16], 16, &[3, 3, 3], u(3, 1, 1, 1)?, Order::First, false)?);
-    out.push(case("conv3d_video", DType::BF16, 1, 8, &[8, 16, 16], 16, &[3, 3, 3], u(3, 1, 1, 1)?, Order::First, false)?);
-    out.push(case("conv3d_ndhwc", DType::F32, 2, 6, &[5, 9, 7], 4, &[3, 1, 3], ConvDesc::new(&[1, 0, 2], &[2, 1, 1], &[1, 1, 2], 2)?, Order::Last, false)?);
-    out.push(case("nhwc_3x3", DType::F32, 1, 64, &[56, 56], 64, &[3, 3], u(2, 1, 1, 1)?, Order::Last, false)?);
-    out.push(case("nhwc_3x3", DType::F16, 1, 64, &[56, 56], 64, &[3, 3], u(2, 1, 1, 1)?, Order::Last, false)?);
-    out.push(case("nhwc_1x1", DType::F32, 2, 64, &[28, 28], 128, &[1, 1], u(2, 0, 1, 1)?, Order::Last, false)?);
-    out.push(case("grouped", DType::F16, 2, 64, &[14, 14], 64, &[3, 3], u(2, 1, 1, 1)?.with_groups(8)?, Order::First, false)?);
-    out.push(case("depthwise", DType::BF16, 2, 32, &[28, 28], 64, &[3, 3], u(2, 1, 2, 1)?.with_groups(32)?, Order::First, false)?);
-    out.push(case("asym_2d", DType::F64, 2, 6, &[17, 13], 9, &[3, 5], ConvDesc::new(&[1, 2], &[2, 1], &[2, 1], 3)?, Order::First, false)?);
-    out.push(case("dilated", DType::F64, 1, 16, &[20, 20], 16, &[3, 3], u(2, 2, 1, 2)?, Order::First, false)?);
-    out.push(case("r50_l2_3x3", DType::BF16, 1, 128, &[28, 28], 128, &[3, 3], u(2, 1, 1, 1)?, Order::First, false)?);
-    out.push(case("r50_l3_1x1", DType::F16, 1, 1024, &[14, 14], 256, &[1, 1], u(2, 0, 1, 1)?, Order::First, false)?);
+    out.push(case(
+        "conv1d_audio",
+        DType::F32,
+        2,
+        16,
+        &[1000],
+        32,
+        &[9],
+        u(1, 4, 2, 1)?,
+        Order::First,
+        false,
+    )?);
+    out.push(case(
+        "conv1d_audio",
+        DType::F16,
+        2,
+        16,
+        &[1000],
+        32,
+        &[9],
+        u(1, 4, 2, 1)?,
+        Order::First,
+        false,
+    )?);
+    out.push(case(
+        "conv3d_video",
+        DType::F32,
+        1,
+        8,
+        &[8, 16, 16],
+        16,
+        &[3, 3, 3],
+        u(3, 1, 1, 1)?,
+        Order::First,
+        false,
+    )?);
+    out.push(case(
+        "conv3d_video",
+        DType::BF16,
+        1,
+        8,
+        &[8, 16, 16],
+        16,
+        &[3, 3, 3],
+        u(3, 1, 1, 1)?,
+        Order::First,
+        false,
+    )?);
+    out.push(case(
+        "conv3d_ndhwc",
+        DType::F32,
+        2,
+        6,
+        &[5, 9, 7],
+        4,
+        &[3, 1, 3],
+        ConvDesc::new(&[1, 0, 2], &[2, 1, 1], &[1, 1, 2], 2)?,
+        Order::Last,
+        false,
+    )?);
+    out.push(case(
+        "nhwc_3x3",
+        DType::F32,
+        1,
+        64,
+        &[56, 56],
+        64,
+        &[3, 3],
+        u(2, 1, 1, 1)?,
+        Order::Last,
+        false,
+    )?);
+    out.push(case(
+        "nhwc_3x3",
+        DType::F16,
+        1,
+        64,
+        &[56, 56],
+        64,
+        &[3, 3],
+        u(2, 1, 1, 1)?,
+        Order::Last,
+        false,
+    )?);
+    out.push(case(
+        "nhwc_1x1",
+        DType::F32,
+        2,
+        64,
+        &[28, 28],
+        128,
+        &[1, 1],
+        u(2, 0, 1, 1)?,
+        Order::Last,
+        false,
+    )?);
+    out.push(case(
+        "grouped",
+        DType::F16,
+        2,
+        64,
+        &[14, 14],
+        64,
+        &[3, 3],
+        u(2, 1, 1, 1)?.with_groups(8)?,
+        Order::First,
+        false,
+    )?);
+    out.push(case(
+        "depthwise",
+        DType::BF16,
+        2,
+        32,
+        &[28, 28],
+        64,
+        &[3, 3],
+        u(2, 1, 2, 1)?.with_groups(32)?,
+        Order::First,
+        false,
+    )?);
+    out.push(case(
+        "asym_2d",
+        DType::F64,
+        2,
+        6,
+        &[17, 13],
+        9,
+        &[3, 5],
+        ConvDesc::new(&[1, 2], &[2, 1], &[2, 1], 3)?,
+        Order::First,
+        false,
+    )?);
+    out.push(case(
+        "dilated",
+        DType::F64,
+        1,
+        16,
+        &[20, 20],
+        16,
+        &[3, 3],
+        u(2, 2, 1, 2)?,
+        Order::First,
+        false,
+    )?);
+    out.push(case(
+        "r50_l2_3x3",
+        DType::BF16,
+        1,
+        128,
+        &[28, 28],
+        128,
+        &[3, 3],
+        u(2, 1, 1, 1)?,
+        Order::First,
+        false,
+    )?);
+    out.push(case(
+        "r50_l3_1x1",
+        DType::F16,
+        1,
+        1024,
+        &[14, 14],
+        256,
+        &[1, 1],
+        u(2, 0, 1, 1)?,
+        Order::First,
+        false,
+    )?);
     // A strided view: every axis padded by one element.
-    let x = TensorDesc::new(DType::F32, &[2, 8, 12, 12], &[8 * 13 * 13 + 5, 13 * 13, 13, 1])?;
+    let x = TensorDesc::new(
+        DType::F32,
+        &[2, 8, 12, 12],
+        &[8 * 13 * 13 + 5, 13 * 13, 13, 1],
+    )?;
     let w = TensorDesc::packed(DType::F32, &[8, 8, 3, 3])?;
     let conv = u(2, 1, 1, 1)?;
     let y = TensorDesc::new(DType::F32, &[2, 8, 12, 12], &[8 * 12 * 14, 12 * 14, 14, 1])?;
@@ -159,7 +349,11 @@ pub fn verify_suite() -> Result<Vec<SuiteCase>> {
 /// its own forward (backward-data of the equivalent problem) comes first.
 pub fn directions(case: &SuiteCase) -> [Direction; 3] {
     if case.transposed {
-        [Direction::BackwardData, Direction::Forward, Direction::BackwardWeights]
+        [
+            Direction::BackwardData,
+            Direction::Forward,
+            Direction::BackwardWeights,
+        ]
     } else {
         Direction::ALL
     }
@@ -180,6 +374,13 @@ mod tests {
         }
         assert!(v.iter().any(|c| c.transposed));
         assert_eq!(anchors(4, DType::F32, false).unwrap().len(), 12);
-        assert_eq!(anchors(4, DType::F32, false).unwrap().iter().filter(|c| c.dense).count(), 10);
+        assert_eq!(
+            anchors(4, DType::F32, false)
+                .unwrap()
+                .iter()
+                .filter(|c| c.dense)
+                .count(),
+            10
+        );
     }
 }

@@ -119,7 +119,12 @@ fn run_typed<T: Element>(
 }
 
 /// Runs one direction of a case on the CPU backend and compares it with the reference.
-pub fn verify_case(case: &SuiteCase, direction: Direction, budget: usize, seed: u64) -> Result<VerifyRecord> {
+pub fn verify_case(
+    case: &SuiteCase,
+    direction: Direction,
+    budget: usize,
+    seed: u64,
+) -> Result<VerifyRecord> {
     let p = &case.problem;
     let (ad, bd, _) = operands(p, direction);
     let a = test_values(ad.element_count(), seed);
@@ -148,7 +153,12 @@ pub fn verify_case(case: &SuiteCase, direction: Direction, budget: usize, seed: 
 }
 
 /// Times one direction of a case on the CPU backend (median of `repeats`).
-pub fn bench_case(case: &SuiteCase, direction: Direction, budget: usize, repeats: usize) -> Result<BenchRecord> {
+pub fn bench_case(
+    case: &SuiteCase,
+    direction: Direction,
+    budget: usize,
+    repeats: usize,
+) -> Result<BenchRecord> {
     let p = &case.problem;
     let (ad, bd, _) = operands(p, direction);
     let a = test_values(ad.element_count(), 1);

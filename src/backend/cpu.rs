@@ -121,7 +121,14 @@ fn valid_outputs(len: i64, stride: i64, offset: i64) -> (i64, i64) {
 }
 
 /// For each input coordinate along one axis, the (kernel, output) pairs that read it.
-fn taps(input: i64, kernel: i64, output: i64, pad: i64, stride: i64, dil: i64) -> Vec<Vec<(usize, usize)>> {
+fn taps(
+    input: i64,
+    kernel: i64,
+    output: i64,
+    pad: i64,
+    stride: i64,
+    dil: i64,
+) -> Vec<Vec<(usize, usize)>> {
     (0..input)
         .map(|i| {
             (0..kernel)
@@ -156,62 +163,96 @@ unsafe fn slice<'a, C>(ptr: Addr, len: usize) -> &'a [C] {
     unsafe { std::slice::from_raw_parts(ptr as usize as *const C, len) }
 }
 
-unsafe fn im2col_typed<T: Element, C: Compute>(g: &KernelGeom, x: TensorArg<'_>, group: usize, px: Pixels, col: Addr) {
+unsafe fn im2col_typed<T: Element, C: Compute>(
+    g: &KernelGeom,
+    x: TensorArg<'_>,
+    groups: Channels,
+    px: Pixels,
+    col: Addr,
+) {
     let s = KernelStrides::of(x.desc);
-    let rows = (g.c_per_group * g.kernel_len) as usize;
+    let rows = groups.len * (g.c_per_group * g.kernel_len) as usize;
     // SAFETY: the caller provides a column tile of rows × px.len compute elements.
     let col = unsafe { slice_mut::<C>(col, rows * px.len) };
     let runs = runs(g, px);
     let xp = SharedPtr(x.addr as usize as *mut T);
     let (kh_n, kw_n) = (g.kernel[1], g.kernel[2]);
-    col.par_chunks_mut(px.len).enumerate().for_each(|(row, dst)| {
-        let row = row as i64;
-        let c = row / g.kernel_len;
-        let r = row % g.kernel_len;
-        let (kd, kh, kw) = (r / (kh_n * kw_n), (r / kw_n) % kh_n, r % kw_n);
-        let channel = group as i64 * g.c_per_group + c;
-        for run in &runs {
-            let id = run.od as i64 * g.stride[0] + kd * g.dilation[0] - g.pad[0];
-            let ih = run.oh as i64 * g.stride[1] + kh * g.dilation[1] - g.pad[1];
-            let out = &mut dst[run.col..run.col + (run.ow1 - run.ow0)];
-            if id < 0 || id >= g.input[0] || ih < 0 || ih >= g.input[1] {
-                out.fill(C::ZERO);
-                continue;
-            }
-            let base = run.n as i64 * s.n + channel * s.c + id * s.spatial[0] + ih * s.spatial[1];
+    let first_channel = (groups.start as i64) * g.c_per_group;
+    col.par_chunks_mut(px.len)
+        .enumerate()
+        .for_each(|(row, dst)| {
+            let row = row as i64;
+            let channel = first_channel + row / g.kernel_len;
+            let r = row % g.kernel_len;
+            let (kd, kh, kw) = (r / (kh_n * kw_n), (r / kw_n) % kh_n, r % kw_n);
             let offset = kw * g.dilation[2] - g.pad[2];
             let (lo, hi) = valid_outputs(g.input[2], g.stride[2], offset);
-            for (j, v) in out.iter_mut().enumerate() {
-                let ow = run.ow0 as i64 + j as i64;
-                *v = if ow >= lo && ow < hi {
-                    let iw = ow * g.stride[2] + offset;
-                    // SAFETY: every coordinate is inside the tensor, so the offset is inside
-                    // the extent the caller guarantees.
-                    C::from_elem(unsafe { *xp.at((base + iw * s.spatial[2]) as usize) })
+            let step = g.stride[2] * s.spatial[2];
+            for run in &runs {
+                let id = run.od as i64 * g.stride[0] + kd * g.dilation[0] - g.pad[0];
+                let ih = run.oh as i64 * g.stride[1] + kh * g.dilation[1] - g.pad[1];
+                let out = &mut dst[run.col..run.col + (run.ow1 - run.ow0)];
+                let (ow0, ow1) = (run.ow0 as i64, run.ow1 as i64);
+                let (a, b) = (lo.clamp(ow0, ow1), hi.clamp(ow0, ow1));
+                if id < 0 || id >= g.input[0] || ih < 0 || ih >= g.input[1] || a >= b {
+                    out.fill(C::ZERO);
+                    continue;
+                }
+                let (a_rel, b_rel) = ((a - ow0) as usize, (b - ow0) as usize);
+                out[..a_rel].fill(C::ZERO);
+                out[b_rel..].fill(C::ZERO);
+                let start = run.n as i64 * s.n
+                    + channel * s.c
+                    + id * s.spatial[0]
+                    + ih * s.spatial[1]
+                    + (a * g.stride[2] + offset) * s.spatial[2];
+                let middle = &mut out[a_rel..b_rel];
+                if step == 1 {
+                    // SAFETY: the `middle.len()` elements starting at `start` are consecutive input
+                    // elements of one row, inside the extent the caller guarantees.
+                    let src =
+                        unsafe { std::slice::from_raw_parts(xp.at(start as usize), middle.len()) };
+                    for (d, v) in middle.iter_mut().zip(src) {
+                        *d = C::from_elem(*v);
+                    }
                 } else {
-                    C::ZERO
-                };
+                    for (j, d) in middle.iter_mut().enumerate() {
+                        // SAFETY: (n, channel, id, ih, iw) is inside the tensor.
+                        *d = C::from_elem(unsafe { *xp.at((start + j as i64 * step) as usize) });
+                    }
+                }
             }
-        }
-    });
+        });
 }
 
-unsafe fn gather_typed<T: Element, C: Compute>(g: &KernelGeom, src: TensorArg<'_>, ch: Channels, px: Pixels, dst: Addr) {
+unsafe fn gather_typed<T: Element, C: Compute>(
+    g: &KernelGeom,
+    src: TensorArg<'_>,
+    ch: Channels,
+    px: Pixels,
+    dst: Addr,
+) {
     let s = KernelStrides::of(src.desc);
     // SAFETY: the caller provides a tile of ch.len × px.len compute elements.
     let dst = unsafe { slice_mut::<C>(dst, ch.len * px.len) };
     let runs = runs(g, px);
     let sp = SharedPtr(src.addr as usize as *mut T);
-    dst.par_chunks_mut(px.len).enumerate().for_each(|(row, out)| {
-        let channel = (ch.start + row) as i64;
-        for run in &runs {
-            let base = run.n as i64 * s.n + channel * s.c + run.od as i64 * s.spatial[0] + run.oh as i64 * s.spatial[1];
-            for (j, ow) in (run.ow0..run.ow1).enumerate() {
-                // SAFETY: (n, channel, od, oh, ow) is inside the tensor.
-                out[run.col + j] = C::from_elem(unsafe { *sp.at((base + ow as i64 * s.spatial[2]) as usize) });
+    dst.par_chunks_mut(px.len)
+        .enumerate()
+        .for_each(|(row, out)| {
+            let channel = (ch.start + row) as i64;
+            for run in &runs {
+                let base = run.n as i64 * s.n
+                    + channel * s.c
+                    + run.od as i64 * s.spatial[0]
+                    + run.oh as i64 * s.spatial[1];
+                for (j, ow) in (run.ow0..run.ow1).enumerate() {
+                    // SAFETY: (n, channel, od, oh, ow) is inside the tensor.
+                    out[run.col + j] =
+                        C::from_elem(unsafe { *sp.at((base + ow as i64 * s.spatial[2]) as usize) });
+                }
             }
-        }
-    });
+        });
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -233,7 +274,10 @@ unsafe fn store_typed<T: Element, C: Compute>(
     src.par_chunks(px.len).enumerate().for_each(|(row, vals)| {
         let channel = (ch.start + row) as i64;
         for run in &runs {
-            let base = run.n as i64 * s.n + channel * s.c + run.od as i64 * s.spatial[0] + run.oh as i64 * s.spatial[1];
+            let base = run.n as i64 * s.n
+                + channel * s.c
+                + run.od as i64 * s.spatial[0]
+                + run.oh as i64 * s.spatial[1];
             for (j, ow) in (run.ow0..run.ow1).enumerate() {
                 let p = out.at((base + ow as i64 * s.spatial[2]) as usize);
                 // SAFETY: each task owns one channel and the descriptor is non-overlapping, so
@@ -249,7 +293,7 @@ unsafe fn col2im_typed<T: Element, C: Compute>(
     g: &KernelGeom,
     col: Addr,
     dx: TensorArg<'_>,
-    group: usize,
+    groups: Channels,
     ch: Channels,
     images: Channels,
     alpha: f64,
@@ -259,20 +303,31 @@ unsafe fn col2im_typed<T: Element, C: Compute>(
     let o_len = g.output_len as usize;
     let r_len = g.kernel_len as usize;
     let cols = images.len * o_len;
-    // SAFETY: the caller provides a tile of ch.len·R × images.len·O compute elements.
-    let col = unsafe { slice::<C>(col, ch.len * r_len * cols) };
+    // SAFETY: the caller provides a tile of groups.len × ch.len·R × images.len·O elements.
+    let col = unsafe { slice::<C>(col, groups.len * ch.len * r_len * cols) };
     let t: Vec<_> = (0..3)
-        .map(|a| taps(g.input[a], g.kernel[a], g.output[a], g.pad[a], g.stride[a], g.dilation[a]))
+        .map(|a| {
+            taps(
+                g.input[a],
+                g.kernel[a],
+                g.output[a],
+                g.pad[a],
+                g.stride[a],
+                g.dilation[a],
+            )
+        })
         .collect();
     let (kh_n, kw_n) = (g.kernel[1] as usize, g.kernel[2] as usize);
     let (oh_n, ow_n) = (g.output[1] as usize, g.output[2] as usize);
     let out = SharedPtr(dx.addr as usize as *mut T);
     let (alpha, beta) = (C::from_f64(alpha), C::from_f64(beta));
-    (0..images.len * ch.len).into_par_iter().for_each(|task| {
-        let (b, cl) = (task / ch.len, task % ch.len);
-        let channel = group as i64 * g.c_per_group + (ch.start + cl) as i64;
+    let planes = groups.len * ch.len;
+    (0..images.len * planes).into_par_iter().for_each(|task| {
+        let (b, plane) = (task / planes, task % planes);
+        let (gi, cl) = (plane / ch.len, plane % ch.len);
+        let channel = (groups.start + gi) as i64 * g.c_per_group + (ch.start + cl) as i64;
         let base = (images.start + b) as i64 * s.n + channel * s.c;
-        let rows = &col[cl * r_len * cols..(cl + 1) * r_len * cols];
+        let rows = &col[plane * r_len * cols..(plane + 1) * r_len * cols];
         for (id, td) in t[0].iter().enumerate() {
             for (ih, th) in t[1].iter().enumerate() {
                 for (iw, tw) in t[2].iter().enumerate() {
@@ -316,27 +371,60 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    unsafe fn im2col(&self, geom: &KernelGeom, x: TensorArg<'_>, group: usize, pixels: Pixels, col: Addr) -> Result<()> {
+    unsafe fn im2col(
+        &self,
+        geom: &KernelGeom,
+        x: TensorArg<'_>,
+        groups: Channels,
+        pixels: Pixels,
+        col: Addr,
+    ) -> Result<()> {
         // SAFETY: forwarded contract.
-        dispatch!(x.desc.dtype(), T, C => unsafe { im2col_typed::<T, C>(geom, x, group, pixels, col) });
+        dispatch!(x.desc.dtype(), T, C => unsafe { im2col_typed::<T, C>(geom, x, groups, pixels, col) });
         Ok(())
     }
 
-    unsafe fn gather_pixels(&self, geom: &KernelGeom, src: TensorArg<'_>, channels: Channels, pixels: Pixels, dst: Addr) -> Result<()> {
+    unsafe fn gather_pixels(
+        &self,
+        geom: &KernelGeom,
+        src: TensorArg<'_>,
+        channels: Channels,
+        pixels: Pixels,
+        dst: Addr,
+    ) -> Result<()> {
         // SAFETY: forwarded contract.
         dispatch!(src.desc.dtype(), T, C => unsafe { gather_typed::<T, C>(geom, src, channels, pixels, dst) });
         Ok(())
     }
 
-    unsafe fn store_pixels(&self, geom: &KernelGeom, src: Addr, dst: TensorArg<'_>, channels: Channels, pixels: Pixels, alpha: f64, beta: f64) -> Result<()> {
+    unsafe fn store_pixels(
+        &self,
+        geom: &KernelGeom,
+        src: Addr,
+        dst: TensorArg<'_>,
+        channels: Channels,
+        pixels: Pixels,
+        alpha: f64,
+        beta: f64,
+    ) -> Result<()> {
         // SAFETY: forwarded contract.
         dispatch!(dst.desc.dtype(), T, C => unsafe { store_typed::<T, C>(geom, src, dst, channels, pixels, alpha, beta) });
         Ok(())
     }
 
-    unsafe fn col2im(&self, geom: &KernelGeom, col: Addr, dx: TensorArg<'_>, group: usize, channels: Channels, images: Channels, alpha: f64, beta: f64) -> Result<()> {
+    unsafe fn col2im(
+        &self,
+        geom: &KernelGeom,
+        col: Addr,
+        dx: TensorArg<'_>,
+        groups: Channels,
+        channels: Channels,
+        images: Channels,
+        alpha: f64,
+        beta: f64,
+    ) -> Result<()> {
         // SAFETY: forwarded contract.
-        dispatch!(dx.desc.dtype(), T, C => unsafe { col2im_typed::<T, C>(geom, col, dx, group, channels, images, alpha, beta) });
+        dispatch!(dx.desc.dtype(), T, C => unsafe { col2im_typed::<T, C>(geom, col, dx, groups, channels, images, alpha, beta) });
         Ok(())
     }
 
@@ -360,29 +448,36 @@ impl Backend for CpuBackend {
         }
         macro_rules! run {
             ($c:ty) => {
-                // SAFETY: the caller guarantees every operand's strided extent.
-                unsafe {
-                    gemm::gemm::<$c>(
-                        a.m,
-                        a.n,
-                        a.k,
-                        a.dst.addr as usize as *mut $c,
-                        a.dst.cs,
-                        a.dst.rs,
-                        a.accumulate,
-                        a.lhs.addr as usize as *const $c,
-                        a.lhs.cs,
-                        a.lhs.rs,
-                        a.rhs.addr as usize as *const $c,
-                        a.rhs.cs,
-                        a.rhs.rs,
-                        1.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        threads(),
-                    )
+                for b in 0..a.batch as isize {
+                    let at = |m: &crate::backend::Matrix| {
+                        (m.addr as usize as *mut $c).wrapping_offset(b * m.batch_stride)
+                    };
+                    // SAFETY: the caller guarantees every operand's strided extent for every
+                    // batch entry. gemm computes dst = alpha·dst + beta·lhs·rhs, so our beta is
+                    // its alpha (read only when non-zero) and our alpha its beta.
+                    unsafe {
+                        gemm::gemm::<$c>(
+                            a.m,
+                            a.n,
+                            a.k,
+                            at(&a.dst),
+                            a.dst.cs,
+                            a.dst.rs,
+                            a.beta != 0.0,
+                            at(&a.lhs),
+                            a.lhs.cs,
+                            a.lhs.rs,
+                            at(&a.rhs),
+                            a.rhs.cs,
+                            a.rhs.rs,
+                            a.beta as $c,
+                            a.alpha as $c,
+                            false,
+                            false,
+                            false,
+                            threads(),
+                        )
+                    }
                 }
             };
         }

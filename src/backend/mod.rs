@@ -42,28 +42,32 @@ pub struct Channels {
     pub len: usize,
 }
 
-/// One GEMM `dst (+)= lhs · rhs` with arbitrary element strides, in the compute type.
-/// `dst` is `m × n`, `lhs` is `m × k`, `rhs` is `k × n`; element (i, j) of a matrix lives at
-/// `addr + (i·rs + j·cs)·size`.
+/// A batch of GEMMs `dst = alpha·lhs·rhs + beta·dst` with arbitrary element strides, in the
+/// compute type (`beta == 0` never reads dst). Entry `b` of the batch uses each operand's
+/// address advanced by `b·batch_stride` elements. `dst` is `m × n`, `lhs` is `m × k`, `rhs` is
+/// `k × n`; element (i, j) of a matrix lives at `addr + (i·rs + j·cs)·size`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GemmArgs {
     pub dtype: DType,
     pub m: usize,
     pub n: usize,
     pub k: usize,
+    pub batch: usize,
     pub dst: Matrix,
     pub lhs: Matrix,
     pub rhs: Matrix,
-    /// Add to `dst` instead of overwriting it.
-    pub accumulate: bool,
+    pub alpha: f64,
+    pub beta: f64,
 }
 
-/// A strided matrix operand.
+/// A strided matrix operand (strides in elements).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Matrix {
     pub addr: Addr,
     pub rs: isize,
     pub cs: isize,
+    /// Distance between consecutive matrices of a batch.
+    pub batch_stride: isize,
 }
 
 /// The primitive operations a plan is made of.
@@ -77,7 +81,8 @@ pub trait Backend: Sync {
     /// `src` must address its descriptor's extent; `dst` must hold `element_count` compute elements.
     unsafe fn pack(&self, src: TensorArg<'_>, dst: Addr) -> Result<()>;
 
-    /// Writes the column tile `[C/G·R][pixels.len]` of `group` for the input `x`.
+    /// Writes the column tile `[groups.len·C/G·R][pixels.len]` for the input `x`: row
+    /// `(g, c, r)` holds input channel `(groups.start + g)·C/G + c` under kernel tap `r`.
     ///
     /// # Safety
     /// `x` must address its descriptor's extent; `col` must hold the tile.
@@ -85,7 +90,7 @@ pub trait Backend: Sync {
         &self,
         geom: &KernelGeom,
         x: TensorArg<'_>,
-        group: usize,
+        groups: Channels,
         pixels: Pixels,
         col: Addr,
     ) -> Result<()>;
@@ -119,9 +124,9 @@ pub trait Backend: Sync {
         beta: f64,
     ) -> Result<()>;
 
-    /// Folds the column tile `[channels·R][images·O]` of `group` back into
-    /// `dx[images, group·C/G + channels, …]` (a gather: each input element sums its own column
-    /// entries), with alpha/beta.
+    /// Folds the column tile `[groups.len][channels.len·R][images.len·O]` back into
+    /// `dx[images, g·C/G + channels, …]` for each group `g` of `groups` (a gather: each input
+    /// element sums its own column entries), with alpha/beta.
     ///
     /// # Safety
     /// `dx` must address its descriptor's extent; `col` must hold the tile.
@@ -131,7 +136,7 @@ pub trait Backend: Sync {
         geom: &KernelGeom,
         col: Addr,
         dx: TensorArg<'_>,
-        group: usize,
+        groups: Channels,
         channels: Channels,
         images: Channels,
         alpha: f64,
@@ -144,7 +149,7 @@ pub trait Backend: Sync {
     /// `dst` must address its descriptor's extent; `src` must hold `element_count` elements.
     unsafe fn unpack(&self, src: Addr, dst: TensorArg<'_>, alpha: f64, beta: f64) -> Result<()>;
 
-    /// `dst (+)= lhs · rhs`.
+    /// Runs a batch of GEMMs.
     ///
     /// # Safety
     /// Every operand must address its whole strided extent.

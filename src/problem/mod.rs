@@ -128,7 +128,10 @@ impl ConvProblem {
             )));
         }
         if y.dims()[0] != n {
-            return Err(Error::bad(format!("y batch {} != x batch {n}", y.dims()[0])));
+            return Err(Error::bad(format!(
+                "y batch {} != x batch {n}",
+                y.dims()[0]
+            )));
         }
         if y.dims()[1] != k {
             return Err(Error::bad(format!(
@@ -188,7 +191,11 @@ impl ConvProblem {
     }
 
     /// The packed (in x's memory order) descriptor the forward output gets.
-    pub fn forward_output_desc(x: &TensorDesc, w: &TensorDesc, conv: &ConvDesc) -> Result<TensorDesc> {
+    pub fn forward_output_desc(
+        x: &TensorDesc,
+        w: &TensorDesc,
+        conv: &ConvDesc,
+    ) -> Result<TensorDesc> {
         if x.spatial_rank() != conv.spatial_rank() || w.spatial_rank() != conv.spatial_rank() {
             return Err(Error::bad("tensor and convolution ranks differ"));
         }
@@ -332,7 +339,8 @@ mod tests {
         ];
         for (i, k, p, s, d, o) in table {
             let conv = ConvDesc::uniform(2, p, s, d).unwrap();
-            let prob = ConvProblem::forward_packed(t(&[1, 3, i, i]), t(&[4, 3, k, k]), conv).unwrap();
+            let prob =
+                ConvProblem::forward_packed(t(&[1, 3, i, i]), t(&[4, 3, k, k]), conv).unwrap();
             assert_eq!(prob.y().dims(), &[1, 4, o, o], "{i} {k} {p} {s} {d}");
         }
     }
@@ -342,7 +350,10 @@ mod tests {
         let conv = ConvDesc::uniform(2, 0, 1, 1).unwrap();
         let err = ConvProblem::forward_packed(t(&[1, 3, 2, 2]), t(&[4, 3, 3, 3]), conv.clone())
             .unwrap_err();
-        assert!(err.to_string().contains("larger than padded input"), "{err}");
+        assert!(
+            err.to_string().contains("larger than padded input"),
+            "{err}"
+        );
         let g = conv.clone().with_groups(2).unwrap();
         let err = ConvProblem::forward_packed(t(&[1, 3, 8, 8]), t(&[4, 1, 3, 3]), g).unwrap_err();
         assert!(err.to_string().contains("not divisible by groups"), "{err}");

@@ -123,7 +123,11 @@ impl TensorDesc {
     pub fn element_space(&self) -> Result<usize> {
         let mut last = 0usize;
         for (&d, &s) in self.dims.iter().zip(&self.strides) {
-            last = checked::add(last, checked::mul(d - 1, s, "tensor extent")?, "tensor extent")?;
+            last = checked::add(
+                last,
+                checked::mul(d - 1, s, "tensor extent")?,
+                "tensor extent",
+            )?;
         }
         checked::add(last, 1, "tensor extent")
     }

@@ -4,7 +4,9 @@
 
 use half::{bf16, f16};
 use hipconv::host::{from_packed_f64, max_rel_error, to_packed_f64};
-use hipconv::{Conv, ConvDesc, ConvProblem, DType, Direction, Element, Scale, TensorDesc, reference};
+use hipconv::{
+    Conv, ConvDesc, ConvProblem, DType, Direction, Element, Scale, TensorDesc, reference,
+};
 
 /// Elements of poison before and after every buffer.
 pub const GUARD: usize = 64;
@@ -72,7 +74,11 @@ pub fn assert_guards_intact<T: Element>(desc: &TensorDesc, buf: &[T], what: &str
     for (i, v) in buf.iter().enumerate() {
         let inside = i >= GUARD && i < GUARD + space && addressed[i - GUARD];
         if !inside {
-            assert_eq!(v.to_f64(), p, "{what}: element {i} outside the tensor was written");
+            assert_eq!(
+                v.to_f64(),
+                p,
+                "{what}: element {i} outside the tensor was written"
+            );
         }
     }
 }

@@ -11,7 +11,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "hipconv", version, about = "Convolutions for GPUs whose MIOpen crashes: verify, benchmark, inspect")]
+#[command(
+    name = "hipconv",
+    version,
+    about = "Convolutions for GPUs whose MIOpen crashes: verify, benchmark, inspect"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -97,7 +101,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Verify { common } => run_verify(&common),
-        Command::Bench { common, suite, batch, repeats } => run_bench(&common, suite, batch, repeats),
+        Command::Bench {
+            common,
+            suite,
+            batch,
+            repeats,
+        } => run_bench(&common, suite, batch, repeats),
         Command::Doctor => {
             doctor();
             Ok(true)
@@ -122,7 +131,12 @@ fn backend_name(arg: BackendArg) -> &'static str {
 fn select(cases: Vec<SuiteCase>, common: &Common) -> Vec<SuiteCase> {
     cases
         .into_iter()
-        .filter(|c| common.filter.as_ref().is_none_or(|f| c.name.contains(f.as_str())))
+        .filter(|c| {
+            common
+                .filter
+                .as_ref()
+                .is_none_or(|f| c.name.contains(f.as_str()))
+        })
         .map(|mut c| {
             if let Some(dt) = common.dtype {
                 c.problem = c.problem.with_dtype(dt);
@@ -158,19 +172,31 @@ fn run_verify(common: &Common) -> hipconv::Result<bool> {
     let cases = select(suite::verify_suite()?, common);
     let jobs: Vec<(&SuiteCase, Direction)> = cases
         .iter()
-        .flat_map(|c| directions(c, common.direction).into_iter().map(move |d| (c, d)))
+        .flat_map(|c| {
+            directions(c, common.direction)
+                .into_iter()
+                .map(move |d| (c, d))
+        })
         .collect();
     let bar = progress(jobs.len(), common.json);
     let mut records: Vec<VerifyRecord> = Vec::new();
     for (i, (case, dir)) in jobs.iter().enumerate() {
-        bar.set_message(format!("{} {} {}", case.name, dir.name(), case.problem.dtype()));
+        bar.set_message(format!(
+            "{} {} {}",
+            case.name,
+            dir.name(),
+            case.problem.dtype()
+        ));
         records.push(verify_case(case, *dir, common.workspace, 1000 + i as u64)?);
         bar.inc(1);
     }
     bar.finish_and_clear();
     let failed = records.iter().filter(|r| !r.passed).count();
     if common.json {
-        println!("{}", serde_json::to_string_pretty(&records).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&records).unwrap_or_default()
+        );
     } else {
         println!(
             "hipconv verify: backend {}, workspace budget {} bytes",
@@ -183,7 +209,12 @@ fn run_verify(common: &Common) -> hipconv::Result<bool> {
     Ok(failed == 0 && !records.is_empty())
 }
 
-fn run_bench(common: &Common, suite_arg: SuiteArg, batch: usize, repeats: usize) -> hipconv::Result<bool> {
+fn run_bench(
+    common: &Common,
+    suite_arg: SuiteArg,
+    batch: usize,
+    repeats: usize,
+) -> hipconv::Result<bool> {
     let dtype = common.dtype.unwrap_or(DType::F32);
     let cases = match suite_arg {
         SuiteArg::Anchors => suite::anchors(batch, dtype, false)?,
@@ -192,7 +223,11 @@ fn run_bench(common: &Common, suite_arg: SuiteArg, batch: usize, repeats: usize)
     let cases = select(cases, common);
     let jobs: Vec<(&SuiteCase, Direction)> = cases
         .iter()
-        .flat_map(|c| directions(c, common.direction).into_iter().map(move |d| (c, d)))
+        .flat_map(|c| {
+            directions(c, common.direction)
+                .into_iter()
+                .map(move |d| (c, d))
+        })
         .collect();
     let bar = progress(jobs.len(), common.json);
     let mut records: Vec<BenchRecord> = Vec::new();
@@ -203,9 +238,15 @@ fn run_bench(common: &Common, suite_arg: SuiteArg, batch: usize, repeats: usize)
     }
     bar.finish_and_clear();
     if common.json {
-        println!("{}", serde_json::to_string_pretty(&records).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&records).unwrap_or_default()
+        );
     } else {
-        println!("hipconv bench: backend {}, batch {batch}, median of {repeats}", backend_name(common.backend));
+        println!(
+            "hipconv bench: backend {}, batch {batch}, median of {repeats}",
+            backend_name(common.backend)
+        );
         table::print_bench(&records);
     }
     Ok(true)
