@@ -8,6 +8,28 @@ use crate::exec::{Buffers, execute};
 use crate::host::check_len;
 use crate::plan::{ConvPlan, DEFAULT_WORKSPACE_BUDGET, PlanOptions};
 use crate::problem::{ConvProblem, Direction};
+use rayon::prelude::*;
+
+/// The most independent slices a CPU run is cut into (a constant, so that the results do not
+/// depend on the number of threads).
+pub const CPU_SLICES: usize = 4;
+
+/// Which axis a CPU run is sliced along.
+enum SliceAxis {
+    Whole,
+    Images,
+    Groups,
+    InputChannels,
+    OutputChannels,
+}
+
+/// A sub-problem and the element offsets of its x, w and y within the full tensors.
+struct Slice {
+    problem: ConvProblem,
+    x: u64,
+    w: u64,
+    y: u64,
+}
 
 /// A convolution ready to run on host memory (CPU backend).
 #[derive(Debug, Clone)]
@@ -97,14 +119,16 @@ impl Conv {
         check_len(a_desc, a.len(), "first input")?;
         check_len(b_desc, b.len(), "second input")?;
         check_len(out_desc, out.len(), "output")?;
-        let plan = self.plan(direction)?;
-        let mut workspace = vec![0f64; plan.workspace_bytes().div_ceil(8)];
+        let slices = self.slices(direction)?;
+        let threaded_gemm = slices.len() == 1;
+        let budget = self.workspace_budget / slices.len();
+        let esize = T::DTYPE.size() as u64;
         let (a, b, o) = (
             a.as_ptr() as u64,
             b.as_ptr() as u64,
             out.as_mut_ptr() as u64,
         );
-        let bufs = match direction {
+        let base = match direction {
             Direction::Forward => Buffers {
                 x: a,
                 w: b,
@@ -124,13 +148,87 @@ impl Conv {
                 workspace: 0,
             },
         };
-        let bufs = Buffers {
-            workspace: workspace.as_mut_ptr() as u64,
-            ..bufs
+        slices.par_iter().try_for_each(|slice| {
+            let plan = ConvPlan::with_options(&slice.problem, direction, PlanOptions::cpu(budget))?;
+            let mut workspace = vec![0f64; plan.workspace_bytes().div_ceil(8)];
+            let bufs = Buffers {
+                x: base.x + slice.x * esize,
+                w: base.w + slice.w * esize,
+                y: base.y + slice.y * esize,
+                workspace: workspace.as_mut_ptr() as u64,
+            };
+            let backend = CpuBackend { threaded_gemm };
+            // SAFETY: every slice was checked to cover its descriptor's extent; a slice's
+            // descriptors address a sub-range of the full tensors at the given offsets, and
+            // slices write disjoint parts of the output (the output is a unique borrow, so it
+            // overlaps no input); the workspace has the planned size.
+            unsafe { execute(&backend, &plan, bufs, scale.alpha, scale.beta) }
+        })
+    }
+
+    /// Cuts a run into at most [`CPU_SLICES`] independent sub-problems with disjoint outputs:
+    /// over images (forward, backward-data), groups, or channels that are not reduced over.
+    /// The count depends only on the problem, so results do not depend on the thread count.
+    fn slices(&self, direction: Direction) -> Result<Vec<Slice>> {
+        let p = &self.problem;
+        let g = p.geometry();
+        let axis = match direction {
+            Direction::Forward | Direction::BackwardData if g.n > 1 => SliceAxis::Images,
+            _ if g.groups > 1 => SliceAxis::Groups,
+            Direction::BackwardData | Direction::BackwardWeights if g.c > 1 => {
+                SliceAxis::InputChannels
+            }
+            Direction::Forward if g.k > 1 => SliceAxis::OutputChannels,
+            _ => SliceAxis::Whole,
         };
-        // SAFETY: every slice was checked to cover its descriptor's extent, the output is a
-        // unique borrow (so it overlaps nothing), and the workspace has the planned size.
-        unsafe { execute(&CpuBackend, &plan, bufs, scale.alpha, scale.beta) }
+        let len = match axis {
+            SliceAxis::Images => g.n,
+            SliceAxis::Groups => g.groups,
+            SliceAxis::InputChannels => g.c,
+            SliceAxis::OutputChannels => g.k,
+            SliceAxis::Whole => 1,
+        };
+        let count = len.min(CPU_SLICES);
+        let mut out = Vec::with_capacity(count);
+        for i in 0..count {
+            let (start, end) = (i * len / count, (i + 1) * len / count);
+            let n = end - start;
+            let whole = |d: &crate::problem::TensorDesc| (d.clone(), 0usize);
+            let ((x, xo), (w, wo), (y, yo), conv) = match axis {
+                SliceAxis::Whole => (whole(p.x()), whole(p.w()), whole(p.y()), p.conv().clone()),
+                SliceAxis::Images => (
+                    p.x().narrow(0, start, n)?,
+                    whole(p.w()),
+                    p.y().narrow(0, start, n)?,
+                    p.conv().clone(),
+                ),
+                SliceAxis::Groups => (
+                    p.x().narrow(1, start * g.c_per_group, n * g.c_per_group)?,
+                    p.w().narrow(0, start * g.k_per_group, n * g.k_per_group)?,
+                    p.y().narrow(1, start * g.k_per_group, n * g.k_per_group)?,
+                    p.conv().clone().with_groups(n)?,
+                ),
+                SliceAxis::InputChannels => (
+                    p.x().narrow(1, start, n)?,
+                    p.w().narrow(1, start, n)?,
+                    whole(p.y()),
+                    p.conv().clone(),
+                ),
+                SliceAxis::OutputChannels => (
+                    whole(p.x()),
+                    p.w().narrow(0, start, n)?,
+                    p.y().narrow(1, start, n)?,
+                    p.conv().clone(),
+                ),
+            };
+            out.push(Slice {
+                problem: ConvProblem::new(x, w, y, conv)?,
+                x: xo as u64,
+                w: wo as u64,
+                y: yo as u64,
+            });
+        }
+        Ok(out)
     }
 
     /// `y[n, k, …] += b[k]`.
@@ -143,7 +241,7 @@ impl Conv {
             desc: self.problem.y(),
         };
         // SAFETY: lengths checked above; `y` is a unique borrow.
-        unsafe { CpuBackend.bias_add(y, b.as_ptr() as u64, 1.0) }
+        unsafe { CpuBackend::default().bias_add(y, b.as_ptr() as u64, 1.0) }
     }
 
     /// `db[k] = Σ dy[:, k, …]`.
@@ -156,7 +254,7 @@ impl Conv {
             desc: self.problem.y(),
         };
         // SAFETY: lengths checked above; `db` is a unique borrow.
-        unsafe { CpuBackend.bias_grad(dy, db.as_mut_ptr() as u64, 1.0, 0.0) }
+        unsafe { CpuBackend::default().bias_grad(dy, db.as_mut_ptr() as u64, 1.0, 0.0) }
     }
 
     fn check_bias(&self, len: usize) -> Result<()> {

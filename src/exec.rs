@@ -136,6 +136,45 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
         }
     }
 
+    /// The packed `[K][C/G·R]` weights (or weight-gradient accumulator) from element `elem`:
+    /// the caller's tensor when the plan uses it in place, else the workspace copy.
+    fn weights(&self, elem: usize) -> Addr {
+        if self.plan.weights_in_place() {
+            self.bufs.w + (elem * self.esize) as Addr
+        } else {
+            self.ws(self.plan.layout().weights, elem)
+        }
+    }
+
+    /// The weights of `weights` as a dense `[K][C/G·R]` matrix from element `elem`.
+    fn weights_matrix(&self, elem: usize) -> Matrix {
+        let cols = self.plan.problem().geometry().col_rows;
+        Matrix {
+            addr: self.weights(elem),
+            rs: cols as isize,
+            cs: 1,
+            batch_stride: 0,
+        }
+    }
+
+    /// Packs the weights into the workspace unless the plan uses them in place.
+    unsafe fn pack_weights(&self) -> Result<()> {
+        if self.plan.weights_in_place() {
+            return Ok(());
+        }
+        let p = self.plan.problem();
+        // SAFETY: forwarded contract of `execute`.
+        unsafe {
+            self.backend.pack(
+                TensorArg {
+                    addr: self.bufs.w,
+                    desc: p.w(),
+                },
+                self.weights(0),
+            )
+        }
+    }
+
     fn pixel_tiles(&self) -> Vec<Pixels> {
         let g = self.plan.problem().geometry();
         let total = g.n * g.output_len;
@@ -228,13 +267,7 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
         // SAFETY (all blocks below): addresses are the caller's valid buffers and workspace
         // regions sized by the plan for exactly these tiles.
         unsafe {
-            self.backend.pack(
-                TensorArg {
-                    addr: self.bufs.w,
-                    desc: p.w(),
-                },
-                self.ws(layout.weights, 0),
-            )?;
+            self.pack_weights()?;
             for px in self.pixel_tiles() {
                 if !pointwise {
                     let x = TensorArg {
@@ -255,9 +288,8 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
                         col: 0,
                     }]
                 };
-                let lhs = |_: usize, gr: usize| {
-                    self.dense(layout.weights, gr * g.k_per_group * g.col_rows, g.col_rows)
-                };
+                let lhs =
+                    |_: usize, gr: usize| self.weights_matrix(gr * g.k_per_group * g.col_rows);
                 for run in &runs {
                     let rhs = |i: usize, gr: usize| {
                         if pointwise {
@@ -334,6 +366,7 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
         let esize = self.esize;
         let pointwise = self.plan.path() == Path::Pointwise;
         let direct_dy = self.plan.direct_dy();
+        let in_place = self.plan.weights_in_place();
         let all_groups = Channels {
             start: 0,
             len: g.groups,
@@ -376,9 +409,8 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
                         col: 0,
                     }]
                 };
-                let dst = |_: usize, gr: usize| {
-                    self.dense(layout.weights, gr * g.k_per_group * g.col_rows, g.col_rows)
-                };
+                let dst =
+                    |_: usize, gr: usize| self.weights_matrix(gr * g.k_per_group * g.col_rows);
                 for run in &runs {
                     // The images of a run add into the same dw: one GEMM each, in order.
                     for i in 0..run.count {
@@ -429,7 +461,13 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
                                 ..m
                             }
                         };
-                        let beta_acc = if first_product { 0.0 } else { 1.0 };
+                        // In place, the user's alpha/beta apply directly: dw = α·ΣP + β·dw.
+                        let scale = match (in_place, first_product) {
+                            (true, true) => (alpha, beta),
+                            (true, false) => (alpha, 1.0),
+                            (false, true) => (1.0, 0.0),
+                            (false, false) => (1.0, 1.0),
+                        };
                         first_product = false;
                         self.gemm_run(
                             (g.k_per_group, g.col_rows, single.len),
@@ -438,17 +476,19 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
                             &lhs,
                             &rhs,
                             &dst,
-                            (1.0, beta_acc),
+                            scale,
                         )?;
                     }
                 }
+            }
+            if in_place {
+                return Ok(());
             }
             let dw = TensorArg {
                 addr: self.bufs.w,
                 desc: p.w(),
             };
-            self.backend
-                .unpack(self.ws(layout.weights, 0), dw, alpha, beta)
+            self.backend.unpack(self.weights(0), dw, alpha, beta)
         }
     }
 
@@ -467,10 +507,7 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
         };
         // W^T of group gr, starting at channel c0: element (c·R + r, k) = W[k][c·R + r].
         let wt = |gr: usize, c0: usize| Matrix {
-            addr: self.ws(
-                layout.weights,
-                gr * g.k_per_group * g.col_rows + c0 * g.kernel_len,
-            ),
+            addr: self.weights(gr * g.k_per_group * g.col_rows + c0 * g.kernel_len),
             rs: 1,
             cs: g.col_rows as isize,
             batch_stride: 0,
@@ -478,13 +515,7 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
         // SAFETY (all blocks below): addresses are the caller's valid buffers and workspace
         // regions sized by the plan for exactly these tiles.
         unsafe {
-            self.backend.pack(
-                TensorArg {
-                    addr: self.bufs.w,
-                    desc: p.w(),
-                },
-                self.ws(layout.weights, 0),
-            )?;
+            self.pack_weights()?;
             if self.plan.path() == Path::Pointwise {
                 let run = ImageRun {
                     image: 0,

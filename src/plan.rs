@@ -53,6 +53,9 @@ pub struct WorkspaceLayout {
     pub total: usize,
 }
 
+/// Default largest column tile on the CPU (`HIPCONV_CPU_TILE_BYTES` overrides).
+pub const CPU_TILE_BYTES: usize = 1 << 20;
+
 /// What a backend prefers when a plan is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PlanOptions {
@@ -65,10 +68,11 @@ pub struct PlanOptions {
 impl PlanOptions {
     /// Options for the CPU backend: column tiles that stay in a core's L2 cache.
     pub fn cpu(budget: usize) -> Self {
-        PlanOptions {
-            budget,
-            tile_bytes: 1 << 20,
-        }
+        let tile_bytes = std::env::var("HIPCONV_CPU_TILE_BYTES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(CPU_TILE_BYTES);
+        PlanOptions { budget, tile_bytes }
     }
 
     /// Options for GPU backends: tiles as large as the budget allows.
@@ -94,6 +98,7 @@ pub struct ConvPlan {
     layout: WorkspaceLayout,
     direct_output: bool,
     direct_dy: bool,
+    weights_in_place: bool,
 }
 
 fn align(v: usize) -> Result<usize> {
@@ -141,7 +146,13 @@ impl ConvPlan {
             Direction::BackwardWeights => false,
         };
         let direct_dy = direction == Direction::BackwardWeights && y_flat && big_images;
-        let weight_elems = checked_mul(g.k, g.col_rows, "weights")?;
+        let weights_in_place =
+            native && problem.w().layout() == crate::problem::Layout::ChannelsFirst;
+        let weight_elems = if weights_in_place {
+            0
+        } else {
+            checked_mul(g.k, g.col_rows, "weights")?
+        };
         let weights_bytes = align(checked_mul(weight_elems, esize, "weights")?)?;
         let avail_elems = opts.budget.saturating_sub(weights_bytes + 2 * REGION_ALIGN) / esize;
         let tile_elems = (opts.tile_bytes / esize).max(1);
@@ -188,16 +199,20 @@ impl ConvPlan {
                 let col_image = checked_mul(col_group, g.groups, "tile")?;
                 let fit = avail_elems / per_image.max(1);
                 let images = fit.min(tile_elems / col_image.max(1)).clamp(1, g.n);
-                let (groups, channels) = if fit >= 1 {
+                let (groups, channels) = if fit >= 1 && col_image <= tile_elems {
                     (g.groups, g.c_per_group)
                 } else {
-                    let groups = (avail_elems / per_group.max(1)).clamp(1, g.groups);
-                    let channels = if avail_elems >= per_group {
-                        g.c_per_group
-                    } else {
-                        (avail_elems.saturating_sub(stage_group) / col_channel.max(1))
+                    let groups = (avail_elems / per_group.max(1))
+                        .min(tile_elems / col_group.max(1))
+                        .clamp(1, g.groups);
+                    let channels =
+                        if groups > 1 || (avail_elems >= per_group && col_group <= tile_elems) {
+                            g.c_per_group
+                        } else {
+                            (avail_elems.saturating_sub(stage_group).min(tile_elems)
+                                / col_channel.max(1))
                             .clamp(1, g.c_per_group)
-                    };
+                        };
                     (groups, channels)
                 };
                 (
@@ -227,6 +242,7 @@ impl ConvPlan {
             layout,
             direct_output,
             direct_dy,
+            weights_in_place,
         })
     }
 
@@ -267,6 +283,12 @@ impl ConvPlan {
     /// True when GEMMs write the output tensor directly (no stage tile and store pass).
     pub fn direct_output(&self) -> bool {
         self.direct_output
+    }
+
+    /// True when GEMMs use the caller's weights (or weight gradient) in place: they are packed
+    /// channels-first in the compute type, so no packed copy or accumulator is needed.
+    pub fn weights_in_place(&self) -> bool {
+        self.weights_in_place
     }
 
     /// True when backward-weights GEMMs read dy in place (no gather into the stage tile).

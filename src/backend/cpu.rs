@@ -12,8 +12,20 @@ use half::{bf16, f16};
 use rayon::prelude::*;
 
 /// Host-memory backend.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct CpuBackend;
+#[derive(Debug, Clone, Copy)]
+pub struct CpuBackend {
+    /// Let each GEMM use every rayon thread. Off when the caller already runs independent
+    /// slices of the problem on the threads (see [`crate::Conv`]).
+    pub threaded_gemm: bool,
+}
+
+impl Default for CpuBackend {
+    fn default() -> Self {
+        CpuBackend {
+            threaded_gemm: true,
+        }
+    }
+}
 
 /// Runs `$body` with `$t` bound to the storage type and `$c` to the compute type of `$dtype`.
 macro_rules! dispatch {
@@ -142,8 +154,12 @@ fn taps(
         .collect()
 }
 
-fn threads() -> gemm::Parallelism {
-    match rayon::current_num_threads() {
+fn threads(threaded: bool) -> gemm::Parallelism {
+    match if threaded {
+        rayon::current_num_threads()
+    } else {
+        1
+    } {
         0 | 1 => gemm::Parallelism::None,
         n => gemm::Parallelism::Rayon(n),
     }
@@ -328,27 +344,46 @@ unsafe fn col2im_typed<T: Element, C: Compute>(
         let channel = (groups.start + gi) as i64 * g.c_per_group + (ch.start + cl) as i64;
         let base = (images.start + b) as i64 * s.n + channel * s.c;
         let rows = &col[plane * r_len * cols..(plane + 1) * r_len * cols];
+        // One input row at a time: every (depth, height) tap adds a shifted slice of a column
+        // row into the accumulator, in a fixed tap order (deterministic, no shared writes).
+        let mut acc = vec![C::ZERO; g.input[2] as usize];
         for (id, td) in t[0].iter().enumerate() {
             for (ih, th) in t[1].iter().enumerate() {
-                for (iw, tw) in t[2].iter().enumerate() {
-                    let mut acc = C::ZERO;
-                    for &(kd, od) in td {
-                        for &(kh, oh) in th {
-                            for &(kw, ow) in tw {
-                                let r = (kd * kh_n + kh) * kw_n + kw;
-                                let o = (od * oh_n + oh) * ow_n + ow;
-                                acc += rows[r * cols + b * o_len + o];
+                acc.fill(C::ZERO);
+                for &(kd, od) in td {
+                    for &(kh, oh) in th {
+                        let out_row = b * o_len + (od * oh_n + oh) * ow_n;
+                        for kw in 0..kw_n {
+                            let r = (kd * kh_n + kh) * kw_n + kw;
+                            let src = &rows[r * cols + out_row..r * cols + out_row + ow_n];
+                            // input = ow·stride + offset for the outputs in lo .. hi
+                            let offset = kw as i64 * g.dilation[2] - g.pad[2];
+                            let (lo, hi) = valid_outputs(g.input[2], g.stride[2], offset);
+                            let (lo, hi) = (lo.clamp(0, ow_n as i64), hi.clamp(0, ow_n as i64));
+                            if lo >= hi {
+                                continue;
+                            }
+                            let first = (lo * g.stride[2] + offset) as usize;
+                            let src = &src[lo as usize..hi as usize];
+                            if g.stride[2] == 1 {
+                                for (a, v) in acc[first..first + src.len()].iter_mut().zip(src) {
+                                    *a += *v;
+                                }
+                            } else {
+                                let step = g.stride[2] as usize;
+                                for (j, v) in src.iter().enumerate() {
+                                    acc[first + j * step] += *v;
+                                }
                             }
                         }
                     }
-                    let off = base
-                        + id as i64 * s.spatial[0]
-                        + ih as i64 * s.spatial[1]
-                        + iw as i64 * s.spatial[2];
-                    let p = out.at(off as usize);
+                }
+                let row = base + id as i64 * s.spatial[0] + ih as i64 * s.spatial[1];
+                for (iw, v) in acc.iter().enumerate() {
+                    let p = out.at((row + iw as i64 * s.spatial[2]) as usize);
                     // SAFETY: each task owns one (image, channel) plane of a non-overlapping
                     // tensor; the element lies inside the guaranteed extent.
-                    unsafe { *p = blend(acc, alpha, beta, || *p) };
+                    unsafe { *p = blend(*v, alpha, beta, || *p) };
                 }
             }
         }
@@ -475,7 +510,7 @@ impl Backend for CpuBackend {
                             false,
                             false,
                             false,
-                            threads(),
+                            threads(self.threaded_gemm),
                         )
                     }
                 }

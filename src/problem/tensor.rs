@@ -93,6 +93,24 @@ impl TensorDesc {
         }
     }
 
+    /// The sub-tensor `start .. start + len` along `axis` (0 = N, 1 = C): the same strides,
+    /// and the element offset of its first element.
+    pub fn narrow(&self, axis: usize, start: usize, len: usize) -> Result<(TensorDesc, usize)> {
+        if axis >= self.dims.len()
+            || len == 0
+            || start.checked_add(len).is_none_or(|e| e > self.dims[axis])
+        {
+            return Err(Error::bad(format!(
+                "narrow {start}+{len} out of range on axis {axis} of {:?}",
+                self.dims
+            )));
+        }
+        let mut dims = self.dims.clone();
+        dims[axis] = len;
+        let offset = checked::mul(start, self.strides[axis], "narrow offset")?;
+        Ok((TensorDesc::new(self.dtype, &dims, &self.strides)?, offset))
+    }
+
     /// Element type.
     pub fn dtype(&self) -> DType {
         self.dtype
