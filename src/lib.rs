@@ -29,6 +29,7 @@ pub mod backend;
 pub mod dtype;
 pub mod error;
 pub mod exec;
+pub mod ffi;
 pub mod host;
 pub mod plan;
 pub mod problem;

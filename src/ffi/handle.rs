@@ -1,0 +1,342 @@
+//! Handles: the backend that runs convolutions, the caller's stream, profiling state, a plan
+//! cache and a reusable scratch workspace. Also the library-level calls (version, profiling).
+//!
+//! The backend is chosen once per handle by [`select_backend`] from `HIPCONV_BACKEND`
+//! (`auto`, `cpu`, `hip`, `cuda`; default `auto`). Today only the CPU backend exists: it works
+//! on host memory, so every tensor and workspace pointer passed to a CPU handle is a host
+//! pointer. `auto` picks the CPU.
+
+use super::boundary::{guard, non_null, write, write_opt};
+use super::registry::{self, Object};
+use super::status::{Fail, FfiResult};
+use super::types::*;
+use crate::backend::Backend;
+use crate::backend::cpu::CpuBackend;
+use crate::plan::{ConvPlan, PlanOptions};
+use crate::problem::{ConvProblem, Direction};
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::sync::Arc;
+
+/// A backend a handle can own.
+pub type SharedBackend = Arc<dyn Backend + Send + Sync>;
+
+/// Plans kept per handle before the cache is cleared.
+const PLAN_CACHE_LIMIT: usize = 512;
+
+/// The backend `HIPCONV_BACKEND` asks for.
+pub fn select_backend() -> FfiResult<SharedBackend> {
+    let choice = std::env::var("HIPCONV_BACKEND").unwrap_or_default();
+    match choice.trim().to_ascii_lowercase().as_str() {
+        "" | "auto" | "cpu" => Ok(Arc::new(CpuBackend::default())),
+        "hip" | "cuda" => Err(Fail::not_implemented(format!(
+            "HIPCONV_BACKEND={choice}: this backend is not available in this build (use cpu)"
+        ))),
+        _ => Err(Fail::bad(format!(
+            "HIPCONV_BACKEND={choice}: expected auto, cpu, hip or cuda"
+        ))),
+    }
+}
+
+/// The state behind a `miopenHandle_t`.
+pub struct HandleState {
+    /// Runs every convolution of this handle.
+    pub backend: SharedBackend,
+    /// The caller's stream (`hipStream_t`), kept for GPU backends.
+    pub stream: usize,
+    /// Whether `miopenEnableProfiling` is on.
+    pub profiling: bool,
+    /// Milliseconds of the last convolution run while profiling was on.
+    pub kernel_time_ms: f32,
+    /// The custom allocator, if any (not used: hipconv allocates only host scratch).
+    pub allocator: Option<(miopenAllocatorFunction, miopenDeallocatorFunction, usize)>,
+    plans: HashMap<(ConvProblem, Direction, usize), Arc<ConvPlan>>,
+    scratch: Vec<u64>,
+}
+
+impl HandleState {
+    /// A handle on `backend` using `stream`.
+    pub fn new(backend: SharedBackend, stream: usize) -> Self {
+        HandleState {
+            backend,
+            stream,
+            profiling: false,
+            kernel_time_ms: 0.0,
+            allocator: None,
+            plans: HashMap::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// The plan options this handle's backend wants for a workspace `budget`.
+    pub fn plan_options(&self, budget: usize) -> PlanOptions {
+        if self.backend.name() == "cpu" {
+            PlanOptions::cpu(budget)
+        } else {
+            PlanOptions::gpu(budget)
+        }
+    }
+
+    /// The (cached) plan of `direction` of `problem` under `budget` bytes.
+    pub fn plan(
+        &mut self,
+        problem: &ConvProblem,
+        direction: Direction,
+        budget: usize,
+    ) -> FfiResult<Arc<ConvPlan>> {
+        let key = (problem.clone(), direction, budget);
+        if let Some(plan) = self.plans.get(&key) {
+            return Ok(plan.clone());
+        }
+        let plan = Arc::new(ConvPlan::with_options(
+            problem,
+            direction,
+            self.plan_options(budget),
+        )?);
+        if self.plans.len() >= PLAN_CACHE_LIMIT {
+            self.plans.clear();
+        }
+        self.plans.insert(key, plan.clone());
+        Ok(plan)
+    }
+
+    /// The smallest workspace any plan of `direction` of `problem` needs on this backend.
+    pub fn min_workspace(
+        &mut self,
+        problem: &ConvProblem,
+        direction: Direction,
+    ) -> FfiResult<usize> {
+        Ok(self.plan(problem, direction, 0)?.workspace_bytes())
+    }
+
+    /// A host scratch buffer of at least `bytes` bytes, 8-byte aligned, reused across calls.
+    pub fn scratch(&mut self, bytes: usize) -> FfiResult<u64> {
+        let words = bytes.div_ceil(8).max(1);
+        if self.scratch.len() < words {
+            self.scratch = Vec::new();
+            self.scratch
+                .try_reserve_exact(words)
+                .map_err(|_| Fail::from(crate::Error::AllocFailed { bytes }))?;
+            self.scratch.resize(words, 0);
+        }
+        Ok(self.scratch.as_mut_ptr() as u64)
+    }
+
+    /// Drops cached plans and scratch memory.
+    pub fn release(&mut self) {
+        self.plans.clear();
+        self.scratch = Vec::new();
+    }
+}
+
+/// The live handle object at `handle`.
+pub fn handle_obj(handle: miopenHandle_t) -> FfiResult<Arc<Object<HandleState>>> {
+    registry::get(handle as *const HandleState, "handle")
+}
+
+fn create(handle: *mut miopenHandle_t, stream: miopenAcceleratorQueue_t) -> FfiResult<()> {
+    non_null(handle, "handle")?;
+    let state = HandleState::new(select_backend()?, stream as usize);
+    let ptr = registry::create(state) as miopenHandle_t;
+    // SAFETY: non-NULL; the caller guarantees validity.
+    unsafe { write(handle, ptr, "handle") }
+}
+
+/// Creates a handle on the backend `HIPCONV_BACKEND` selects, with the null stream.
+///
+/// # Safety
+/// `handle` must be NULL or valid for writing one pointer.
+///
+/// # Returns
+/// `miopenStatusSuccess`; `miopenStatusBadParm` if `handle` is NULL or `HIPCONV_BACKEND` is
+/// not recognised; `miopenStatusNotImplemented` if it names a backend this build lacks.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn miopenCreate(handle: *mut miopenHandle_t) -> miopenStatus_t {
+    guard("miopenCreate", || create(handle, std::ptr::null_mut()))
+}
+
+/// Creates a handle that uses `stream` (which it references, never destroys).
+///
+/// # Safety
+/// `handle` must be NULL or valid for writing one pointer.
+///
+/// # Returns
+/// As [`miopenCreate`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn miopenCreateWithStream(
+    handle: *mut miopenHandle_t,
+    stream: miopenAcceleratorQueue_t,
+) -> miopenStatus_t {
+    guard("miopenCreateWithStream", || create(handle, stream))
+}
+
+/// Destroys a handle and its cached plans. NULL is a no-op.
+///
+/// # Safety
+/// Always safe: unknown pointers are detected, not dereferenced.
+///
+/// # Returns
+/// `miopenStatusSuccess`, or `miopenStatusBadParm` for a pointer that is not a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn miopenDestroy(handle: miopenHandle_t) -> miopenStatus_t {
+    guard("miopenDestroy", || {
+        if let Some(obj) = registry::destroy(handle as *const HandleState, "handle")? {
+            obj.lock().release();
+        }
+        Ok(())
+    })
+}
+
+/// Replaces the handle's stream. Cheap: callers may do it before every operation.
+///
+/// # Safety
+/// Always safe: the handle is looked up, not dereferenced; the stream is only stored.
+///
+/// # Returns
+/// `miopenStatusSuccess`, or `miopenStatusBadParm` for an unknown handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn miopenSetStream(
+    handle: miopenHandle_t,
+    streamID: miopenAcceleratorQueue_t,
+) -> miopenStatus_t {
+    guard("miopenSetStream", || {
+        handle_obj(handle)?.lock().stream = streamID as usize;
+        Ok(())
+    })
+}
+
+/// Reports the handle's stream.
+///
+/// # Safety
+/// `streamID` must be NULL or valid for writing one pointer.
+///
+/// # Returns
+/// `miopenStatusSuccess`, or `miopenStatusBadParm` for an unknown handle or NULL `streamID`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn miopenGetStream(
+    handle: miopenHandle_t,
+    streamID: *mut miopenAcceleratorQueue_t,
+) -> miopenStatus_t {
+    guard("miopenGetStream", || {
+        let stream = handle_obj(handle)?.lock().stream;
+        // SAFETY: the caller guarantees validity of a non-NULL pointer.
+        unsafe { write(streamID, stream as miopenAcceleratorQueue_t, "streamID") }
+    })
+}
+
+/// Installs a custom allocator (NULL restores the default). hipconv allocates only host
+/// scratch memory, so the callbacks are stored but not called.
+///
+/// # Safety
+/// Always safe: nothing is called or dereferenced.
+///
+/// # Returns
+/// `miopenStatusSuccess`, or `miopenStatusBadParm` for an unknown handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn miopenSetAllocator(
+    handle: miopenHandle_t,
+    allocator: miopenAllocatorFunction,
+    deallocator: miopenDeallocatorFunction,
+    allocatorContext: *mut c_void,
+) -> miopenStatus_t {
+    guard("miopenSetAllocator", || {
+        let obj = handle_obj(handle)?;
+        obj.lock().allocator =
+            allocator.map(|_| (allocator, deallocator, allocatorContext as usize));
+        Ok(())
+    })
+}
+
+/// Turns timing of convolution calls on or off.
+///
+/// # Safety
+/// Always safe: the handle is looked up, not dereferenced.
+///
+/// # Returns
+/// `miopenStatusSuccess`, or `miopenStatusBadParm` for an unknown handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn miopenEnableProfiling(
+    handle: miopenHandle_t,
+    enable: bool,
+) -> miopenStatus_t {
+    guard("miopenEnableProfiling", || {
+        handle_obj(handle)?.lock().profiling = enable;
+        Ok(())
+    })
+}
+
+/// Reports the time of the last convolution run while profiling was on (0 before any).
+///
+/// # Safety
+/// `time` must be NULL or valid for one write.
+///
+/// # Returns
+/// `miopenStatusSuccess`, or `miopenStatusBadParm` for an unknown handle or NULL `time`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn miopenGetKernelTime(
+    handle: miopenHandle_t,
+    time: *mut f32,
+) -> miopenStatus_t {
+    guard("miopenGetKernelTime", || {
+        let ms = handle_obj(handle)?.lock().kernel_time_ms;
+        // SAFETY: the caller guarantees validity of a non-NULL pointer.
+        unsafe { write(time, ms, "time") }
+    })
+}
+
+/// The MIOpen version reported: `HIPCONV_MIOPEN_VERSION` ("major.minor[.patch]") or 3.2.0.
+pub fn reported_version() -> (usize, usize, usize) {
+    let parse = |s: &str| {
+        let mut parts = s.trim().split('.').map(|p| p.parse::<usize>());
+        let major = parts.next()?.ok()?;
+        let minor = parts.next()?.ok()?;
+        let patch = match parts.next() {
+            Some(p) => p.ok()?,
+            None => 0,
+        };
+        parts.next().is_none().then_some((major, minor, patch))
+    };
+    std::env::var("HIPCONV_MIOPEN_VERSION")
+        .ok()
+        .and_then(|v| parse(&v))
+        .unwrap_or((3, 2, 0))
+}
+
+/// Reports the MIOpen version this library stands in for (default 3.2.0, the version PyTorch
+/// wheels for ROCm 6.2 check for; override with `HIPCONV_MIOPEN_VERSION=3.3.0`).
+///
+/// # Safety
+/// Each pointer must be NULL (skipped) or valid for one write.
+///
+/// # Returns
+/// `miopenStatusSuccess`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn miopenGetVersion(
+    major: *mut usize,
+    minor: *mut usize,
+    patch: *mut usize,
+) -> miopenStatus_t {
+    guard("miopenGetVersion", || {
+        let (a, b, c) = reported_version();
+        // SAFETY: the caller guarantees validity of non-NULL pointers.
+        unsafe {
+            write_opt(major, a);
+            write_opt(minor, b);
+            write_opt(patch, c);
+        }
+        Ok(())
+    })
+}
+
+super::exports!(
+    HANDLE_EXPORTS:
+    miopenCreate,
+    miopenCreateWithStream,
+    miopenDestroy,
+    miopenSetStream,
+    miopenGetStream,
+    miopenSetAllocator,
+    miopenEnableProfiling,
+    miopenGetKernelTime,
+    miopenGetVersion,
+);
