@@ -31,6 +31,7 @@ pub mod error;
 pub mod exec;
 pub mod ffi;
 pub mod host;
+pub mod kernels;
 pub mod plan;
 pub mod problem;
 pub mod reference;

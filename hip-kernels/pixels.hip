@@ -1,0 +1,94 @@
+// Moving data between strided tensors and dense compute-type tiles.
+//
+// gather_pixels: dst[row][j] = src[n, ch_start + row, o]       (tile [ch_len][pixel_len])
+// store_pixels:  dst[n, ch_start + row, o] = blend(src[row][j]) (same tile, alpha/beta)
+//   where pixel p = pixel_start + j = n * O + o runs over flattened OUTPUT positions.
+// pack:   dst[p] = src[element p]          (packed channels-first, compute type)
+// unpack: dst[element p] = blend(src[p])   (alpha/beta)
+//   where p is the packed (row-major over dims) index of a KernelTensor.
+// One thread per tile/tensor element; the tensor side may have any strides.
+
+#include "common.h"
+
+// Offset of output pixel p (= n * O + o) of `channel` in a tensor with strides s.
+HC_DEVICE hc_i64 hc_pixel_offset(const KernelGeom& g, const KernelStrides& s, hc_i64 channel,
+                                 hc_i64 p) {
+    const hc_qr n_o = hc_divmod(p, g.output_len);
+    const hc_qr od_rest = hc_divmod(n_o.r, g.output[1] * g.output[2]);
+    const hc_qr oh_ow = hc_divmod(od_rest.r, g.output[2]);
+    return n_o.q * s.n + channel * s.c + od_rest.q * s.spatial[0] + oh_ow.q * s.spatial[1] +
+           oh_ow.r * s.spatial[2];
+}
+
+template <class Ty>
+HC_DEVICE void gather_pixels_impl(const KernelGeom& g, const KernelStrides& s,
+                                  const typename Ty::T* __restrict__ src, hc_i64 ch_start,
+                                  hc_i64 ch_len, hc_i64 pixel_start, hc_i64 pixel_len,
+                                  typename Ty::C* __restrict__ dst) {
+    const hc_i64 total = ch_len * pixel_len;
+    HC_GRID_LOOP(idx, total) {
+        const hc_qr row_j = hc_divmod(idx, pixel_len);
+        dst[idx] = Ty::load(src[hc_pixel_offset(g, s, ch_start + row_j.q, pixel_start + row_j.r)]);
+    }
+}
+
+template <class Ty>
+HC_DEVICE void store_pixels_impl(const KernelGeom& g, const KernelStrides& s,
+                                 const typename Ty::C* __restrict__ src,
+                                 typename Ty::T* __restrict__ dst, hc_i64 ch_start, hc_i64 ch_len,
+                                 hc_i64 pixel_start, hc_i64 pixel_len, typename Ty::C alpha,
+                                 typename Ty::C beta) {
+    const hc_i64 total = ch_len * pixel_len;
+    HC_GRID_LOOP(idx, total) {
+        const hc_qr row_j = hc_divmod(idx, pixel_len);
+        typename Ty::T* p = dst + hc_pixel_offset(g, s, ch_start + row_j.q, pixel_start + row_j.r);
+        *p = hc_blend<Ty>(src[idx], alpha, beta, p);
+    }
+}
+
+template <class Ty>
+HC_DEVICE void pack_impl(const KernelTensor& d, const typename Ty::T* __restrict__ src,
+                         typename Ty::C* __restrict__ dst) {
+    const hc_i64 total = hc_tensor_count(d);
+    HC_GRID_LOOP(idx, total) {
+        hc_i64 channel;
+        dst[idx] = Ty::load(src[hc_tensor_offset(d, idx, &channel)]);
+    }
+}
+
+template <class Ty>
+HC_DEVICE void unpack_impl(const KernelTensor& d, const typename Ty::C* __restrict__ src,
+                           typename Ty::T* __restrict__ dst, typename Ty::C alpha,
+                           typename Ty::C beta) {
+    const hc_i64 total = hc_tensor_count(d);
+    HC_GRID_LOOP(idx, total) {
+        hc_i64 channel;
+        typename Ty::T* p = dst + hc_tensor_offset(d, idx, &channel);
+        *p = hc_blend<Ty>(src[idx], alpha, beta, p);
+    }
+}
+
+#define HC_PIXELS(name, Ty)                                                                     \
+    extern "C" __global__ void gather_pixels_##name(KernelGeom g, KernelStrides s,              \
+                                                    const Ty::T* src, hc_i64 ch_start,          \
+                                                    hc_i64 ch_len, hc_i64 pixel_start,          \
+                                                    hc_i64 pixel_len, Ty::C* dst) {             \
+        gather_pixels_impl<Ty>(g, s, src, ch_start, ch_len, pixel_start, pixel_len, dst);       \
+    }                                                                                           \
+    extern "C" __global__ void store_pixels_##name(KernelGeom g, KernelStrides s,               \
+                                                   const Ty::C* src, Ty::T* dst,                \
+                                                   hc_i64 ch_start, hc_i64 ch_len,              \
+                                                   hc_i64 pixel_start, hc_i64 pixel_len,        \
+                                                   Ty::C alpha, Ty::C beta) {                   \
+        store_pixels_impl<Ty>(g, s, src, dst, ch_start, ch_len, pixel_start, pixel_len, alpha,  \
+                              beta);                                                            \
+    }                                                                                           \
+    extern "C" __global__ void pack_##name(KernelTensor d, const Ty::T* src, Ty::C* dst) {      \
+        pack_impl<Ty>(d, src, dst);                                                             \
+    }                                                                                           \
+    extern "C" __global__ void unpack_##name(KernelTensor d, const Ty::C* src, Ty::T* dst,      \
+                                             Ty::C alpha, Ty::C beta) {                         \
+        unpack_impl<Ty>(d, src, dst, alpha, beta);                                              \
+    }
+HC_FOR_EACH_TYPE(HC_PIXELS)
+#undef HC_PIXELS
