@@ -1,8 +1,9 @@
 // col2im: folds a column tile back into the input gradient, as a gather.
 //
-// col is [ch_len * R][image_len * O], row-major: row = cl * R + r, column = b * O + o for
-// image image_start + b. Each thread owns one dx element (b, channel, id, ih, iw) of the
-// group's channels ch_start .. ch_start + ch_len and sums, in kernel order (kd, kh, kw
+// col is [group_count][ch_len * R][image_len * O], row-major: row = (gi * ch_len + cl) * R + r,
+// column = b * O + o for image image_start + b. Each thread owns one dx element
+// (b, channel, id, ih, iw) of channels ch_start .. ch_start + ch_len of each group
+// group .. group + group_count and sums, in kernel order (kd, kh, kw
 // ascending), the column entries of the output positions that read it. No atomics: the result
 // is deterministic and identical to the CPU backend's summation order.
 
@@ -11,20 +12,23 @@
 template <class Ty>
 HC_DEVICE void col2im_impl(const KernelGeom& g, const KernelStrides& s,
                            const typename Ty::C* __restrict__ col, typename Ty::T* __restrict__ dx,
-                           hc_i64 group, hc_i64 ch_start, hc_i64 ch_len, hc_i64 image_start,
+                           hc_i64 group, hc_i64 group_count, hc_i64 ch_start, hc_i64 ch_len,
+                           hc_i64 image_start,
                            hc_i64 image_len, typename Ty::C alpha, typename Ty::C beta) {
     typedef typename Ty::C C;
     const hc_i64 in_hw = g.input[1] * g.input[2];
     const hc_i64 cols = image_len * g.output_len;
-    const hc_i64 total = image_len * ch_len * g.input_len;
+    const hc_i64 planes = group_count * ch_len;
+    const hc_i64 total = image_len * planes * g.input_len;
     HC_GRID_LOOP(idx, total) {
         const hc_qr plane_i = hc_divmod(idx, g.input_len);
-        const hc_qr b_cl = hc_divmod(plane_i.q, ch_len);
+        const hc_qr b_pl = hc_divmod(plane_i.q, planes);
+        const hc_qr g_cl = hc_divmod(b_pl.r, ch_len);
         const hc_qr id_rest = hc_divmod(plane_i.r, in_hw);
         const hc_qr ih_iw = hc_divmod(id_rest.r, g.input[2]);
         const hc_i64 in[3] = {id_rest.q, ih_iw.q, ih_iw.r};
 
-        const C* rows = col + b_cl.r * g.kernel_len * cols + b_cl.q * g.output_len;
+        const C* rows = col + b_pl.r * g.kernel_len * cols + b_pl.q * g.output_len;
         C acc = C(0);
         for (hc_i64 kd = 0; kd < g.kernel[0]; ++kd) {
             const hc_i64 td = in[0] + g.pad[0] - kd * g.dilation[0];
@@ -47,8 +51,8 @@ HC_DEVICE void col2im_impl(const KernelGeom& g, const KernelStrides& s,
                 }
             }
         }
-        const hc_i64 channel = group * g.c_per_group + ch_start + b_cl.r;
-        typename Ty::T* p = dx + (image_start + b_cl.q) * s.n + channel * s.c +
+        const hc_i64 channel = (group + g_cl.q) * g.c_per_group + ch_start + g_cl.r;
+        typename Ty::T* p = dx + (image_start + b_pl.q) * s.n + channel * s.c +
                             in[0] * s.spatial[0] + in[1] * s.spatial[1] + in[2] * s.spatial[2];
         *p = hc_blend<Ty>(acc, alpha, beta, p);
     }
@@ -56,11 +60,12 @@ HC_DEVICE void col2im_impl(const KernelGeom& g, const KernelStrides& s,
 
 #define HC_COL2IM(name, Ty)                                                                   \
     extern "C" __global__ void col2im_##name(KernelGeom g, KernelStrides s, const Ty::C* col, \
-                                             Ty::T* dx, hc_i64 group, hc_i64 ch_start,        \
-                                             hc_i64 ch_len, hc_i64 image_start,               \
-                                             hc_i64 image_len, Ty::C alpha, Ty::C beta) {     \
-        col2im_impl<Ty>(g, s, col, dx, group, ch_start, ch_len, image_start, image_len,       \
-                        alpha, beta);                                                         \
+                                             Ty::T* dx, hc_i64 group, hc_i64 group_count,     \
+                                             hc_i64 ch_start, hc_i64 ch_len,                  \
+                                             hc_i64 image_start, hc_i64 image_len,            \
+                                             Ty::C alpha, Ty::C beta) {                       \
+        col2im_impl<Ty>(g, s, col, dx, group, group_count, ch_start, ch_len, image_start,     \
+                        image_len, alpha, beta);                                              \
     }
 HC_FOR_EACH_TYPE(HC_COL2IM)
 #undef HC_COL2IM

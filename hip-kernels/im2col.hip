@@ -1,6 +1,7 @@
-// im2col: the column tile of one group for a range of output pixels.
+// im2col: the column tile of a range of groups for a range of output pixels.
 //
-// col is [C/G * R][pixel_len], row-major; row = c * R + r with r = (kd * KH + kh) * KW + kw,
+// col is [group_count * C/G * R][pixel_len], row-major; row = c * R + r (c counted from the
+// first channel of group `group`) with r = (kd * KH + kh) * KW + kw,
 // column j is pixel p = pixel_start + j, p = n * O + o over flattened output positions.
 // Taps that fall into the padding read as zero. One thread per column element, so writes are
 // coalesced along pixels; x may have any strides.
@@ -9,10 +10,11 @@
 
 template <class Ty>
 HC_DEVICE void im2col_impl(const KernelGeom& g, const KernelStrides& xs,
-                           const typename Ty::T* __restrict__ x, hc_i64 group, hc_i64 pixel_start,
+                           const typename Ty::T* __restrict__ x, hc_i64 group,
+                           hc_i64 group_count, hc_i64 pixel_start,
                            hc_i64 pixel_len, typename Ty::C* __restrict__ col) {
     typedef typename Ty::C C;
-    const hc_i64 rows = g.c_per_group * g.kernel_len;
+    const hc_i64 rows = group_count * g.c_per_group * g.kernel_len;
     const hc_i64 total = rows * pixel_len;
     const hc_i64 out_hw = g.output[1] * g.output[2];
     const hc_i64 ker_hw = g.kernel[1] * g.kernel[2];
@@ -42,9 +44,10 @@ HC_DEVICE void im2col_impl(const KernelGeom& g, const KernelStrides& xs,
 
 #define HC_IM2COL(name, Ty)                                                                 \
     extern "C" __global__ void im2col_##name(KernelGeom g, KernelStrides xs, const Ty::T* x, \
-                                             hc_i64 group, hc_i64 pixel_start,              \
-                                             hc_i64 pixel_len, Ty::C* col) {                \
-        im2col_impl<Ty>(g, xs, x, group, pixel_start, pixel_len, col);                      \
+                                             hc_i64 group, hc_i64 group_count,              \
+                                             hc_i64 pixel_start, hc_i64 pixel_len,          \
+                                             Ty::C* col) {                                  \
+        im2col_impl<Ty>(g, xs, x, group, group_count, pixel_start, pixel_len, col);         \
     }
 HC_FOR_EACH_TYPE(HC_IM2COL)
 #undef HC_IM2COL

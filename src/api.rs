@@ -70,6 +70,11 @@ impl Conv {
         self
     }
 
+    /// The workspace budget in bytes.
+    pub fn workspace_budget(&self) -> usize {
+        self.workspace_budget
+    }
+
     /// The problem.
     pub fn problem(&self) -> &ConvProblem {
         &self.problem

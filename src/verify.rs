@@ -1,6 +1,11 @@
 //! Running suite cases: verification against the f64 reference, and timing.
 
 use crate::api::{Conv, Scale};
+use crate::backend::Backend;
+use crate::backend::cuda::{CudaBackend, CudaDevice};
+use crate::error::Error;
+use crate::exec::{Buffers, execute};
+use crate::plan::{ConvPlan, PlanOptions};
 use crate::dtype::{DType, Element};
 use crate::error::Result;
 use crate::host::{from_packed_f64, max_rel_error, to_packed_f64};
@@ -72,9 +77,41 @@ pub fn operands(p: &ConvProblem, d: Direction) -> (&TensorDesc, &TensorDesc, &Te
     }
 }
 
+/// Where a run executes.
+#[derive(Clone, Copy)]
+pub enum Target {
+    /// Host memory, the CPU backend.
+    Cpu,
+    /// Device memory on an NVIDIA GPU, the CUDA backend (same kernels and plans as HIP).
+    Cuda(&'static CudaDevice),
+}
+
+impl Target {
+    /// The best available target: a CUDA device when one can be opened, else the CPU.
+    pub fn best() -> Target {
+        match CudaDevice::get(0) {
+            Ok(dev) => Target::Cuda(dev),
+            Err(_) => Target::Cpu,
+        }
+    }
+
+    /// Short name for tables.
+    pub fn name(&self) -> String {
+        match self {
+            Target::Cpu => "cpu".into(),
+            Target::Cuda(d) => format!("cuda ({}, sm_{}{})", d.name(), d.arch().0, d.arch().1),
+        }
+    }
+}
+
+/// Elements of poison around device outputs.
+const GUARD: usize = 256;
+
 /// Runs `direction` on packed f64 inputs converted to the problem's dtype; returns the packed
 /// result and the median time in ms over `repeats` runs (after one warm-up when `repeats > 1`).
+/// On a GPU the output is surrounded by poisoned guard bands that must survive the run.
 pub fn run_packed(
+    target: Target,
     conv: &Conv,
     direction: Direction,
     a: &[f64],
@@ -82,10 +119,10 @@ pub fn run_packed(
     repeats: usize,
 ) -> Result<(Vec<f64>, f64)> {
     match conv.problem().dtype() {
-        DType::F16 => run_typed::<f16>(conv, direction, a, b, repeats),
-        DType::BF16 => run_typed::<bf16>(conv, direction, a, b, repeats),
-        DType::F32 => run_typed::<f32>(conv, direction, a, b, repeats),
-        DType::F64 => run_typed::<f64>(conv, direction, a, b, repeats),
+        DType::F16 => run_typed::<f16>(target, conv, direction, a, b, repeats),
+        DType::BF16 => run_typed::<bf16>(target, conv, direction, a, b, repeats),
+        DType::F32 => run_typed::<f32>(target, conv, direction, a, b, repeats),
+        DType::F64 => run_typed::<f64>(target, conv, direction, a, b, repeats),
     }
 }
 
@@ -95,7 +132,13 @@ fn typed<T: Element>(desc: &TensorDesc, packed: &[f64]) -> Result<Vec<T>> {
     Ok(buf)
 }
 
+fn median_ms(mut times: Vec<f64>) -> f64 {
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
 fn run_typed<T: Element>(
+    target: Target,
     conv: &Conv,
     direction: Direction,
     a: &[f64],
@@ -104,22 +147,69 @@ fn run_typed<T: Element>(
 ) -> Result<(Vec<f64>, f64)> {
     let (ad, bd, od) = operands(conv.problem(), direction);
     let (a, b) = (typed::<T>(ad, a)?, typed::<T>(bd, b)?);
-    let mut out = vec![T::from_f64(f64::NAN); od.element_space()?];
-    if repeats > 1 {
-        conv.run(direction, &a, &b, &mut out, Scale::default())?;
+    let runs = repeats.max(1) + usize::from(repeats > 1);
+    let mut times = Vec::with_capacity(runs);
+    match target {
+        Target::Cpu => {
+            let mut out = vec![T::from_f64(f64::NAN); od.element_space()?];
+            for _ in 0..runs {
+                let start = Instant::now();
+                conv.run(direction, &a, &b, &mut out, Scale::default())?;
+                times.push(start.elapsed().as_secs_f64() * 1e3);
+            }
+            if runs > 1 {
+                times.remove(0);
+            }
+            Ok((to_packed_f64(od, &out)?, median_ms(times)))
+        }
+        Target::Cuda(dev) => {
+            let size = T::DTYPE.size();
+            let space = od.element_space()?;
+            let poison = T::from_f64(-7.0e3);
+            let host_out = vec![poison; space + 2 * GUARD];
+            let (da, db) = (dev.alloc(a.len() * size)?, dev.alloc(b.len() * size)?);
+            let dout = dev.alloc(host_out.len() * size)?;
+            da.upload(&a)?;
+            db.upload(&b)?;
+            dout.upload(&host_out)?;
+            let plan = ConvPlan::with_options(conv.problem(), direction, PlanOptions::gpu(conv.workspace_budget()))?;
+            let ws = dev.alloc(plan.workspace_bytes())?;
+            let backend = CudaBackend::new(dev, std::ptr::null_mut(), false);
+            let o = dout.addr() + (GUARD * size) as u64;
+            let bufs = match direction {
+                Direction::Forward => Buffers { x: da.addr(), w: db.addr(), y: o, workspace: ws.addr() },
+                Direction::BackwardData => Buffers { x: o, w: db.addr(), y: da.addr(), workspace: ws.addr() },
+                Direction::BackwardWeights => Buffers { x: da.addr(), w: o, y: db.addr(), workspace: ws.addr() },
+            };
+            for _ in 0..runs {
+                let start = Instant::now();
+                // SAFETY: every buffer was allocated on this device for its descriptor's
+                // extent (the output inside its guard bands) and the workspace for the plan.
+                unsafe { execute(&backend, &plan, bufs, 1.0, 0.0)? };
+                backend.synchronize()?;
+                times.push(start.elapsed().as_secs_f64() * 1e3);
+            }
+            if runs > 1 {
+                times.remove(0);
+            }
+            let mut back = vec![poison; host_out.len()];
+            dout.download(&mut back)?;
+            let mut addressed = vec![false; space];
+            crate::host::for_each_offset(od, |_, o| addressed[o] = true);
+            for (i, v) in back.iter().enumerate() {
+                let inside = i >= GUARD && i < GUARD + space && addressed[i - GUARD];
+                if !inside && v.to_f64() != poison.to_f64() {
+                    return Err(Error::bad(format!("GPU run wrote element {i} outside the output tensor")));
+                }
+            }
+            Ok((to_packed_f64(od, &back[GUARD..GUARD + space])?, median_ms(times)))
+        }
     }
-    let mut times = Vec::with_capacity(repeats.max(1));
-    for _ in 0..repeats.max(1) {
-        let start = Instant::now();
-        conv.run(direction, &a, &b, &mut out, Scale::default())?;
-        times.push(start.elapsed().as_secs_f64() * 1e3);
-    }
-    times.sort_by(f64::total_cmp);
-    Ok((to_packed_f64(od, &out)?, times[times.len() / 2]))
 }
 
-/// Runs one direction of a case on the CPU backend and compares it with the reference.
+/// Runs one direction of a case on `target` and compares it with the reference.
 pub fn verify_case(
+    target: Target,
     case: &SuiteCase,
     direction: Direction,
     budget: usize,
@@ -130,7 +220,7 @@ pub fn verify_case(
     let a = test_values(ad.element_count(), seed);
     let b = test_values(bd.element_count(), seed ^ 0x5151);
     let conv = Conv::new(p.clone()).with_workspace_budget(budget);
-    let (got, ms) = run_packed(&conv, direction, &a, &b, 1)?;
+    let (got, ms) = run_packed(target, &conv, direction, &a, &b, 1)?;
     let want = match direction {
         Direction::Forward => reference::forward(p, &a, &b),
         Direction::BackwardData => reference::backward_data(p, &a, &b),
@@ -152,8 +242,9 @@ pub fn verify_case(
     })
 }
 
-/// Times one direction of a case on the CPU backend (median of `repeats`).
+/// Times one direction of a case on `target` (median of `repeats`).
 pub fn bench_case(
+    target: Target,
     case: &SuiteCase,
     direction: Direction,
     budget: usize,
@@ -164,7 +255,7 @@ pub fn bench_case(
     let a = test_values(ad.element_count(), 1);
     let b = test_values(bd.element_count(), 2);
     let conv = Conv::new(p.clone()).with_workspace_budget(budget);
-    let (_, ms) = run_packed(&conv, direction, &a, &b, repeats)?;
+    let (_, ms) = run_packed(target, &conv, direction, &a, &b, repeats)?;
     Ok(BenchRecord {
         name: case.name.clone(),
         direction: direction.name(),

@@ -282,7 +282,7 @@ void run_case(const Case& cs) {
             }
         }
         Dev<C> col(std::vector<C>(rows * pl, (C)NAN));
-        K::im2col<<<GRID, BLOCK>>>(g, xt.ks(), dx.p, group, ps, pl, col.p);
+        K::im2col<<<GRID, BLOCK>>>(g, xt.ks(), dx.p, group, 1, ps, pl, col.p);
         CHECK_CUDA(cudaGetLastError());
         expect_exact(tag + " im2col", col.get(), want);
     }
@@ -369,8 +369,8 @@ void run_case(const Case& cs) {
                         }
         Dev<C> dcol(col);
         Dev<T> out0(x), out1(x);
-        K::col2im<<<GRID, BLOCK>>>(g, xt.ks(), dcol.p, out0.p, group, ch0, chl, im0, iml, alpha, (C)0);
-        K::col2im<<<GRID, BLOCK>>>(g, xt.ks(), dcol.p, out1.p, group, ch0, chl, im0, iml, alpha, beta);
+        K::col2im<<<GRID, BLOCK>>>(g, xt.ks(), dcol.p, out0.p, group, 1, ch0, chl, im0, iml, alpha, (C)0);
+        K::col2im<<<GRID, BLOCK>>>(g, xt.ks(), dcol.p, out1.p, group, 1, ch0, chl, im0, iml, alpha, beta);
         CHECK_CUDA(cudaGetLastError());
         expect_exact(tag + " col2im beta=0", out0.get(), want0);
         expect_exact(tag + " col2im beta", out1.get(), want1);

@@ -12,6 +12,7 @@
 //!   NaN included, are never read).
 
 pub mod cpu;
+pub mod cuda;
 
 use crate::dtype::DType;
 use crate::error::Result;

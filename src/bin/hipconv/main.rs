@@ -5,7 +5,8 @@ mod table;
 use clap::{Parser, Subcommand, ValueEnum};
 use hipconv::plan::DEFAULT_WORKSPACE_BUDGET;
 use hipconv::suite::{self, SuiteCase};
-use hipconv::verify::{BenchRecord, VerifyRecord, bench_case, verify_case};
+use hipconv::backend::cuda::CudaDevice;
+use hipconv::verify::{BenchRecord, Target, VerifyRecord, bench_case, verify_case};
 use hipconv::{DType, Direction};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::process::ExitCode;
@@ -27,6 +28,8 @@ enum BackendArg {
     Auto,
     /// The CPU backend.
     Cpu,
+    /// The NVIDIA platform (CUDA driver + NVRTC + cuBLAS), running the HIP kernel sources.
+    Cuda,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -122,9 +125,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn backend_name(arg: BackendArg) -> &'static str {
+fn target(arg: BackendArg) -> hipconv::Result<Target> {
     match arg {
-        BackendArg::Auto | BackendArg::Cpu => "cpu",
+        BackendArg::Auto => Ok(Target::best()),
+        BackendArg::Cpu => Ok(Target::Cpu),
+        BackendArg::Cuda => Ok(Target::Cuda(CudaDevice::get(0)?)),
     }
 }
 
@@ -169,6 +174,7 @@ fn progress(len: usize, quiet: bool) -> ProgressBar {
 }
 
 fn run_verify(common: &Common) -> hipconv::Result<bool> {
+    let target = target(common.backend)?;
     let cases = select(suite::verify_suite()?, common);
     let jobs: Vec<(&SuiteCase, Direction)> = cases
         .iter()
@@ -187,7 +193,7 @@ fn run_verify(common: &Common) -> hipconv::Result<bool> {
             dir.name(),
             case.problem.dtype()
         ));
-        records.push(verify_case(case, *dir, common.workspace, 1000 + i as u64)?);
+        records.push(verify_case(target, case, *dir, common.workspace, 1000 + i as u64)?);
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -200,7 +206,7 @@ fn run_verify(common: &Common) -> hipconv::Result<bool> {
     } else {
         println!(
             "hipconv verify: backend {}, workspace budget {} bytes",
-            backend_name(common.backend),
+            target.name(),
             common.workspace
         );
         table::print_verify(&records);
@@ -215,6 +221,7 @@ fn run_bench(
     batch: usize,
     repeats: usize,
 ) -> hipconv::Result<bool> {
+    let target = target(common.backend)?;
     let dtype = common.dtype.unwrap_or(DType::F32);
     let cases = match suite_arg {
         SuiteArg::Anchors => suite::anchors(batch, dtype, false)?,
@@ -233,7 +240,7 @@ fn run_bench(
     let mut records: Vec<BenchRecord> = Vec::new();
     for (case, dir) in jobs {
         bar.set_message(format!("{} {}", case.name, dir.name()));
-        records.push(bench_case(case, dir, common.workspace, repeats)?);
+        records.push(bench_case(target, case, dir, common.workspace, repeats)?);
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -245,7 +252,7 @@ fn run_bench(
     } else {
         println!(
             "hipconv bench: backend {}, batch {batch}, median of {repeats}",
-            backend_name(common.backend)
+            target.name()
         );
         table::print_bench(&records);
     }
@@ -255,4 +262,18 @@ fn run_bench(
 fn doctor() {
     println!("hipconv {}", env!("CARGO_PKG_VERSION"));
     println!("  ✓ cpu backend: {} threads", rayon::current_num_threads());
+    match CudaDevice::get(0) {
+        Ok(d) => println!("  ✓ cuda backend: {} (sm_{}{}), kernels compiled by NVRTC", d.name(), d.arch().0, d.arch().1),
+        Err(e) => println!("  ✗ cuda backend: {e}"),
+    }
+    let objects = hipconv::kernels::code_objects();
+    if objects.is_empty() {
+        println!("  ✗ AMD code objects: none embedded ({})", hipconv::kernels::BUILD_NOTE);
+    } else {
+        let names: Vec<String> = objects
+            .iter()
+            .map(|o| if o.override_safe { format!("{}←{}", o.arch, o.compiled_for) } else { o.arch.to_string() })
+            .collect();
+        println!("  ✓ AMD code objects: {}", names.join(", "));
+    }
 }

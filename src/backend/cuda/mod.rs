@@ -1,0 +1,489 @@
+//! The NVIDIA platform: the very same `hip-kernels/` sources compiled at first use by NVRTC,
+//! cuBLAS for the GEMMs, the CUDA driver API for memory and launches — all loaded at run time.
+//! The device's primary context is used, so pointers and streams from other libraries
+//! (PyTorch) are valid here.
+
+pub mod driver;
+
+use super::{Addr, Backend, Channels, GemmArgs, Matrix, Pixels, TensorArg};
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::kernels::{KERNEL_MAIN_SOURCE, KERNEL_SOURCES, KernelTensor, kernel_name};
+use crate::plan::{KernelGeom, KernelStrides};
+use driver::*;
+use std::collections::HashMap;
+use std::ffi::{CString, c_int, c_void};
+use std::sync::{Mutex, OnceLock};
+
+/// Threads per block of every element-wise kernel.
+const BLOCK: u32 = 256;
+/// Most blocks one launch uses (kernels loop over the rest).
+const MAX_GRID: i64 = 1 << 20;
+
+/// Per-device state: the primary context, the compiled kernel module and a cuBLAS handle.
+pub struct CudaDevice {
+    driver: Driver,
+    cublas: Cublas,
+    context: CuContext,
+    ordinal: i32,
+    name: String,
+    arch: (i32, i32),
+    module: CuModule,
+    functions: Mutex<HashMap<String, usize>>,
+    blas: Mutex<CublasHandle>,
+}
+
+// SAFETY: the driver API's handles may be used from any thread once the context is current;
+// the cuBLAS handle, which is not thread-safe, is only used under its mutex, and the function
+// cache is behind a mutex.
+unsafe impl Send for CudaDevice {}
+// SAFETY: as above.
+unsafe impl Sync for CudaDevice {}
+
+static DEVICES: OnceLock<Mutex<HashMap<i32, &'static CudaDevice>>> = OnceLock::new();
+
+impl CudaDevice {
+    /// The device `ordinal`, initialised on first use (module compiled once per process).
+    pub fn get(ordinal: i32) -> Result<&'static CudaDevice> {
+        let map = DEVICES.get_or_init(|| Mutex::new(HashMap::new()));
+        let mut map = map.lock().map_err(|_| Error::bad("CUDA device table poisoned"))?;
+        if let Some(dev) = map.get(&ordinal) {
+            return Ok(dev);
+        }
+        let dev: &'static CudaDevice = Box::leak(Box::new(Self::open(ordinal)?));
+        map.insert(ordinal, dev);
+        Ok(dev)
+    }
+
+    /// The device of the calling thread's current context, or device 0.
+    pub fn current() -> Result<&'static CudaDevice> {
+        let lib = open("CUDA driver", &["libcuda.so.1", "libcuda.so"])?;
+        let d = Driver::load(lib)?;
+        let mut ctx: CuContext = std::ptr::null_mut();
+        let mut dev: CuDevice = 0;
+        // SAFETY: out-pointers are valid locals.
+        unsafe {
+            check("cuda", "cuInit", (d.cuInit)(0))?;
+            if (d.cuCtxGetCurrent)(&mut ctx) == 0 && !ctx.is_null() {
+                check("cuda", "cuCtxGetDevice", (d.cuCtxGetDevice)(&mut dev))?;
+            }
+        }
+        Self::get(dev)
+    }
+
+    fn open(ordinal: i32) -> Result<Self> {
+        let driver = Driver::load(open("CUDA driver", &["libcuda.so.1", "libcuda.so"])?)?;
+        let nvrtc = Nvrtc::load(open(
+            "NVRTC",
+            &["libnvrtc.so", "libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so.11.2"],
+        )?)?;
+        let cublas = Cublas::load(open("cuBLAS", &["libcublas.so", "libcublas.so.13", "libcublas.so.12", "libcublas.so.11"])?)?;
+        let mut device: CuDevice = 0;
+        let mut count: c_int = 0;
+        let mut context: CuContext = std::ptr::null_mut();
+        let (mut major, mut minor) = (0, 0);
+        let mut name = [0 as std::ffi::c_char; 128];
+        // SAFETY: every out-pointer is a valid local; the driver is initialised first.
+        unsafe {
+            check("cuda", "cuInit", (driver.cuInit)(0))?;
+            check("cuda", "cuDeviceGetCount", (driver.cuDeviceGetCount)(&mut count))?;
+            if ordinal < 0 || ordinal >= count {
+                return Err(Error::bad(format!("CUDA device {ordinal} of {count}")));
+            }
+            check("cuda", "cuDeviceGet", (driver.cuDeviceGet)(&mut device, ordinal))?;
+            check("cuda", "cuDevicePrimaryCtxRetain", (driver.cuDevicePrimaryCtxRetain)(&mut context, device))?;
+            check("cuda", "cuCtxSetCurrent", (driver.cuCtxSetCurrent)(context))?;
+            check("cuda", "cuDeviceGetAttribute", (driver.cuDeviceGetAttribute)(&mut major, ATTR_CC_MAJOR, device))?;
+            check("cuda", "cuDeviceGetAttribute", (driver.cuDeviceGetAttribute)(&mut minor, ATTR_CC_MINOR, device))?;
+            check("cuda", "cuDeviceGetName", (driver.cuDeviceGetName)(name.as_mut_ptr(), 127, device))?;
+        }
+        // SAFETY: the driver wrote a NUL-terminated name into the buffer.
+        let name = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }.to_string_lossy().into_owned();
+        let ptx = compile_kernels(&nvrtc, major, minor)?;
+        let mut module: CuModule = std::ptr::null_mut();
+        // SAFETY: `ptx` is NUL-terminated PTX text; the context is current.
+        unsafe { check("cuda", "cuModuleLoadData", (driver.cuModuleLoadData)(&mut module, ptx.as_ptr() as *const c_void))? };
+        let mut blas: CublasHandle = std::ptr::null_mut();
+        // SAFETY: out-pointer is a valid local; the context is current.
+        unsafe {
+            check("cublas", "cublasCreate", (cublas.cublasCreate)(&mut blas))?;
+            check("cublas", "cublasSetMathMode", (cublas.cublasSetMathMode)(blas, CUBLAS_DEFAULT_MATH))?;
+        }
+        Ok(CudaDevice {
+            driver,
+            cublas,
+            context,
+            ordinal,
+            name,
+            arch: (major, minor),
+            module,
+            functions: Mutex::new(HashMap::new()),
+            blas: Mutex::new(blas),
+        })
+    }
+
+    /// Device name as the driver reports it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// Compute capability.
+    pub fn arch(&self) -> (i32, i32) {
+        self.arch
+    }
+    /// Device ordinal.
+    pub fn ordinal(&self) -> i32 {
+        self.ordinal
+    }
+
+    /// Makes this device's primary context current on the calling thread.
+    pub fn make_current(&self) -> Result<()> {
+        // SAFETY: the context was retained at open and is never released.
+        unsafe { check("cuda", "cuCtxSetCurrent", (self.driver.cuCtxSetCurrent)(self.context)) }
+    }
+
+    fn function(&self, name: &str) -> Result<CuFunction> {
+        let mut cache = self.functions.lock().map_err(|_| Error::bad("kernel cache poisoned"))?;
+        if let Some(&f) = cache.get(name) {
+            return Ok(f as CuFunction);
+        }
+        let cname = CString::new(name).map_err(|_| Error::bad("kernel name"))?;
+        let mut f: CuFunction = std::ptr::null_mut();
+        // SAFETY: valid out-pointer and NUL-terminated name; the module stays loaded.
+        unsafe { check("cuda", "cuModuleGetFunction", (self.driver.cuModuleGetFunction)(&mut f, self.module, cname.as_ptr()))? };
+        cache.insert(name.to_string(), f as usize);
+        Ok(f)
+    }
+
+    /// Allocates `bytes` of device memory.
+    pub fn alloc(&'static self, bytes: usize) -> Result<DeviceBuffer> {
+        self.make_current()?;
+        let mut ptr: CuDevicePtr = 0;
+        // SAFETY: valid out-pointer; the context is current.
+        let code = unsafe { (self.driver.cuMemAlloc)(&mut ptr, bytes.max(1)) };
+        if code != 0 {
+            return Err(Error::AllocFailed { bytes });
+        }
+        Ok(DeviceBuffer { device: self, ptr, bytes })
+    }
+
+    /// Waits for all work of this device.
+    pub fn synchronize(&self) -> Result<()> {
+        self.make_current()?;
+        // SAFETY: the context is current.
+        unsafe { check("cuda", "cuCtxSynchronize", (self.driver.cuCtxSynchronize)()) }
+    }
+}
+
+/// Device memory owned by Rust (freed on drop).
+pub struct DeviceBuffer {
+    device: &'static CudaDevice,
+    ptr: CuDevicePtr,
+    bytes: usize,
+}
+
+impl DeviceBuffer {
+    /// The device address.
+    pub fn addr(&self) -> Addr {
+        self.ptr
+    }
+    /// Copies `data` to the start of the buffer.
+    pub fn upload<T: Copy>(&self, data: &[T]) -> Result<()> {
+        let bytes = std::mem::size_of_val(data);
+        if bytes > self.bytes {
+            return Err(Error::bad("upload larger than the buffer"));
+        }
+        // SAFETY: `data` is `bytes` long and the buffer holds at least that many.
+        unsafe { check("cuda", "cuMemcpyHtoD", (self.device.driver.cuMemcpyHtoD)(self.ptr, data.as_ptr() as *const c_void, bytes)) }
+    }
+    /// Copies the start of the buffer into `data`.
+    pub fn download<T: Copy>(&self, data: &mut [T]) -> Result<()> {
+        let bytes = std::mem::size_of_val(data);
+        if bytes > self.bytes {
+            return Err(Error::bad("download larger than the buffer"));
+        }
+        // SAFETY: `data` is `bytes` long and the buffer holds at least that many.
+        unsafe { check("cuda", "cuMemcpyDtoH", (self.device.driver.cuMemcpyDtoH)(data.as_mut_ptr() as *mut c_void, self.ptr, bytes)) }
+    }
+}
+
+impl Drop for DeviceBuffer {
+    fn drop(&mut self) {
+        // SAFETY: the pointer came from cuMemAlloc and is freed once.
+        unsafe {
+            (self.device.driver.cuMemFree)(self.ptr);
+        }
+    }
+}
+
+fn compile_kernels(nvrtc: &Nvrtc, major: i32, minor: i32) -> Result<Vec<u8>> {
+    let main = KERNEL_SOURCES
+        .iter()
+        .find(|(n, _)| *n == KERNEL_MAIN_SOURCE)
+        .ok_or_else(|| Error::bad("kernel sources missing from the build"))?;
+    let cstr = |s: &str| CString::new(s).map_err(|_| Error::bad("kernel source contains NUL"));
+    let headers: Vec<(CString, CString)> = KERNEL_SOURCES
+        .iter()
+        .filter(|(n, _)| *n != KERNEL_MAIN_SOURCE)
+        .map(|(n, s)| Ok((cstr(s)?, cstr(n)?)))
+        .collect::<Result<_>>()?;
+    let header_src: Vec<_> = headers.iter().map(|h| h.0.as_ptr()).collect();
+    let header_names: Vec<_> = headers.iter().map(|h| h.1.as_ptr()).collect();
+    let src = cstr(main.1)?;
+    let name = cstr(main.0)?;
+    let opts: Vec<CString> = [format!("--gpu-architecture=compute_{major}{minor}"), "-std=c++17".into(), "-lineinfo".into()]
+        .iter()
+        .map(|o| cstr(o))
+        .collect::<Result<_>>()?;
+    let opt_ptrs: Vec<_> = opts.iter().map(|o| o.as_ptr()).collect();
+    let mut prog: NvrtcProgram = std::ptr::null_mut();
+    // SAFETY: every pointer refers to a live NUL-terminated string; counts match the arrays.
+    unsafe {
+        check("nvrtc", "nvrtcCreateProgram", (nvrtc.nvrtcCreateProgram)(&mut prog, src.as_ptr(), name.as_ptr(), headers.len() as c_int, header_src.as_ptr(), header_names.as_ptr()))?;
+        let status = (nvrtc.nvrtcCompileProgram)(prog, opt_ptrs.len() as c_int, opt_ptrs.as_ptr());
+        if status != 0 {
+            let mut size = 0usize;
+            (nvrtc.nvrtcGetProgramLogSize)(prog, &mut size);
+            let mut log = vec![0u8; size.max(1)];
+            (nvrtc.nvrtcGetProgramLog)(prog, log.as_mut_ptr() as *mut std::ffi::c_char);
+            (nvrtc.nvrtcDestroyProgram)(&mut prog);
+            return Err(Error::bad(format!("NVRTC failed to compile hip-kernels: {}", String::from_utf8_lossy(&log))));
+        }
+        let mut size = 0usize;
+        check("nvrtc", "nvrtcGetPTXSize", (nvrtc.nvrtcGetPTXSize)(prog, &mut size))?;
+        let mut ptx = vec![0u8; size];
+        check("nvrtc", "nvrtcGetPTX", (nvrtc.nvrtcGetPTX)(prog, ptx.as_mut_ptr() as *mut std::ffi::c_char))?;
+        (nvrtc.nvrtcDestroyProgram)(&mut prog);
+        Ok(ptx)
+    }
+}
+
+/// A backend bound to one device and one stream (null = the legacy default stream).
+pub struct CudaBackend {
+    device: &'static CudaDevice,
+    stream: CuStream,
+    allow_tf32: bool,
+}
+
+// SAFETY: the stream handle is only passed to the driver and cuBLAS, which accept it from any
+// thread.
+unsafe impl Send for CudaBackend {}
+// SAFETY: as above.
+unsafe impl Sync for CudaBackend {}
+
+/// A compute-type scalar argument.
+enum Scalar {
+    F32(f32),
+    F64(f64),
+}
+
+impl Scalar {
+    fn of(dtype: DType, v: f64) -> Self {
+        match dtype.compute() {
+            DType::F64 => Scalar::F64(v),
+            _ => Scalar::F32(v as f32),
+        }
+    }
+    fn ptr(&mut self) -> *mut c_void {
+        match self {
+            Scalar::F32(v) => v as *mut f32 as *mut c_void,
+            Scalar::F64(v) => v as *mut f64 as *mut c_void,
+        }
+    }
+}
+
+fn arg<T>(v: &mut T) -> *mut c_void {
+    v as *mut T as *mut c_void
+}
+
+/// How a strided matrix is seen by a column-major BLAS: (transpose, leading dimension).
+fn col_major(rows: usize, cols: usize, rs: isize, cs: isize) -> Option<(bool, i64)> {
+    let (rows, cols) = (rows.max(1) as isize, cols.max(1) as isize);
+    if (rs == 1 || rows == 1) && (cols == 1 || cs >= rows) {
+        return Some((false, if cols == 1 { rows } else { cs } as i64));
+    }
+    if (cs == 1 || cols == 1) && (rows == 1 || rs >= cols) {
+        return Some((true, if rows == 1 { cols } else { rs } as i64));
+    }
+    None
+}
+
+impl CudaBackend {
+    /// A backend on `device` issuing work to `stream`.
+    pub fn new(device: &'static CudaDevice, stream: *mut c_void, allow_tf32: bool) -> Self {
+        CudaBackend { device, stream, allow_tf32 }
+    }
+
+    /// The device.
+    pub fn device(&self) -> &'static CudaDevice {
+        self.device
+    }
+
+    unsafe fn launch(&self, op: &str, dtype: DType, total: i64, params: &mut [*mut c_void]) -> Result<()> {
+        if total <= 0 {
+            return Ok(());
+        }
+        let f = self.device.function(&kernel_name(op, dtype))?;
+        let grid = ((total + BLOCK as i64 - 1) / BLOCK as i64).clamp(1, MAX_GRID) as u32;
+        // SAFETY: `params` points at one live value per kernel parameter, in order and of the
+        // kernel's parameter types (see hip-kernels/); the caller guarantees the buffers.
+        unsafe {
+            check("cuda", "cuLaunchKernel", (self.device.driver.cuLaunchKernel)(f, grid, 1, 1, BLOCK, 1, 1, 0, self.stream, params.as_mut_ptr(), std::ptr::null_mut()))
+        }
+    }
+}
+
+impl Backend for CudaBackend {
+    fn name(&self) -> &'static str {
+        "cuda"
+    }
+
+    unsafe fn pack(&self, src: TensorArg<'_>, dst: Addr) -> Result<()> {
+        let mut t = KernelTensor::of(src.desc)?;
+        let (mut s, mut d) = (src.addr, dst);
+        let total = src.desc.element_count() as i64;
+        // SAFETY: forwarded contract.
+        unsafe { self.launch("pack", src.desc.dtype(), total, &mut [arg(&mut t), arg(&mut s), arg(&mut d)]) }
+    }
+
+    unsafe fn im2col(&self, geom: &KernelGeom, x: TensorArg<'_>, groups: Channels, pixels: Pixels, col: Addr) -> Result<()> {
+        let (mut g, mut xs) = (*geom, KernelStrides::of(x.desc));
+        let (mut xp, mut c) = (x.addr, col);
+        let (mut g0, mut gn, mut p0, mut pn) = (groups.start as i64, groups.len as i64, pixels.start as i64, pixels.len as i64);
+        let total = gn * geom.c_per_group * geom.kernel_len * pn;
+        // SAFETY: forwarded contract.
+        unsafe {
+            self.launch("im2col", x.desc.dtype(), total, &mut [arg(&mut g), arg(&mut xs), arg(&mut xp), arg(&mut g0), arg(&mut gn), arg(&mut p0), arg(&mut pn), arg(&mut c)])
+        }
+    }
+
+    unsafe fn gather_pixels(&self, geom: &KernelGeom, src: TensorArg<'_>, channels: Channels, pixels: Pixels, dst: Addr) -> Result<()> {
+        let (mut g, mut s) = (*geom, KernelStrides::of(src.desc));
+        let (mut sp, mut d) = (src.addr, dst);
+        let (mut c0, mut cn, mut p0, mut pn) = (channels.start as i64, channels.len as i64, pixels.start as i64, pixels.len as i64);
+        // SAFETY: forwarded contract.
+        unsafe {
+            self.launch("gather_pixels", src.desc.dtype(), cn * pn, &mut [arg(&mut g), arg(&mut s), arg(&mut sp), arg(&mut c0), arg(&mut cn), arg(&mut p0), arg(&mut pn), arg(&mut d)])
+        }
+    }
+
+    unsafe fn store_pixels(&self, geom: &KernelGeom, src: Addr, dst: TensorArg<'_>, channels: Channels, pixels: Pixels, alpha: f64, beta: f64) -> Result<()> {
+        let dt = dst.desc.dtype();
+        let (mut g, mut s) = (*geom, KernelStrides::of(dst.desc));
+        let (mut sp, mut d) = (src, dst.addr);
+        let (mut c0, mut cn, mut p0, mut pn) = (channels.start as i64, channels.len as i64, pixels.start as i64, pixels.len as i64);
+        let (mut a, mut b) = (Scalar::of(dt, alpha), Scalar::of(dt, beta));
+        // SAFETY: forwarded contract.
+        unsafe {
+            self.launch("store_pixels", dt, cn * pn, &mut [arg(&mut g), arg(&mut s), arg(&mut sp), arg(&mut d), arg(&mut c0), arg(&mut cn), arg(&mut p0), arg(&mut pn), a.ptr(), b.ptr()])
+        }
+    }
+
+    unsafe fn col2im(&self, geom: &KernelGeom, col: Addr, dx: TensorArg<'_>, groups: Channels, channels: Channels, images: Channels, alpha: f64, beta: f64) -> Result<()> {
+        let dt = dx.desc.dtype();
+        let (mut g, mut s) = (*geom, KernelStrides::of(dx.desc));
+        let (mut c, mut d) = (col, dx.addr);
+        let (mut g0, mut gn) = (groups.start as i64, groups.len as i64);
+        let (mut c0, mut cn, mut i0, mut i_n) = (channels.start as i64, channels.len as i64, images.start as i64, images.len as i64);
+        let (mut a, mut b) = (Scalar::of(dt, alpha), Scalar::of(dt, beta));
+        let total = i_n * gn * cn * geom.input_len;
+        // SAFETY: forwarded contract.
+        unsafe {
+            self.launch("col2im", dt, total, &mut [arg(&mut g), arg(&mut s), arg(&mut c), arg(&mut d), arg(&mut g0), arg(&mut gn), arg(&mut c0), arg(&mut cn), arg(&mut i0), arg(&mut i_n), a.ptr(), b.ptr()])
+        }
+    }
+
+    unsafe fn unpack(&self, src: Addr, dst: TensorArg<'_>, alpha: f64, beta: f64) -> Result<()> {
+        let dt = dst.desc.dtype();
+        let mut t = KernelTensor::of(dst.desc)?;
+        let (mut s, mut d) = (src, dst.addr);
+        let (mut a, mut b) = (Scalar::of(dt, alpha), Scalar::of(dt, beta));
+        // SAFETY: forwarded contract.
+        unsafe { self.launch("unpack", dt, dst.desc.element_count() as i64, &mut [arg(&mut t), arg(&mut s), arg(&mut d), a.ptr(), b.ptr()]) }
+    }
+
+    unsafe fn gemm(&self, a: &GemmArgs) -> Result<()> {
+        if a.m == 0 || a.n == 0 || a.batch == 0 {
+            return Ok(());
+        }
+        // Row-major dst (cs == 1) is the column-major dst^T = rhs^T · lhs^T; column-major dst
+        // (rs == 1) is lhs · rhs directly.
+        let (m, n, x, y, dst_ld) = if let Some((false, ld)) = col_major(a.n, a.m, a.dst.cs, a.dst.rs) {
+            (a.n, a.m, transpose(&a.rhs), transpose(&a.lhs), ld)
+        } else if let Some((false, ld)) = col_major(a.m, a.n, a.dst.rs, a.dst.cs) {
+            (a.m, a.n, a.lhs, a.rhs, ld)
+        } else {
+            return Err(Error::unsupported("GEMM destination with two non-unit strides"));
+        };
+        let (ta, lda) = col_major(m, a.k, x.rs, x.cs).ok_or_else(|| Error::unsupported("GEMM operand strides"))?;
+        let (tb, ldb) = col_major(a.k, n, y.rs, y.cs).ok_or_else(|| Error::unsupported("GEMM operand strides"))?;
+        let op = |t: bool| if t { CUBLAS_OP_T } else { CUBLAS_OP_N };
+        let blas = self.device.blas.lock().map_err(|_| Error::bad("cuBLAS handle poisoned"))?;
+        let c = &self.device.cublas;
+        let (mi, ni, ki, bi) = (m as c_int, n as c_int, a.k as c_int, a.batch as c_int);
+        // SAFETY: the caller guarantees every operand's strided extent for every batch entry;
+        // the handle is used under its lock.
+        unsafe {
+            check("cublas", "cublasSetStream", (c.cublasSetStream)(*blas, self.stream))?;
+            check("cublas", "cublasSetMathMode", (c.cublasSetMathMode)(*blas, if self.allow_tf32 { CUBLAS_TF32_TENSOR_OP_MATH } else { CUBLAS_DEFAULT_MATH }))?;
+            match a.dtype.compute() {
+                DType::F64 => {
+                    let (al, be) = (a.alpha, a.beta);
+                    check("cublas", "cublasDgemmStridedBatched", (c.cublasDgemmStridedBatched)(*blas, op(ta), op(tb), mi, ni, ki, &al, x.addr as *const f64, lda as c_int, x.batch_stride as i64, y.addr as *const f64, ldb as c_int, y.batch_stride as i64, &be, a.dst.addr as *mut f64, dst_ld as c_int, a.dst.batch_stride as i64, bi))
+                }
+                _ => {
+                    let (al, be) = (a.alpha as f32, a.beta as f32);
+                    check("cublas", "cublasSgemmStridedBatched", (c.cublasSgemmStridedBatched)(*blas, op(ta), op(tb), mi, ni, ki, &al, x.addr as *const f32, lda as c_int, x.batch_stride as i64, y.addr as *const f32, ldb as c_int, y.batch_stride as i64, &be, a.dst.addr as *mut f32, dst_ld as c_int, a.dst.batch_stride as i64, bi))
+                }
+            }
+        }
+    }
+
+    unsafe fn bias_add(&self, y: TensorArg<'_>, b: Addr, alpha: f64) -> Result<()> {
+        let dt = y.desc.dtype();
+        let mut t = KernelTensor::of(y.desc)?;
+        let (mut yp, mut bp) = (y.addr, b);
+        let mut a = Scalar::of(dt, alpha);
+        // SAFETY: forwarded contract.
+        unsafe { self.launch("bias_add", dt, y.desc.element_count() as i64, &mut [arg(&mut t), arg(&mut yp), arg(&mut bp), a.ptr()]) }
+    }
+
+    unsafe fn bias_grad(&self, dy: TensorArg<'_>, db: Addr, alpha: f64, beta: f64) -> Result<()> {
+        let dt = dy.desc.dtype();
+        let mut t = KernelTensor::of(dy.desc)?;
+        let (mut yp, mut bp) = (dy.addr, db);
+        let (mut a, mut b) = (Scalar::of(dt, alpha), Scalar::of(dt, beta));
+        // One block per channel: launch exactly K blocks' worth of threads.
+        let total = dy.desc.dims()[1] as i64 * BLOCK as i64;
+        // SAFETY: forwarded contract.
+        unsafe { self.launch("bias_grad", dt, total, &mut [arg(&mut t), arg(&mut yp), arg(&mut bp), a.ptr(), b.ptr()]) }
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        // SAFETY: the stream belongs to this device's context.
+        unsafe { check("cuda", "cuStreamSynchronize", (self.device.driver.cuStreamSynchronize)(self.stream)) }
+    }
+}
+
+/// The transpose of a strided matrix operand (swap its strides).
+fn transpose(m: &Matrix) -> Matrix {
+    Matrix { rs: m.cs, cs: m.rs, ..*m }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::col_major;
+
+    #[test]
+    fn column_major_views() {
+        // row-major 3x4 (rs 4, cs 1): transposed, ld 4
+        assert_eq!(col_major(3, 4, 4, 1), Some((true, 4)));
+        // column-major 3x4 (rs 1, cs 3): as is, ld 3
+        assert_eq!(col_major(3, 4, 1, 3), Some((false, 3)));
+        // padded column-major (ld 8)
+        assert_eq!(col_major(3, 4, 1, 8), Some((false, 8)));
+        // a single row with a large row stride is fine either way
+        assert!(col_major(1, 5, 1000, 1).is_some());
+        // two non-unit strides cannot be expressed
+        assert_eq!(col_major(3, 4, 2, 8), None);
+    }
+}
