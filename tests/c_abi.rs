@@ -100,7 +100,7 @@ fn c_client_runs_every_direction_through_find_and_immediate() {
     let (passed, failed) = summary(&stdout);
     assert_eq!(failed, 0, "{stdout}");
     // 17 cases × 3 directions × 2 paths, plus the error-path checks.
-    assert!(passed >= 17 * 6 + 1, "{stdout}");
+    assert_eq!(passed, 17 * 6 + 1, "{stdout}");
 }
 
 #[test]
@@ -116,5 +116,5 @@ fn c_client_is_clean_under_valgrind() {
         .env("RAYON_NUM_THREADS", "2"));
     let (passed, failed) = summary(&stdout);
     assert_eq!(failed, 0, "{stdout}");
-    assert!(passed >= 17 * 6 + 1, "{stdout}");
+    assert_eq!(passed, 17 * 6 + 1, "{stdout}");
 }
