@@ -52,6 +52,7 @@ macro_rules! api_table {
 
         impl $table {
             /// Resolves every symbol or fails naming the first missing one.
+            #[allow(non_snake_case)]
             pub fn load(lib: Library) -> Result<Self> {
                 $(
                     // SAFETY: the symbol is declared with the signature of the vendor header.
