@@ -10,11 +10,11 @@ failed=0
 step() {
   local name=$1; shift
   echo "=== $name: $*" | tee -a "$out/summary.txt"
-  local t0=$(date +%s.%N)
+  local t0=$(date +%s%N)
   "$@" >"$out/$name.log" 2>&1
   local rc=$?
-  local t1=$(date +%s.%N)
-  printf '=== %s: rc=%d (%.1f s)\n' "$name" "$rc" "$(echo "$t1 - $t0" | bc)" | tee -a "$out/summary.txt"
+  local t1=$(date +%s%N)
+  printf '=== %s: rc=%d (%d ms)\n' "$name" "$rc" "$(( (t1 - t0) / 1000000 ))" | tee -a "$out/summary.txt"
   tail -n 25 "$out/$name.log"
   [ $rc -eq 0 ] || failed=$((failed + 1))
 }
