@@ -11,8 +11,10 @@
 //! - `alpha`/`beta` mean `out = alpha·result + beta·out` (with `beta == 0` the old contents,
 //!   NaN included, are never read).
 
+pub mod blas;
 pub mod cpu;
 pub mod cuda;
+pub mod hip;
 
 use crate::dtype::DType;
 use crate::error::Result;

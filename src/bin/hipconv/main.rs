@@ -276,4 +276,7 @@ fn doctor() {
             .collect();
         println!("  ✓ AMD code objects: {}", names.join(", "));
     }
+    for (ok, line) in hipconv::backend::hip::doctor_lines() {
+        println!("  {} {line}", if ok { "✓" } else { "✗" });
+    }
 }

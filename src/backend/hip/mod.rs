@@ -1,0 +1,699 @@
+//! The AMD platform: hipconv's own kernels from the embedded code objects (chosen for the real
+//! chip, see [`arch`]), rocBLAS for the GEMMs, the HIP runtime for memory and launches — all
+//! loaded at run time, so the library builds and runs (on its CPU backend) without ROCm.
+//!
+//! # GEMM policy (`HIPCONV_GEMM=auto|sgemm|native`)
+//! Plans hand the backend compute-type tiles: f16/bf16 tensors are converted to f32 by
+//! hipconv's kernels, so every GEMM is an SGEMM (DGEMM for f64). That is deliberate: under
+//! `HSA_OVERRIDE_GFX_VERSION=10.3.0`, rocBLAS's half GEMM with f32 accumulation runs gfx1030
+//! kernels full of `v_dot2_f32_f16`, which RDNA1 lacks, while its SGEMM only uses instructions
+//! RDNA1 has. So rocBLAS's half GEMM is never needed and never called.
+//! - `auto` (default) and `sgemm`: SGEMM/DGEMM in the compute type.
+//! - `native`: reserved for a native (non-override) stack, where
+//!   `rocblas_gemm_strided_batched_ex` with half operands would be safe (it is bound in
+//!   [`rocblas`]). No plan produces half operands today, so it runs the same SGEMM path.
+
+pub mod arch;
+pub mod rocblas;
+pub mod runtime;
+#[allow(
+    non_camel_case_types,
+    non_snake_case,
+    non_upper_case_globals,
+    dead_code,
+    unsafe_op_in_unsafe_fn,
+    clippy::all
+)]
+pub mod sys;
+
+pub use runtime::{DeviceBuffer, HipApi, HipDevice, Workspace};
+
+use super::blas::ColumnMajorGemm;
+use super::{Addr, Backend, Channels, GemmArgs, Pixels, TensorArg};
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::kernels::{self, KernelTensor, kernel_name};
+use crate::plan::{KernelGeom, KernelStrides};
+use runtime::check;
+use std::ffi::c_void;
+
+/// Threads per block of every element-wise kernel.
+const BLOCK: u32 = 256;
+/// Most blocks one launch uses (kernels loop over the rest).
+const MAX_GRID: i64 = 1 << 20;
+
+/// Environment variable selecting the [`GemmPolicy`].
+pub const GEMM_ENV: &str = "HIPCONV_GEMM";
+
+/// Which rocBLAS GEMM runs the products (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GemmPolicy {
+    #[default]
+    Auto,
+    Sgemm,
+    Native,
+}
+
+impl GemmPolicy {
+    /// Parses `auto`, `sgemm` or `native` (case-insensitive).
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "" | "auto" => Ok(GemmPolicy::Auto),
+            "sgemm" => Ok(GemmPolicy::Sgemm),
+            "native" => Ok(GemmPolicy::Native),
+            other => Err(Error::bad(format!(
+                "{GEMM_ENV}={other}: expected auto, sgemm or native"
+            ))),
+        }
+    }
+
+    /// The policy `HIPCONV_GEMM` asks for (`auto` when unset).
+    pub fn from_env() -> Result<Self> {
+        std::env::var(GEMM_ENV).map_or(Ok(GemmPolicy::Auto), |v| Self::parse(&v))
+    }
+
+    /// The lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            GemmPolicy::Auto => "auto",
+            GemmPolicy::Sgemm => "sgemm",
+            GemmPolicy::Native => "native",
+        }
+    }
+
+    /// Whether rocBLAS's half GEMM runs under this policy: never today, because the backend
+    /// only ever receives compute-type (f32/f64) operands. The seam for a native stack.
+    pub fn uses_half_gemm(self) -> bool {
+        false
+    }
+}
+
+/// A backend bound to one device and one stream (null = the device's null stream).
+pub struct HipBackend {
+    device: &'static HipDevice,
+    stream: sys::hipStream_t,
+    gemm: GemmPolicy,
+}
+
+// SAFETY: the stream handle is only passed to the HIP runtime and rocBLAS, which accept it from
+// any thread.
+unsafe impl Send for HipBackend {}
+// SAFETY: as above.
+unsafe impl Sync for HipBackend {}
+
+/// A compute-type scalar argument.
+enum Scalar {
+    F32(f32),
+    F64(f64),
+}
+
+impl Scalar {
+    fn of(dtype: DType, v: f64) -> Self {
+        match dtype.compute() {
+            DType::F64 => Scalar::F64(v),
+            _ => Scalar::F32(v as f32),
+        }
+    }
+    fn ptr(&mut self) -> *mut c_void {
+        match self {
+            Scalar::F32(v) => v as *mut f32 as *mut c_void,
+            Scalar::F64(v) => v as *mut f64 as *mut c_void,
+        }
+    }
+}
+
+fn arg<T>(v: &mut T) -> *mut c_void {
+    v as *mut T as *mut c_void
+}
+
+impl HipBackend {
+    /// A backend on `device` issuing work to `stream`, with the GEMM policy of `HIPCONV_GEMM`
+    /// (an invalid value means `auto`; `hipconv doctor` reports it).
+    pub fn new(device: &'static HipDevice, stream: *mut c_void) -> Self {
+        HipBackend {
+            device,
+            stream: stream as sys::hipStream_t,
+            gemm: GemmPolicy::from_env().unwrap_or_default(),
+        }
+    }
+
+    /// The same backend with an explicit GEMM policy.
+    pub fn with_gemm_policy(mut self, policy: GemmPolicy) -> Self {
+        self.gemm = policy;
+        self
+    }
+
+    /// The device.
+    pub fn device(&self) -> &'static HipDevice {
+        self.device
+    }
+
+    /// The GEMM policy in force.
+    pub fn gemm_policy(&self) -> GemmPolicy {
+        self.gemm
+    }
+
+    unsafe fn launch(
+        &self,
+        op: &str,
+        dtype: DType,
+        total: i64,
+        params: &mut [*mut c_void],
+    ) -> Result<()> {
+        if total <= 0 {
+            return Ok(());
+        }
+        let _g = self.device.guard()?;
+        let f = self.device.function(&kernel_name(op, dtype))?;
+        let grid = ((total + BLOCK as i64 - 1) / BLOCK as i64).clamp(1, MAX_GRID) as u32;
+        let api = self.device.api();
+        // SAFETY: `params` points at one live value per kernel parameter, in order and of the
+        // kernel's parameter types (see hip-kernels/); the caller guarantees the buffers.
+        unsafe {
+            check(
+                "hipModuleLaunchKernel",
+                (api.sys.hipModuleLaunchKernel)(
+                    f,
+                    grid,
+                    1,
+                    1,
+                    BLOCK,
+                    1,
+                    1,
+                    0,
+                    self.stream,
+                    params.as_mut_ptr(),
+                    std::ptr::null_mut(),
+                ),
+            )
+        }
+    }
+}
+
+impl Backend for HipBackend {
+    fn name(&self) -> &'static str {
+        "hip"
+    }
+
+    unsafe fn pack(&self, src: TensorArg<'_>, dst: Addr) -> Result<()> {
+        let mut t = KernelTensor::of(src.desc)?;
+        let (mut s, mut d) = (src.addr, dst);
+        let total = src.desc.element_count() as i64;
+        // SAFETY: forwarded contract.
+        unsafe {
+            self.launch(
+                "pack",
+                src.desc.dtype(),
+                total,
+                &mut [arg(&mut t), arg(&mut s), arg(&mut d)],
+            )
+        }
+    }
+
+    unsafe fn im2col(
+        &self,
+        geom: &KernelGeom,
+        x: TensorArg<'_>,
+        groups: Channels,
+        pixels: Pixels,
+        col: Addr,
+    ) -> Result<()> {
+        let (mut g, mut xs) = (*geom, KernelStrides::of(x.desc));
+        let (mut xp, mut c) = (x.addr, col);
+        let (mut g0, mut gn, mut p0, mut pn) = (
+            groups.start as i64,
+            groups.len as i64,
+            pixels.start as i64,
+            pixels.len as i64,
+        );
+        let total = gn * geom.c_per_group * geom.kernel_len * pn;
+        // SAFETY: forwarded contract.
+        unsafe {
+            self.launch(
+                "im2col",
+                x.desc.dtype(),
+                total,
+                &mut [
+                    arg(&mut g),
+                    arg(&mut xs),
+                    arg(&mut xp),
+                    arg(&mut g0),
+                    arg(&mut gn),
+                    arg(&mut p0),
+                    arg(&mut pn),
+                    arg(&mut c),
+                ],
+            )
+        }
+    }
+
+    unsafe fn gather_pixels(
+        &self,
+        geom: &KernelGeom,
+        src: TensorArg<'_>,
+        channels: Channels,
+        pixels: Pixels,
+        dst: Addr,
+    ) -> Result<()> {
+        let (mut g, mut s) = (*geom, KernelStrides::of(src.desc));
+        let (mut sp, mut d) = (src.addr, dst);
+        let (mut c0, mut cn, mut p0, mut pn) = (
+            channels.start as i64,
+            channels.len as i64,
+            pixels.start as i64,
+            pixels.len as i64,
+        );
+        // SAFETY: forwarded contract.
+        unsafe {
+            self.launch(
+                "gather_pixels",
+                src.desc.dtype(),
+                cn * pn,
+                &mut [
+                    arg(&mut g),
+                    arg(&mut s),
+                    arg(&mut sp),
+                    arg(&mut c0),
+                    arg(&mut cn),
+                    arg(&mut p0),
+                    arg(&mut pn),
+                    arg(&mut d),
+                ],
+            )
+        }
+    }
+
+    unsafe fn store_pixels(
+        &self,
+        geom: &KernelGeom,
+        src: Addr,
+        dst: TensorArg<'_>,
+        channels: Channels,
+        pixels: Pixels,
+        alpha: f64,
+        beta: f64,
+    ) -> Result<()> {
+        let dt = dst.desc.dtype();
+        let (mut g, mut s) = (*geom, KernelStrides::of(dst.desc));
+        let (mut sp, mut d) = (src, dst.addr);
+        let (mut c0, mut cn, mut p0, mut pn) = (
+            channels.start as i64,
+            channels.len as i64,
+            pixels.start as i64,
+            pixels.len as i64,
+        );
+        let (mut a, mut b) = (Scalar::of(dt, alpha), Scalar::of(dt, beta));
+        // SAFETY: forwarded contract.
+        unsafe {
+            self.launch(
+                "store_pixels",
+                dt,
+                cn * pn,
+                &mut [
+                    arg(&mut g),
+                    arg(&mut s),
+                    arg(&mut sp),
+                    arg(&mut d),
+                    arg(&mut c0),
+                    arg(&mut cn),
+                    arg(&mut p0),
+                    arg(&mut pn),
+                    a.ptr(),
+                    b.ptr(),
+                ],
+            )
+        }
+    }
+
+    unsafe fn col2im(
+        &self,
+        geom: &KernelGeom,
+        col: Addr,
+        dx: TensorArg<'_>,
+        groups: Channels,
+        channels: Channels,
+        images: Channels,
+        alpha: f64,
+        beta: f64,
+    ) -> Result<()> {
+        let dt = dx.desc.dtype();
+        let (mut g, mut s) = (*geom, KernelStrides::of(dx.desc));
+        let (mut c, mut d) = (col, dx.addr);
+        let (mut g0, mut gn) = (groups.start as i64, groups.len as i64);
+        let (mut c0, mut cn, mut i0, mut i_n) = (
+            channels.start as i64,
+            channels.len as i64,
+            images.start as i64,
+            images.len as i64,
+        );
+        let (mut a, mut b) = (Scalar::of(dt, alpha), Scalar::of(dt, beta));
+        let total = i_n * gn * cn * geom.input_len;
+        // SAFETY: forwarded contract.
+        unsafe {
+            self.launch(
+                "col2im",
+                dt,
+                total,
+                &mut [
+                    arg(&mut g),
+                    arg(&mut s),
+                    arg(&mut c),
+                    arg(&mut d),
+                    arg(&mut g0),
+                    arg(&mut gn),
+                    arg(&mut c0),
+                    arg(&mut cn),
+                    arg(&mut i0),
+                    arg(&mut i_n),
+                    a.ptr(),
+                    b.ptr(),
+                ],
+            )
+        }
+    }
+
+    unsafe fn unpack(&self, src: Addr, dst: TensorArg<'_>, alpha: f64, beta: f64) -> Result<()> {
+        let dt = dst.desc.dtype();
+        let mut t = KernelTensor::of(dst.desc)?;
+        let (mut s, mut d) = (src, dst.addr);
+        let (mut a, mut b) = (Scalar::of(dt, alpha), Scalar::of(dt, beta));
+        // SAFETY: forwarded contract.
+        unsafe {
+            self.launch(
+                "unpack",
+                dt,
+                dst.desc.element_count() as i64,
+                &mut [arg(&mut t), arg(&mut s), arg(&mut d), a.ptr(), b.ptr()],
+            )
+        }
+    }
+
+    unsafe fn gemm(&self, a: &GemmArgs) -> Result<()> {
+        if a.m == 0 || a.n == 0 || a.batch == 0 {
+            return Ok(());
+        }
+        let call = ColumnMajorGemm::of(a)?;
+        let [m, n, k, lda, ldb, ldc, batch] = call.int_args(a.batch)?;
+        let (ta, tb) = (
+            rocblas::operation(call.trans_a),
+            rocblas::operation(call.trans_b),
+        );
+        let (sa, sb, sc) = (
+            call.a.batch_stride as i64,
+            call.b.batch_stride as i64,
+            call.c.batch_stride as i64,
+        );
+        // every policy runs the compute-type GEMM (see the module docs)
+        debug_assert!(!self.gemm.uses_half_gemm());
+        let _g = self.device.guard()?;
+        let blas = self.device.blas()?;
+        let r = self.device.rocblas();
+        // SAFETY: the caller guarantees every operand's strided extent for every batch entry;
+        // the handle is used under its lock, on its own device.
+        unsafe {
+            rocblas::check("rocblas_set_stream", (r.set_stream)(*blas, self.stream))?;
+            match a.dtype.compute() {
+                DType::F64 => {
+                    let (al, be) = (a.alpha, a.beta);
+                    rocblas::check(
+                        "rocblas_dgemm_strided_batched",
+                        (r.dgemm_strided_batched)(
+                            *blas,
+                            ta,
+                            tb,
+                            m,
+                            n,
+                            k,
+                            &al,
+                            call.a.addr as *const f64,
+                            lda,
+                            sa,
+                            call.b.addr as *const f64,
+                            ldb,
+                            sb,
+                            &be,
+                            call.c.addr as *mut f64,
+                            ldc,
+                            sc,
+                            batch,
+                        ),
+                    )
+                }
+                _ => {
+                    let (al, be) = (a.alpha as f32, a.beta as f32);
+                    rocblas::check(
+                        "rocblas_sgemm_strided_batched",
+                        (r.sgemm_strided_batched)(
+                            *blas,
+                            ta,
+                            tb,
+                            m,
+                            n,
+                            k,
+                            &al,
+                            call.a.addr as *const f32,
+                            lda,
+                            sa,
+                            call.b.addr as *const f32,
+                            ldb,
+                            sb,
+                            &be,
+                            call.c.addr as *mut f32,
+                            ldc,
+                            sc,
+                            batch,
+                        ),
+                    )
+                }
+            }
+        }
+    }
+
+    unsafe fn bias_add(&self, y: TensorArg<'_>, b: Addr, alpha: f64) -> Result<()> {
+        let dt = y.desc.dtype();
+        let mut t = KernelTensor::of(y.desc)?;
+        let (mut yp, mut bp) = (y.addr, b);
+        let mut a = Scalar::of(dt, alpha);
+        // SAFETY: forwarded contract.
+        unsafe {
+            self.launch(
+                "bias_add",
+                dt,
+                y.desc.element_count() as i64,
+                &mut [arg(&mut t), arg(&mut yp), arg(&mut bp), a.ptr()],
+            )
+        }
+    }
+
+    unsafe fn bias_grad(&self, dy: TensorArg<'_>, db: Addr, alpha: f64, beta: f64) -> Result<()> {
+        let dt = dy.desc.dtype();
+        let mut t = KernelTensor::of(dy.desc)?;
+        let (mut yp, mut bp) = (dy.addr, db);
+        let (mut a, mut b) = (Scalar::of(dt, alpha), Scalar::of(dt, beta));
+        // One block per channel: launch exactly K blocks' worth of threads.
+        let total = dy.desc.dims()[1] as i64 * BLOCK as i64;
+        // SAFETY: forwarded contract.
+        unsafe {
+            self.launch(
+                "bias_grad",
+                dt,
+                total,
+                &mut [arg(&mut t), arg(&mut yp), arg(&mut bp), a.ptr(), b.ptr()],
+            )
+        }
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        let _g = self.device.guard()?;
+        // SAFETY: the stream belongs to this device.
+        unsafe {
+            check(
+                "hipStreamSynchronize",
+                (self.device.api().sys.hipStreamSynchronize)(self.stream),
+            )
+        }
+    }
+}
+
+/// How a code object is named in messages: `gfx1030` or `gfx1030←gfx1010 (override-safe)`.
+fn object_label(o: &kernels::CodeObject) -> String {
+    if o.override_safe {
+        format!(
+            "{}←{} (override-safe: {} code labelled {})",
+            o.arch, o.compiled_for, o.compiled_for, o.arch
+        )
+    } else {
+        o.arch.to_string()
+    }
+}
+
+/// `hipconv doctor`'s lines for the AMD platform, as (ok, text): the runtime and its version,
+/// rocBLAS, `HSA_OVERRIDE_GFX_VERSION` / `HIPCONV_REAL_ARCH`, the KFD topology, each GPU's
+/// reported and real processor with the embedded object it would get, and the GEMM policy.
+/// Loads libraries and reads device properties but loads no module.
+pub fn doctor_lines() -> Vec<(bool, String)> {
+    let mut out = Vec::new();
+    let api = HipApi::get();
+    match &api {
+        Ok(api) => {
+            let v = |r: Result<i32>| {
+                r.map(runtime::version_string)
+                    .unwrap_or_else(|e| format!("unknown ({e})"))
+            };
+            let props = api
+                .props_layout()
+                .map_or("none".to_string(), |l| l.symbol.to_string());
+            out.push((
+                api.props_layout().is_some(),
+                format!(
+                    "HIP runtime: {} (runtime {}, driver {}; device properties via {props})",
+                    api.library,
+                    v(api.runtime_version()),
+                    v(api.driver_version())
+                ),
+            ));
+        }
+        Err(e) => out.push((false, format!("HIP runtime: {e}"))),
+    }
+    match rocblas::Rocblas::load() {
+        Ok(r) => out.push((true, format!("rocBLAS: {}", r.library))),
+        Err(e) => out.push((false, format!("rocBLAS: {e}"))),
+    }
+    let override_value = std::env::var(arch::OVERRIDE_ENV)
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    out.push(match &override_value {
+        Some(v) => match arch::arch_of_override(v) {
+            Some(a) => (
+                true,
+                format!(
+                    "{}={v}: the runtime reports {a} for every GPU",
+                    arch::OVERRIDE_ENV
+                ),
+            ),
+            None => (
+                false,
+                format!(
+                    "{}={v}: not a major.minor.stepping version",
+                    arch::OVERRIDE_ENV
+                ),
+            ),
+        },
+        None => (true, format!("{} not set", arch::OVERRIDE_ENV)),
+    });
+    if let Ok(v) = std::env::var(arch::REAL_ARCH_ENV) {
+        out.push((
+            true,
+            format!(
+                "{}={v}: taken as every GPU's real chip",
+                arch::REAL_ARCH_ENV
+            ),
+        ));
+    }
+    let nodes = arch::read_topology(std::path::Path::new(arch::KFD_TOPOLOGY));
+    if nodes.is_empty() {
+        out.push((
+            override_value.is_none(),
+            format!(
+                "KFD topology: no GPU node with gfx_target_version under {}",
+                arch::KFD_TOPOLOGY
+            ),
+        ));
+    } else {
+        let list: Vec<String> = nodes
+            .iter()
+            .map(|n| match n.pci {
+                Some(p) => format!(
+                    "node {} {} at {:04x}:{:02x}:{:02x}",
+                    n.node, n.arch, p.domain, p.bus, p.device
+                ),
+                None => format!("node {} {}", n.node, n.arch),
+            })
+            .collect();
+        out.push((
+            true,
+            format!("KFD topology (real chips): {}", list.join(", ")),
+        ));
+    }
+    if let Ok(api) = api {
+        match api.device_count() {
+            Ok(0) => out.push((false, "HIP devices: none visible".to_string())),
+            Ok(n) => {
+                for i in 0..n {
+                    out.push(match api.device_info(i) {
+                        Ok(info) => {
+                            let report = arch::ArchReport::gather(&info.arch, info.pci);
+                            let head =
+                                format!("HIP device {i}: {}: {}", info.name, report.describe());
+                            match arch::choose(&report.decision) {
+                                Ok(o) => (true, format!("{head} → kernels {}", object_label(o))),
+                                Err(e) => (false, format!("{head} → {e}")),
+                            }
+                        }
+                        Err(e) => (false, format!("HIP device {i}: {e}")),
+                    });
+                }
+            }
+            Err(e) => {
+                let text = match &e {
+                    Error::Runtime { code, .. } => {
+                        format!(" ({})", api.error_string(sys::hipError_t(*code as u32)))
+                    }
+                    _ => String::new(),
+                };
+                out.push((false, format!("HIP devices: {e}{text}")));
+            }
+        }
+    }
+    out.push(match GemmPolicy::from_env() {
+        Ok(p) => (true, format!("GEMM: rocBLAS SGEMM/DGEMM in the compute type ({GEMM_ENV}={}; half GEMM never used)", p.name())),
+        Err(e) => (false, format!("GEMM: {e}; using auto")),
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gemm_policy_parses() {
+        assert_eq!(GemmPolicy::parse("auto").unwrap(), GemmPolicy::Auto);
+        assert_eq!(GemmPolicy::parse("").unwrap(), GemmPolicy::Auto);
+        assert_eq!(GemmPolicy::parse(" SGEMM ").unwrap(), GemmPolicy::Sgemm);
+        assert_eq!(GemmPolicy::parse("native").unwrap(), GemmPolicy::Native);
+        assert!(GemmPolicy::parse("hgemm").is_err());
+        for p in [GemmPolicy::Auto, GemmPolicy::Sgemm, GemmPolicy::Native] {
+            assert_eq!(GemmPolicy::parse(p.name()).unwrap(), p);
+            assert!(!p.uses_half_gemm(), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn no_gpu_is_an_error_not_a_panic() {
+        // On a machine without a GPU (or without ROCm) every entry point answers with an error.
+        match HipApi::get() {
+            Err(e) => assert!(matches!(e, Error::LibraryNotFound { .. }), "{e}"),
+            Ok(api) => {
+                let count = api.device_count();
+                eprintln!(
+                    "HIP runtime {} loaded; device count: {count:?}",
+                    api.library
+                );
+                if !matches!(count, Ok(n) if n > 0) {
+                    assert!(HipDevice::open(0).is_err());
+                    assert!(HipDevice::get(0).is_err());
+                    assert!(HipDevice::current().is_err());
+                }
+            }
+        }
+        assert!(HipDevice::open(-1).is_err());
+        let lines = doctor_lines();
+        assert!(lines.iter().any(|(_, l)| l.starts_with("HIP runtime")));
+        assert!(lines.iter().any(|(_, l)| l.starts_with("rocBLAS")));
+        assert!(lines.iter().any(|(_, l)| l.starts_with("GEMM")));
+        for (ok, l) in &lines {
+            eprintln!("  {} {l}", if *ok { "✓" } else { "✗" });
+        }
+    }
+}
