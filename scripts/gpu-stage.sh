@@ -22,6 +22,7 @@ for line in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["test"]:
         shutil.copy(m["executable"], sys.argv[1] + "/test-" + m["target"]["name"])
 ' "$stage" || true
+strip --strip-debug "$stage"/hipconv "$stage"/libhipconv.so "$stage"/test-* 2>/dev/null || true
 cp scripts/gpu-run.sh "$stage/run.sh"
 cp python/*.py "$stage/" 2>/dev/null || true
 cp scripts/bench_gpu.py "$stage/" 2>/dev/null || true

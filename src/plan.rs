@@ -63,6 +63,9 @@ pub struct PlanOptions {
     pub budget: usize,
     /// Largest column tile worth building at once (cache-sized on a CPU, unlimited on a GPU).
     pub tile_bytes: usize,
+    /// Backward-weights may read dy in place with one GEMM per image (good on a CPU, where
+    /// GEMMs are cheap to issue); GPUs prefer one long GEMM over a gathered dy tile.
+    pub per_image_weight_gemms: bool,
 }
 
 impl PlanOptions {
@@ -72,7 +75,11 @@ impl PlanOptions {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(CPU_TILE_BYTES);
-        PlanOptions { budget, tile_bytes }
+        PlanOptions {
+            budget,
+            tile_bytes,
+            per_image_weight_gemms: true,
+        }
     }
 
     /// Options for GPU backends: tiles as large as the budget allows.
@@ -80,6 +87,7 @@ impl PlanOptions {
         PlanOptions {
             budget,
             tile_bytes: usize::MAX,
+            per_image_weight_gemms: false,
         }
     }
 }
@@ -145,7 +153,10 @@ impl ConvPlan {
             Direction::BackwardData => pointwise,
             Direction::BackwardWeights => false,
         };
-        let direct_dy = direction == Direction::BackwardWeights && y_flat && big_images;
+        let direct_dy = direction == Direction::BackwardWeights
+            && y_flat
+            && big_images
+            && opts.per_image_weight_gemms;
         let weights_in_place =
             native && problem.w().layout() == crate::problem::Layout::ChannelsFirst;
         let weight_elems = if weights_in_place {
@@ -163,13 +174,11 @@ impl ConvPlan {
                 let stage_rows = if direct_output || direct_dy { 0 } else { g.k };
                 let per_pixel = checked_add(col_rows, stage_rows, "tile")?;
                 let total = checked_mul(g.n, g.output_len, "pixels")?;
-                let mut per_tile = if per_pixel == 0 {
-                    total
-                } else {
-                    (avail_elems / per_pixel).max(1)
-                };
-                if col_rows > 0 {
-                    per_tile = per_tile.min((tile_elems / col_rows).max(1));
+                let mut per_tile = avail_elems
+                    .checked_div(per_pixel)
+                    .map_or(total, |t| t.max(1));
+                if let Some(fit) = tile_elems.checked_div(col_rows) {
+                    per_tile = per_tile.min(fit.max(1));
                 }
                 per_tile = per_tile.min(total);
                 if per_tile >= g.output_len {

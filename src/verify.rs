@@ -3,12 +3,12 @@
 use crate::api::{Conv, Scale};
 use crate::backend::Backend;
 use crate::backend::cuda::{CudaBackend, CudaDevice};
-use crate::error::Error;
-use crate::exec::{Buffers, execute};
-use crate::plan::{ConvPlan, PlanOptions};
 use crate::dtype::{DType, Element};
+use crate::error::Error;
 use crate::error::Result;
+use crate::exec::{Buffers, execute};
 use crate::host::{from_packed_f64, max_rel_error, to_packed_f64};
+use crate::plan::{ConvPlan, PlanOptions};
 use crate::problem::{ConvProblem, Direction, TensorDesc};
 use crate::reference;
 use crate::suite::SuiteCase;
@@ -172,14 +172,33 @@ fn run_typed<T: Element>(
             da.upload(&a)?;
             db.upload(&b)?;
             dout.upload(&host_out)?;
-            let plan = ConvPlan::with_options(conv.problem(), direction, PlanOptions::gpu(conv.workspace_budget()))?;
+            let plan = ConvPlan::with_options(
+                conv.problem(),
+                direction,
+                PlanOptions::gpu(conv.workspace_budget()),
+            )?;
             let ws = dev.alloc(plan.workspace_bytes())?;
             let backend = CudaBackend::new(dev, std::ptr::null_mut(), false);
             let o = dout.addr() + (GUARD * size) as u64;
             let bufs = match direction {
-                Direction::Forward => Buffers { x: da.addr(), w: db.addr(), y: o, workspace: ws.addr() },
-                Direction::BackwardData => Buffers { x: o, w: db.addr(), y: da.addr(), workspace: ws.addr() },
-                Direction::BackwardWeights => Buffers { x: da.addr(), w: o, y: db.addr(), workspace: ws.addr() },
+                Direction::Forward => Buffers {
+                    x: da.addr(),
+                    w: db.addr(),
+                    y: o,
+                    workspace: ws.addr(),
+                },
+                Direction::BackwardData => Buffers {
+                    x: o,
+                    w: db.addr(),
+                    y: da.addr(),
+                    workspace: ws.addr(),
+                },
+                Direction::BackwardWeights => Buffers {
+                    x: da.addr(),
+                    w: o,
+                    y: db.addr(),
+                    workspace: ws.addr(),
+                },
             };
             for _ in 0..runs {
                 let start = Instant::now();
@@ -199,10 +218,15 @@ fn run_typed<T: Element>(
             for (i, v) in back.iter().enumerate() {
                 let inside = i >= GUARD && i < GUARD + space && addressed[i - GUARD];
                 if !inside && v.to_f64() != poison.to_f64() {
-                    return Err(Error::bad(format!("GPU run wrote element {i} outside the output tensor")));
+                    return Err(Error::bad(format!(
+                        "GPU run wrote element {i} outside the output tensor"
+                    )));
                 }
             }
-            Ok((to_packed_f64(od, &back[GUARD..GUARD + space])?, median_ms(times)))
+            Ok((
+                to_packed_f64(od, &back[GUARD..GUARD + space])?,
+                median_ms(times),
+            ))
         }
     }
 }

@@ -7,6 +7,7 @@ use hipconv::{DType, Direction, Scale};
 #[test]
 fn fixed_cases_all_directions() {
     // (n, c, input, k, kernel, pad, stride, dil, groups)
+    #[allow(clippy::type_complexity)]
     let cases: Vec<(
         usize,
         usize,

@@ -18,13 +18,20 @@ fn gpu() -> Option<Target> {
 }
 
 /// Runs `dir` of `p` on the GPU under `budget` and returns the max relative error.
-fn gpu_error(target: Target, p: &hipconv::ConvProblem, dir: Direction, budget: usize, seed: u64) -> f64 {
+fn gpu_error(
+    target: Target,
+    p: &hipconv::ConvProblem,
+    dir: Direction,
+    budget: usize,
+    seed: u64,
+) -> f64 {
     let mut rng = Rng::new(seed);
     let (ad, bd, _) = operands(p, dir);
     let a = round_to(p.dtype(), &random_packed(ad, &mut rng));
     let b = round_to(p.dtype(), &random_packed(bd, &mut rng));
     let conv = Conv::new(p.clone()).with_workspace_budget(budget);
-    let (got, _) = run_packed(target, &conv, dir, &a, &b, 1).expect("GPU run succeeds with intact guard bands");
+    let (got, _) = run_packed(target, &conv, dir, &a, &b, 1)
+        .expect("GPU run succeeds with intact guard bands");
     let want = match dir {
         Direction::Forward => reference::forward(p, &a, &b),
         Direction::BackwardData => reference::backward_data(p, &a, &b),
@@ -42,7 +49,9 @@ fn random_problems_match_the_reference_on_the_gpu() {
         let rank = 1 + rng.below(3);
         let groups = 1 + rng.below(3);
         let n = 1 + rng.below(3);
-        let dims = |rng: &mut Rng, lo: usize, span: usize| (0..rank).map(|_| lo + rng.below(span)).collect::<Vec<_>>();
+        let dims = |rng: &mut Rng, lo: usize, span: usize| {
+            (0..rank).map(|_| lo + rng.below(span)).collect::<Vec<_>>()
+        };
         let input = dims(&mut rng, 1, 9);
         let kernel = dims(&mut rng, 1, 4);
         let pads = dims(&mut rng, 0, 3);
@@ -52,11 +61,20 @@ fn random_problems_match_the_reference_on_the_gpu() {
         let layout = rng.below(3);
         let c = groups * (1 + rng.below(4));
         let k = groups * (1 + rng.below(4));
-        let Ok(p) = problem(dtype, n, c, &input, k, &kernel, &pads, &strides, &dil, groups, layout) else { continue };
+        let Ok(p) = problem(
+            dtype, n, c, &input, k, &kernel, &pads, &strides, &dil, groups, layout,
+        ) else {
+            continue;
+        };
         let dir = Direction::ALL[rng.below(3)];
         let budget = [0usize, 4096, 1 << 30][rng.below(3)];
         let err = gpu_error(target, &p, dir, budget, rng.next_u64());
-        assert!(err <= tolerance(dtype), "{} {} budget {budget}: error {err}", p.summary(), dir.name());
+        assert!(
+            err <= tolerance(dtype),
+            "{} {} budget {budget}: error {err}",
+            p.summary(),
+            dir.name()
+        );
         checked += 1;
     }
     eprintln!("gpu parity: {checked} random problems passed");
@@ -66,18 +84,88 @@ fn random_problems_match_the_reference_on_the_gpu() {
 fn anchor_shapes_and_tiny_workspaces_on_the_gpu() {
     let Some(target) = gpu() else { return };
     let cases = [
-        problem(DType::F32, 2, 64, &[56, 56], 64, &[3, 3], &[1, 1], &[1, 1], &[1, 1], 1, 0).unwrap(),
-        problem(DType::F32, 2, 64, &[28, 28], 128, &[1, 1], &[0, 0], &[1, 1], &[1, 1], 1, 1).unwrap(),
-        problem(DType::F16, 2, 96, &[28, 28], 96, &[3, 3], &[1, 1], &[1, 1], &[1, 1], 96, 0).unwrap(),
-        problem(DType::BF16, 2, 64, &[14, 14], 64, &[3, 3], &[1, 1], &[1, 1], &[1, 1], 8, 1).unwrap(),
-        problem(DType::F32, 1, 16, &[8, 16, 16], 16, &[3, 3, 3], &[1, 1, 1], &[1, 1, 1], &[1, 1, 1], 1, 0).unwrap(),
+        problem(
+            DType::F32,
+            2,
+            64,
+            &[56, 56],
+            64,
+            &[3, 3],
+            &[1, 1],
+            &[1, 1],
+            &[1, 1],
+            1,
+            0,
+        )
+        .unwrap(),
+        problem(
+            DType::F32,
+            2,
+            64,
+            &[28, 28],
+            128,
+            &[1, 1],
+            &[0, 0],
+            &[1, 1],
+            &[1, 1],
+            1,
+            1,
+        )
+        .unwrap(),
+        problem(
+            DType::F16,
+            2,
+            96,
+            &[28, 28],
+            96,
+            &[3, 3],
+            &[1, 1],
+            &[1, 1],
+            &[1, 1],
+            96,
+            0,
+        )
+        .unwrap(),
+        problem(
+            DType::BF16,
+            2,
+            64,
+            &[14, 14],
+            64,
+            &[3, 3],
+            &[1, 1],
+            &[1, 1],
+            &[1, 1],
+            8,
+            1,
+        )
+        .unwrap(),
+        problem(
+            DType::F32,
+            1,
+            16,
+            &[8, 16, 16],
+            16,
+            &[3, 3, 3],
+            &[1, 1, 1],
+            &[1, 1, 1],
+            &[1, 1, 1],
+            1,
+            0,
+        )
+        .unwrap(),
         problem(DType::F32, 2, 16, &[1000], 32, &[9], &[4], &[2], &[1], 1, 0).unwrap(),
     ];
     for p in &cases {
         for dir in Direction::ALL {
             for budget in [0usize, 1 << 20, 256 << 20] {
                 let err = gpu_error(target, p, dir, budget, 3);
-                assert!(err <= tolerance(p.dtype()), "{} {} budget {budget}: {err}", p.summary(), dir.name());
+                assert!(
+                    err <= tolerance(p.dtype()),
+                    "{} {} budget {budget}: {err}",
+                    p.summary(),
+                    dir.name()
+                );
             }
         }
     }
@@ -86,7 +174,20 @@ fn anchor_shapes_and_tiny_workspaces_on_the_gpu() {
 #[test]
 fn many_small_launches_stay_correct() {
     let Some(target) = gpu() else { return };
-    let p = problem(DType::F32, 1, 2, &[5, 5], 2, &[3, 3], &[1, 1], &[1, 1], &[1, 1], 1, 0).unwrap();
+    let p = problem(
+        DType::F32,
+        1,
+        2,
+        &[5, 5],
+        2,
+        &[3, 3],
+        &[1, 1],
+        &[1, 1],
+        &[1, 1],
+        1,
+        0,
+    )
+    .unwrap();
     for i in 0..300 {
         let dir = Direction::ALL[i % 3];
         let err = gpu_error(target, &p, dir, 0, i as u64);

@@ -226,12 +226,12 @@ impl ConvProblem {
         }
         let c_out = checked::mul(w.dims()[1], conv.groups(), "transposed output channels")?;
         let mut dims = vec![input.dims()[0], c_out];
-        for axis in 0..rank {
+        for (axis, &adj) in output_padding.iter().enumerate() {
             dims.push(conv.transposed_len(
                 axis,
                 input.dims()[axis + 2],
                 w.dims()[axis + 2],
-                output_padding[axis],
+                adj,
             )?);
         }
         let out = if input.layout() == Layout::ChannelsLast && input.dims()[1] > 1 {

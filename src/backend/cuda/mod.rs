@@ -46,7 +46,9 @@ impl CudaDevice {
     /// The device `ordinal`, initialised on first use (module compiled once per process).
     pub fn get(ordinal: i32) -> Result<&'static CudaDevice> {
         let map = DEVICES.get_or_init(|| Mutex::new(HashMap::new()));
-        let mut map = map.lock().map_err(|_| Error::bad("CUDA device table poisoned"))?;
+        let mut map = map
+            .lock()
+            .map_err(|_| Error::bad("CUDA device table poisoned"))?;
         if let Some(dev) = map.get(&ordinal) {
             return Ok(dev);
         }
@@ -75,9 +77,22 @@ impl CudaDevice {
         let driver = Driver::load(open("CUDA driver", &["libcuda.so.1", "libcuda.so"])?)?;
         let nvrtc = Nvrtc::load(open(
             "NVRTC",
-            &["libnvrtc.so", "libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so.11.2"],
+            &[
+                "libnvrtc.so",
+                "libnvrtc.so.13",
+                "libnvrtc.so.12",
+                "libnvrtc.so.11.2",
+            ],
         )?)?;
-        let cublas = Cublas::load(open("cuBLAS", &["libcublas.so", "libcublas.so.13", "libcublas.so.12", "libcublas.so.11"])?)?;
+        let cublas = Cublas::load(open(
+            "cuBLAS",
+            &[
+                "libcublas.so",
+                "libcublas.so.13",
+                "libcublas.so.12",
+                "libcublas.so.11",
+            ],
+        )?)?;
         let mut device: CuDevice = 0;
         let mut count: c_int = 0;
         let mut context: CuContext = std::ptr::null_mut();
@@ -86,28 +101,64 @@ impl CudaDevice {
         // SAFETY: every out-pointer is a valid local; the driver is initialised first.
         unsafe {
             check("cuda", "cuInit", (driver.cuInit)(0))?;
-            check("cuda", "cuDeviceGetCount", (driver.cuDeviceGetCount)(&mut count))?;
+            check(
+                "cuda",
+                "cuDeviceGetCount",
+                (driver.cuDeviceGetCount)(&mut count),
+            )?;
             if ordinal < 0 || ordinal >= count {
                 return Err(Error::bad(format!("CUDA device {ordinal} of {count}")));
             }
-            check("cuda", "cuDeviceGet", (driver.cuDeviceGet)(&mut device, ordinal))?;
-            check("cuda", "cuDevicePrimaryCtxRetain", (driver.cuDevicePrimaryCtxRetain)(&mut context, device))?;
+            check(
+                "cuda",
+                "cuDeviceGet",
+                (driver.cuDeviceGet)(&mut device, ordinal),
+            )?;
+            check(
+                "cuda",
+                "cuDevicePrimaryCtxRetain",
+                (driver.cuDevicePrimaryCtxRetain)(&mut context, device),
+            )?;
             check("cuda", "cuCtxSetCurrent", (driver.cuCtxSetCurrent)(context))?;
-            check("cuda", "cuDeviceGetAttribute", (driver.cuDeviceGetAttribute)(&mut major, ATTR_CC_MAJOR, device))?;
-            check("cuda", "cuDeviceGetAttribute", (driver.cuDeviceGetAttribute)(&mut minor, ATTR_CC_MINOR, device))?;
-            check("cuda", "cuDeviceGetName", (driver.cuDeviceGetName)(name.as_mut_ptr(), 127, device))?;
+            check(
+                "cuda",
+                "cuDeviceGetAttribute",
+                (driver.cuDeviceGetAttribute)(&mut major, ATTR_CC_MAJOR, device),
+            )?;
+            check(
+                "cuda",
+                "cuDeviceGetAttribute",
+                (driver.cuDeviceGetAttribute)(&mut minor, ATTR_CC_MINOR, device),
+            )?;
+            check(
+                "cuda",
+                "cuDeviceGetName",
+                (driver.cuDeviceGetName)(name.as_mut_ptr(), 127, device),
+            )?;
         }
         // SAFETY: the driver wrote a NUL-terminated name into the buffer.
-        let name = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }.to_string_lossy().into_owned();
+        let name = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }
+            .to_string_lossy()
+            .into_owned();
         let ptx = compile_kernels(&nvrtc, major, minor)?;
         let mut module: CuModule = std::ptr::null_mut();
         // SAFETY: `ptx` is NUL-terminated PTX text; the context is current.
-        unsafe { check("cuda", "cuModuleLoadData", (driver.cuModuleLoadData)(&mut module, ptx.as_ptr() as *const c_void))? };
+        unsafe {
+            check(
+                "cuda",
+                "cuModuleLoadData",
+                (driver.cuModuleLoadData)(&mut module, ptx.as_ptr() as *const c_void),
+            )?
+        };
         let mut blas: CublasHandle = std::ptr::null_mut();
         // SAFETY: out-pointer is a valid local; the context is current.
         unsafe {
             check("cublas", "cublasCreate", (cublas.cublasCreate)(&mut blas))?;
-            check("cublas", "cublasSetMathMode", (cublas.cublasSetMathMode)(blas, CUBLAS_DEFAULT_MATH))?;
+            check(
+                "cublas",
+                "cublasSetMathMode",
+                (cublas.cublasSetMathMode)(blas, CUBLAS_DEFAULT_MATH),
+            )?;
         }
         Ok(CudaDevice {
             driver,
@@ -138,18 +189,33 @@ impl CudaDevice {
     /// Makes this device's primary context current on the calling thread.
     pub fn make_current(&self) -> Result<()> {
         // SAFETY: the context was retained at open and is never released.
-        unsafe { check("cuda", "cuCtxSetCurrent", (self.driver.cuCtxSetCurrent)(self.context)) }
+        unsafe {
+            check(
+                "cuda",
+                "cuCtxSetCurrent",
+                (self.driver.cuCtxSetCurrent)(self.context),
+            )
+        }
     }
 
     fn function(&self, name: &str) -> Result<CuFunction> {
-        let mut cache = self.functions.lock().map_err(|_| Error::bad("kernel cache poisoned"))?;
+        let mut cache = self
+            .functions
+            .lock()
+            .map_err(|_| Error::bad("kernel cache poisoned"))?;
         if let Some(&f) = cache.get(name) {
             return Ok(f as CuFunction);
         }
         let cname = CString::new(name).map_err(|_| Error::bad("kernel name"))?;
         let mut f: CuFunction = std::ptr::null_mut();
         // SAFETY: valid out-pointer and NUL-terminated name; the module stays loaded.
-        unsafe { check("cuda", "cuModuleGetFunction", (self.driver.cuModuleGetFunction)(&mut f, self.module, cname.as_ptr()))? };
+        unsafe {
+            check(
+                "cuda",
+                "cuModuleGetFunction",
+                (self.driver.cuModuleGetFunction)(&mut f, self.module, cname.as_ptr()),
+            )?
+        };
         cache.insert(name.to_string(), f as usize);
         Ok(f)
     }
@@ -163,7 +229,11 @@ impl CudaDevice {
         if code != 0 {
             return Err(Error::AllocFailed { bytes });
         }
-        Ok(DeviceBuffer { device: self, ptr, bytes })
+        Ok(DeviceBuffer {
+            device: self,
+            ptr,
+            bytes,
+        })
     }
 
     /// Waits for all work of this device.
@@ -193,7 +263,13 @@ impl DeviceBuffer {
             return Err(Error::bad("upload larger than the buffer"));
         }
         // SAFETY: `data` is `bytes` long and the buffer holds at least that many.
-        unsafe { check("cuda", "cuMemcpyHtoD", (self.device.driver.cuMemcpyHtoD)(self.ptr, data.as_ptr() as *const c_void, bytes)) }
+        unsafe {
+            check(
+                "cuda",
+                "cuMemcpyHtoD",
+                (self.device.driver.cuMemcpyHtoD)(self.ptr, data.as_ptr() as *const c_void, bytes),
+            )
+        }
     }
     /// Copies the start of the buffer into `data`.
     pub fn download<T: Copy>(&self, data: &mut [T]) -> Result<()> {
@@ -202,7 +278,17 @@ impl DeviceBuffer {
             return Err(Error::bad("download larger than the buffer"));
         }
         // SAFETY: `data` is `bytes` long and the buffer holds at least that many.
-        unsafe { check("cuda", "cuMemcpyDtoH", (self.device.driver.cuMemcpyDtoH)(data.as_mut_ptr() as *mut c_void, self.ptr, bytes)) }
+        unsafe {
+            check(
+                "cuda",
+                "cuMemcpyDtoH",
+                (self.device.driver.cuMemcpyDtoH)(
+                    data.as_mut_ptr() as *mut c_void,
+                    self.ptr,
+                    bytes,
+                ),
+            )
+        }
     }
 }
 
@@ -230,15 +316,30 @@ fn compile_kernels(nvrtc: &Nvrtc, major: i32, minor: i32) -> Result<Vec<u8>> {
     let header_names: Vec<_> = headers.iter().map(|h| h.1.as_ptr()).collect();
     let src = cstr(main.1)?;
     let name = cstr(main.0)?;
-    let opts: Vec<CString> = [format!("--gpu-architecture=compute_{major}{minor}"), "-std=c++17".into(), "-lineinfo".into()]
-        .iter()
-        .map(|o| cstr(o))
-        .collect::<Result<_>>()?;
+    let opts: Vec<CString> = [
+        format!("--gpu-architecture=compute_{major}{minor}"),
+        "-std=c++17".into(),
+        "-lineinfo".into(),
+    ]
+    .iter()
+    .map(|o| cstr(o))
+    .collect::<Result<_>>()?;
     let opt_ptrs: Vec<_> = opts.iter().map(|o| o.as_ptr()).collect();
     let mut prog: NvrtcProgram = std::ptr::null_mut();
     // SAFETY: every pointer refers to a live NUL-terminated string; counts match the arrays.
     unsafe {
-        check("nvrtc", "nvrtcCreateProgram", (nvrtc.nvrtcCreateProgram)(&mut prog, src.as_ptr(), name.as_ptr(), headers.len() as c_int, header_src.as_ptr(), header_names.as_ptr()))?;
+        check(
+            "nvrtc",
+            "nvrtcCreateProgram",
+            (nvrtc.nvrtcCreateProgram)(
+                &mut prog,
+                src.as_ptr(),
+                name.as_ptr(),
+                headers.len() as c_int,
+                header_src.as_ptr(),
+                header_names.as_ptr(),
+            ),
+        )?;
         let status = (nvrtc.nvrtcCompileProgram)(prog, opt_ptrs.len() as c_int, opt_ptrs.as_ptr());
         if status != 0 {
             let mut size = 0usize;
@@ -246,12 +347,23 @@ fn compile_kernels(nvrtc: &Nvrtc, major: i32, minor: i32) -> Result<Vec<u8>> {
             let mut log = vec![0u8; size.max(1)];
             (nvrtc.nvrtcGetProgramLog)(prog, log.as_mut_ptr() as *mut std::ffi::c_char);
             (nvrtc.nvrtcDestroyProgram)(&mut prog);
-            return Err(Error::bad(format!("NVRTC failed to compile hip-kernels: {}", String::from_utf8_lossy(&log))));
+            return Err(Error::bad(format!(
+                "NVRTC failed to compile hip-kernels: {}",
+                String::from_utf8_lossy(&log)
+            )));
         }
         let mut size = 0usize;
-        check("nvrtc", "nvrtcGetPTXSize", (nvrtc.nvrtcGetPTXSize)(prog, &mut size))?;
+        check(
+            "nvrtc",
+            "nvrtcGetPTXSize",
+            (nvrtc.nvrtcGetPTXSize)(prog, &mut size),
+        )?;
         let mut ptx = vec![0u8; size];
-        check("nvrtc", "nvrtcGetPTX", (nvrtc.nvrtcGetPTX)(prog, ptx.as_mut_ptr() as *mut std::ffi::c_char))?;
+        check(
+            "nvrtc",
+            "nvrtcGetPTX",
+            (nvrtc.nvrtcGetPTX)(prog, ptx.as_mut_ptr() as *mut std::ffi::c_char),
+        )?;
         (nvrtc.nvrtcDestroyProgram)(&mut prog);
         Ok(ptx)
     }
@@ -310,7 +422,11 @@ fn col_major(rows: usize, cols: usize, rs: isize, cs: isize) -> Option<(bool, i6
 impl CudaBackend {
     /// A backend on `device` issuing work to `stream`.
     pub fn new(device: &'static CudaDevice, stream: *mut c_void, allow_tf32: bool) -> Self {
-        CudaBackend { device, stream, allow_tf32 }
+        CudaBackend {
+            device,
+            stream,
+            allow_tf32,
+        }
     }
 
     /// The device.
@@ -318,7 +434,13 @@ impl CudaBackend {
         self.device
     }
 
-    unsafe fn launch(&self, op: &str, dtype: DType, total: i64, params: &mut [*mut c_void]) -> Result<()> {
+    unsafe fn launch(
+        &self,
+        op: &str,
+        dtype: DType,
+        total: i64,
+        params: &mut [*mut c_void],
+    ) -> Result<()> {
         if total <= 0 {
             return Ok(());
         }
@@ -327,7 +449,23 @@ impl CudaBackend {
         // SAFETY: `params` points at one live value per kernel parameter, in order and of the
         // kernel's parameter types (see hip-kernels/); the caller guarantees the buffers.
         unsafe {
-            check("cuda", "cuLaunchKernel", (self.device.driver.cuLaunchKernel)(f, grid, 1, 1, BLOCK, 1, 1, 0, self.stream, params.as_mut_ptr(), std::ptr::null_mut()))
+            check(
+                "cuda",
+                "cuLaunchKernel",
+                (self.device.driver.cuLaunchKernel)(
+                    f,
+                    grid,
+                    1,
+                    1,
+                    BLOCK,
+                    1,
+                    1,
+                    0,
+                    self.stream,
+                    params.as_mut_ptr(),
+                    std::ptr::null_mut(),
+                ),
+            )
         }
     }
 }
@@ -342,53 +480,175 @@ impl Backend for CudaBackend {
         let (mut s, mut d) = (src.addr, dst);
         let total = src.desc.element_count() as i64;
         // SAFETY: forwarded contract.
-        unsafe { self.launch("pack", src.desc.dtype(), total, &mut [arg(&mut t), arg(&mut s), arg(&mut d)]) }
+        unsafe {
+            self.launch(
+                "pack",
+                src.desc.dtype(),
+                total,
+                &mut [arg(&mut t), arg(&mut s), arg(&mut d)],
+            )
+        }
     }
 
-    unsafe fn im2col(&self, geom: &KernelGeom, x: TensorArg<'_>, groups: Channels, pixels: Pixels, col: Addr) -> Result<()> {
+    unsafe fn im2col(
+        &self,
+        geom: &KernelGeom,
+        x: TensorArg<'_>,
+        groups: Channels,
+        pixels: Pixels,
+        col: Addr,
+    ) -> Result<()> {
         let (mut g, mut xs) = (*geom, KernelStrides::of(x.desc));
         let (mut xp, mut c) = (x.addr, col);
-        let (mut g0, mut gn, mut p0, mut pn) = (groups.start as i64, groups.len as i64, pixels.start as i64, pixels.len as i64);
+        let (mut g0, mut gn, mut p0, mut pn) = (
+            groups.start as i64,
+            groups.len as i64,
+            pixels.start as i64,
+            pixels.len as i64,
+        );
         let total = gn * geom.c_per_group * geom.kernel_len * pn;
         // SAFETY: forwarded contract.
         unsafe {
-            self.launch("im2col", x.desc.dtype(), total, &mut [arg(&mut g), arg(&mut xs), arg(&mut xp), arg(&mut g0), arg(&mut gn), arg(&mut p0), arg(&mut pn), arg(&mut c)])
+            self.launch(
+                "im2col",
+                x.desc.dtype(),
+                total,
+                &mut [
+                    arg(&mut g),
+                    arg(&mut xs),
+                    arg(&mut xp),
+                    arg(&mut g0),
+                    arg(&mut gn),
+                    arg(&mut p0),
+                    arg(&mut pn),
+                    arg(&mut c),
+                ],
+            )
         }
     }
 
-    unsafe fn gather_pixels(&self, geom: &KernelGeom, src: TensorArg<'_>, channels: Channels, pixels: Pixels, dst: Addr) -> Result<()> {
+    unsafe fn gather_pixels(
+        &self,
+        geom: &KernelGeom,
+        src: TensorArg<'_>,
+        channels: Channels,
+        pixels: Pixels,
+        dst: Addr,
+    ) -> Result<()> {
         let (mut g, mut s) = (*geom, KernelStrides::of(src.desc));
         let (mut sp, mut d) = (src.addr, dst);
-        let (mut c0, mut cn, mut p0, mut pn) = (channels.start as i64, channels.len as i64, pixels.start as i64, pixels.len as i64);
+        let (mut c0, mut cn, mut p0, mut pn) = (
+            channels.start as i64,
+            channels.len as i64,
+            pixels.start as i64,
+            pixels.len as i64,
+        );
         // SAFETY: forwarded contract.
         unsafe {
-            self.launch("gather_pixels", src.desc.dtype(), cn * pn, &mut [arg(&mut g), arg(&mut s), arg(&mut sp), arg(&mut c0), arg(&mut cn), arg(&mut p0), arg(&mut pn), arg(&mut d)])
+            self.launch(
+                "gather_pixels",
+                src.desc.dtype(),
+                cn * pn,
+                &mut [
+                    arg(&mut g),
+                    arg(&mut s),
+                    arg(&mut sp),
+                    arg(&mut c0),
+                    arg(&mut cn),
+                    arg(&mut p0),
+                    arg(&mut pn),
+                    arg(&mut d),
+                ],
+            )
         }
     }
 
-    unsafe fn store_pixels(&self, geom: &KernelGeom, src: Addr, dst: TensorArg<'_>, channels: Channels, pixels: Pixels, alpha: f64, beta: f64) -> Result<()> {
+    unsafe fn store_pixels(
+        &self,
+        geom: &KernelGeom,
+        src: Addr,
+        dst: TensorArg<'_>,
+        channels: Channels,
+        pixels: Pixels,
+        alpha: f64,
+        beta: f64,
+    ) -> Result<()> {
         let dt = dst.desc.dtype();
         let (mut g, mut s) = (*geom, KernelStrides::of(dst.desc));
         let (mut sp, mut d) = (src, dst.addr);
-        let (mut c0, mut cn, mut p0, mut pn) = (channels.start as i64, channels.len as i64, pixels.start as i64, pixels.len as i64);
+        let (mut c0, mut cn, mut p0, mut pn) = (
+            channels.start as i64,
+            channels.len as i64,
+            pixels.start as i64,
+            pixels.len as i64,
+        );
         let (mut a, mut b) = (Scalar::of(dt, alpha), Scalar::of(dt, beta));
         // SAFETY: forwarded contract.
         unsafe {
-            self.launch("store_pixels", dt, cn * pn, &mut [arg(&mut g), arg(&mut s), arg(&mut sp), arg(&mut d), arg(&mut c0), arg(&mut cn), arg(&mut p0), arg(&mut pn), a.ptr(), b.ptr()])
+            self.launch(
+                "store_pixels",
+                dt,
+                cn * pn,
+                &mut [
+                    arg(&mut g),
+                    arg(&mut s),
+                    arg(&mut sp),
+                    arg(&mut d),
+                    arg(&mut c0),
+                    arg(&mut cn),
+                    arg(&mut p0),
+                    arg(&mut pn),
+                    a.ptr(),
+                    b.ptr(),
+                ],
+            )
         }
     }
 
-    unsafe fn col2im(&self, geom: &KernelGeom, col: Addr, dx: TensorArg<'_>, groups: Channels, channels: Channels, images: Channels, alpha: f64, beta: f64) -> Result<()> {
+    unsafe fn col2im(
+        &self,
+        geom: &KernelGeom,
+        col: Addr,
+        dx: TensorArg<'_>,
+        groups: Channels,
+        channels: Channels,
+        images: Channels,
+        alpha: f64,
+        beta: f64,
+    ) -> Result<()> {
         let dt = dx.desc.dtype();
         let (mut g, mut s) = (*geom, KernelStrides::of(dx.desc));
         let (mut c, mut d) = (col, dx.addr);
         let (mut g0, mut gn) = (groups.start as i64, groups.len as i64);
-        let (mut c0, mut cn, mut i0, mut i_n) = (channels.start as i64, channels.len as i64, images.start as i64, images.len as i64);
+        let (mut c0, mut cn, mut i0, mut i_n) = (
+            channels.start as i64,
+            channels.len as i64,
+            images.start as i64,
+            images.len as i64,
+        );
         let (mut a, mut b) = (Scalar::of(dt, alpha), Scalar::of(dt, beta));
         let total = i_n * gn * cn * geom.input_len;
         // SAFETY: forwarded contract.
         unsafe {
-            self.launch("col2im", dt, total, &mut [arg(&mut g), arg(&mut s), arg(&mut c), arg(&mut d), arg(&mut g0), arg(&mut gn), arg(&mut c0), arg(&mut cn), arg(&mut i0), arg(&mut i_n), a.ptr(), b.ptr()])
+            self.launch(
+                "col2im",
+                dt,
+                total,
+                &mut [
+                    arg(&mut g),
+                    arg(&mut s),
+                    arg(&mut c),
+                    arg(&mut d),
+                    arg(&mut g0),
+                    arg(&mut gn),
+                    arg(&mut c0),
+                    arg(&mut cn),
+                    arg(&mut i0),
+                    arg(&mut i_n),
+                    a.ptr(),
+                    b.ptr(),
+                ],
+            )
         }
     }
 
@@ -398,7 +658,14 @@ impl Backend for CudaBackend {
         let (mut s, mut d) = (src, dst.addr);
         let (mut a, mut b) = (Scalar::of(dt, alpha), Scalar::of(dt, beta));
         // SAFETY: forwarded contract.
-        unsafe { self.launch("unpack", dt, dst.desc.element_count() as i64, &mut [arg(&mut t), arg(&mut s), arg(&mut d), a.ptr(), b.ptr()]) }
+        unsafe {
+            self.launch(
+                "unpack",
+                dt,
+                dst.desc.element_count() as i64,
+                &mut [arg(&mut t), arg(&mut s), arg(&mut d), a.ptr(), b.ptr()],
+            )
+        }
     }
 
     unsafe fn gemm(&self, a: &GemmArgs) -> Result<()> {
@@ -407,32 +674,102 @@ impl Backend for CudaBackend {
         }
         // Row-major dst (cs == 1) is the column-major dst^T = rhs^T · lhs^T; column-major dst
         // (rs == 1) is lhs · rhs directly.
-        let (m, n, x, y, dst_ld) = if let Some((false, ld)) = col_major(a.n, a.m, a.dst.cs, a.dst.rs) {
-            (a.n, a.m, transpose(&a.rhs), transpose(&a.lhs), ld)
-        } else if let Some((false, ld)) = col_major(a.m, a.n, a.dst.rs, a.dst.cs) {
-            (a.m, a.n, a.lhs, a.rhs, ld)
-        } else {
-            return Err(Error::unsupported("GEMM destination with two non-unit strides"));
-        };
-        let (ta, lda) = col_major(m, a.k, x.rs, x.cs).ok_or_else(|| Error::unsupported("GEMM operand strides"))?;
-        let (tb, ldb) = col_major(a.k, n, y.rs, y.cs).ok_or_else(|| Error::unsupported("GEMM operand strides"))?;
+        let (m, n, x, y, dst_ld) =
+            if let Some((false, ld)) = col_major(a.n, a.m, a.dst.cs, a.dst.rs) {
+                (a.n, a.m, transpose(&a.rhs), transpose(&a.lhs), ld)
+            } else if let Some((false, ld)) = col_major(a.m, a.n, a.dst.rs, a.dst.cs) {
+                (a.m, a.n, a.lhs, a.rhs, ld)
+            } else {
+                return Err(Error::unsupported(
+                    "GEMM destination with two non-unit strides",
+                ));
+            };
+        let (ta, lda) = col_major(m, a.k, x.rs, x.cs)
+            .ok_or_else(|| Error::unsupported("GEMM operand strides"))?;
+        let (tb, ldb) = col_major(a.k, n, y.rs, y.cs)
+            .ok_or_else(|| Error::unsupported("GEMM operand strides"))?;
         let op = |t: bool| if t { CUBLAS_OP_T } else { CUBLAS_OP_N };
-        let blas = self.device.blas.lock().map_err(|_| Error::bad("cuBLAS handle poisoned"))?;
+        let blas = self
+            .device
+            .blas
+            .lock()
+            .map_err(|_| Error::bad("cuBLAS handle poisoned"))?;
         let c = &self.device.cublas;
         let (mi, ni, ki, bi) = (m as c_int, n as c_int, a.k as c_int, a.batch as c_int);
         // SAFETY: the caller guarantees every operand's strided extent for every batch entry;
         // the handle is used under its lock.
         unsafe {
-            check("cublas", "cublasSetStream", (c.cublasSetStream)(*blas, self.stream))?;
-            check("cublas", "cublasSetMathMode", (c.cublasSetMathMode)(*blas, if self.allow_tf32 { CUBLAS_TF32_TENSOR_OP_MATH } else { CUBLAS_DEFAULT_MATH }))?;
+            check(
+                "cublas",
+                "cublasSetStream",
+                (c.cublasSetStream)(*blas, self.stream),
+            )?;
+            check(
+                "cublas",
+                "cublasSetMathMode",
+                (c.cublasSetMathMode)(
+                    *blas,
+                    if self.allow_tf32 {
+                        CUBLAS_TF32_TENSOR_OP_MATH
+                    } else {
+                        CUBLAS_DEFAULT_MATH
+                    },
+                ),
+            )?;
             match a.dtype.compute() {
                 DType::F64 => {
                     let (al, be) = (a.alpha, a.beta);
-                    check("cublas", "cublasDgemmStridedBatched", (c.cublasDgemmStridedBatched)(*blas, op(ta), op(tb), mi, ni, ki, &al, x.addr as *const f64, lda as c_int, x.batch_stride as i64, y.addr as *const f64, ldb as c_int, y.batch_stride as i64, &be, a.dst.addr as *mut f64, dst_ld as c_int, a.dst.batch_stride as i64, bi))
+                    check(
+                        "cublas",
+                        "cublasDgemmStridedBatched",
+                        (c.cublasDgemmStridedBatched)(
+                            *blas,
+                            op(ta),
+                            op(tb),
+                            mi,
+                            ni,
+                            ki,
+                            &al,
+                            x.addr as *const f64,
+                            lda as c_int,
+                            x.batch_stride as i64,
+                            y.addr as *const f64,
+                            ldb as c_int,
+                            y.batch_stride as i64,
+                            &be,
+                            a.dst.addr as *mut f64,
+                            dst_ld as c_int,
+                            a.dst.batch_stride as i64,
+                            bi,
+                        ),
+                    )
                 }
                 _ => {
                     let (al, be) = (a.alpha as f32, a.beta as f32);
-                    check("cublas", "cublasSgemmStridedBatched", (c.cublasSgemmStridedBatched)(*blas, op(ta), op(tb), mi, ni, ki, &al, x.addr as *const f32, lda as c_int, x.batch_stride as i64, y.addr as *const f32, ldb as c_int, y.batch_stride as i64, &be, a.dst.addr as *mut f32, dst_ld as c_int, a.dst.batch_stride as i64, bi))
+                    check(
+                        "cublas",
+                        "cublasSgemmStridedBatched",
+                        (c.cublasSgemmStridedBatched)(
+                            *blas,
+                            op(ta),
+                            op(tb),
+                            mi,
+                            ni,
+                            ki,
+                            &al,
+                            x.addr as *const f32,
+                            lda as c_int,
+                            x.batch_stride as i64,
+                            y.addr as *const f32,
+                            ldb as c_int,
+                            y.batch_stride as i64,
+                            &be,
+                            a.dst.addr as *mut f32,
+                            dst_ld as c_int,
+                            a.dst.batch_stride as i64,
+                            bi,
+                        ),
+                    )
                 }
             }
         }
@@ -444,7 +781,14 @@ impl Backend for CudaBackend {
         let (mut yp, mut bp) = (y.addr, b);
         let mut a = Scalar::of(dt, alpha);
         // SAFETY: forwarded contract.
-        unsafe { self.launch("bias_add", dt, y.desc.element_count() as i64, &mut [arg(&mut t), arg(&mut yp), arg(&mut bp), a.ptr()]) }
+        unsafe {
+            self.launch(
+                "bias_add",
+                dt,
+                y.desc.element_count() as i64,
+                &mut [arg(&mut t), arg(&mut yp), arg(&mut bp), a.ptr()],
+            )
+        }
     }
 
     unsafe fn bias_grad(&self, dy: TensorArg<'_>, db: Addr, alpha: f64, beta: f64) -> Result<()> {
@@ -455,18 +799,35 @@ impl Backend for CudaBackend {
         // One block per channel: launch exactly K blocks' worth of threads.
         let total = dy.desc.dims()[1] as i64 * BLOCK as i64;
         // SAFETY: forwarded contract.
-        unsafe { self.launch("bias_grad", dt, total, &mut [arg(&mut t), arg(&mut yp), arg(&mut bp), a.ptr(), b.ptr()]) }
+        unsafe {
+            self.launch(
+                "bias_grad",
+                dt,
+                total,
+                &mut [arg(&mut t), arg(&mut yp), arg(&mut bp), a.ptr(), b.ptr()],
+            )
+        }
     }
 
     fn synchronize(&self) -> Result<()> {
         // SAFETY: the stream belongs to this device's context.
-        unsafe { check("cuda", "cuStreamSynchronize", (self.device.driver.cuStreamSynchronize)(self.stream)) }
+        unsafe {
+            check(
+                "cuda",
+                "cuStreamSynchronize",
+                (self.device.driver.cuStreamSynchronize)(self.stream),
+            )
+        }
     }
 }
 
 /// The transpose of a strided matrix operand (swap its strides).
 fn transpose(m: &Matrix) -> Matrix {
-    Matrix { rs: m.cs, cs: m.rs, ..*m }
+    Matrix {
+        rs: m.cs,
+        cs: m.rs,
+        ..*m
+    }
 }
 
 #[cfg(test)]

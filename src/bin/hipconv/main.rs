@@ -3,9 +3,9 @@
 mod table;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use hipconv::backend::cuda::CudaDevice;
 use hipconv::plan::DEFAULT_WORKSPACE_BUDGET;
 use hipconv::suite::{self, SuiteCase};
-use hipconv::backend::cuda::CudaDevice;
 use hipconv::verify::{BenchRecord, Target, VerifyRecord, bench_case, verify_case};
 use hipconv::{DType, Direction};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -193,7 +193,13 @@ fn run_verify(common: &Common) -> hipconv::Result<bool> {
             dir.name(),
             case.problem.dtype()
         ));
-        records.push(verify_case(target, case, *dir, common.workspace, 1000 + i as u64)?);
+        records.push(verify_case(
+            target,
+            case,
+            *dir,
+            common.workspace,
+            1000 + i as u64,
+        )?);
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -263,16 +269,30 @@ fn doctor() {
     println!("hipconv {}", env!("CARGO_PKG_VERSION"));
     println!("  ✓ cpu backend: {} threads", rayon::current_num_threads());
     match CudaDevice::get(0) {
-        Ok(d) => println!("  ✓ cuda backend: {} (sm_{}{}), kernels compiled by NVRTC", d.name(), d.arch().0, d.arch().1),
+        Ok(d) => println!(
+            "  ✓ cuda backend: {} (sm_{}{}), kernels compiled by NVRTC",
+            d.name(),
+            d.arch().0,
+            d.arch().1
+        ),
         Err(e) => println!("  ✗ cuda backend: {e}"),
     }
     let objects = hipconv::kernels::code_objects();
     if objects.is_empty() {
-        println!("  ✗ AMD code objects: none embedded ({})", hipconv::kernels::BUILD_NOTE);
+        println!(
+            "  ✗ AMD code objects: none embedded ({})",
+            hipconv::kernels::BUILD_NOTE
+        );
     } else {
         let names: Vec<String> = objects
             .iter()
-            .map(|o| if o.override_safe { format!("{}←{}", o.arch, o.compiled_for) } else { o.arch.to_string() })
+            .map(|o| {
+                if o.override_safe {
+                    format!("{}←{}", o.arch, o.compiled_for)
+                } else {
+                    o.arch.to_string()
+                }
+            })
             .collect();
         println!("  ✓ AMD code objects: {}", names.join(", "));
     }
