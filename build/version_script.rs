@@ -2,7 +2,7 @@
 //! own node name) for every `miopen*` symbol and hides everything else.
 //!
 //! The symbols themselves are bound to the node by `.symver` directives next to their
-//! definitions (`src/ffi/mod.rs`, `exports!`), because rustc already passes its own anonymous
+//! definitions (`src/ffi/exports.rs`), because rustc already passes its own anonymous
 //! version script that lists every exported symbol by name, and an explicit name in that
 //! script wins over a pattern in this one.
 

@@ -176,8 +176,14 @@ pub fn conv_obj(
     registry::get(desc as *const ConvState, what)
 }
 
-/// A snapshot of the descriptor at `desc`.
-pub fn conv_state(desc: miopenConvolutionDescriptor_t) -> FfiResult<ConvState> {
+/// A snapshot of the descriptor at `desc` (read through the real MIOpen's getters when
+/// forwarding).
+pub(crate) fn conv_state(desc: miopenConvolutionDescriptor_t) -> FfiResult<ConvState> {
+    if let Some(real) = super::forward::foreign() {
+        // SAFETY: when forwarding, descriptors are the real library's objects (the C caller's
+        // contract, as with MIOpen itself).
+        return unsafe { real.conv_state(desc) };
+    }
     Ok(conv_obj(desc, "convDesc")?.lock().clone())
 }
 
@@ -199,7 +205,6 @@ fn require_2d(c: &ConvState, api: &str) -> FfiResult<()> {
 ///
 /// # Returns
 /// `miopenStatusSuccess`, or `miopenStatusBadParm` if `convDesc` is NULL.
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenCreateConvolutionDescriptor(
     convDesc: *mut miopenConvolutionDescriptor_t,
 ) -> miopenStatus_t {
@@ -219,7 +224,6 @@ pub unsafe extern "C" fn miopenCreateConvolutionDescriptor(
 /// # Returns
 /// `miopenStatusSuccess`, or `miopenStatusBadParm` for a pointer that is not a live
 /// convolution descriptor.
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenDestroyConvolutionDescriptor(
     convDesc: miopenConvolutionDescriptor_t,
 ) -> miopenStatus_t {
@@ -237,7 +241,6 @@ pub unsafe extern "C" fn miopenDestroyConvolutionDescriptor(
 /// # Returns
 /// `miopenStatusSuccess`; `miopenStatusBadParm` for an unknown descriptor or mode, a pad < 0,
 /// a stride < 1 or a dilation < 1.
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenInitConvolutionDescriptor(
     convDesc: miopenConvolutionDescriptor_t,
     c_mode: miopenConvolutionMode_t,
@@ -270,7 +273,6 @@ pub unsafe extern "C" fn miopenInitConvolutionDescriptor(
 /// # Returns
 /// `miopenStatusSuccess`; `miopenStatusBadParm` for an unknown descriptor or mode, NULL arrays,
 /// `spatialDim` outside 1..=6, a pad < 0, a stride < 1 or a dilation < 1.
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenInitConvolutionNdDescriptor(
     convDesc: miopenConvolutionDescriptor_t,
     spatialDim: i32,
@@ -309,7 +311,6 @@ pub unsafe extern "C" fn miopenInitConvolutionNdDescriptor(
 /// # Returns
 /// `miopenStatusSuccess`; `miopenStatusBadParm` for an unknown descriptor or a NULL
 /// out-pointer; `miopenStatusUnknownError` if the descriptor is not 2-D.
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenGetConvolutionDescriptor(
     convDesc: miopenConvolutionDescriptor_t,
     c_mode: *mut miopenConvolutionMode_t,
@@ -359,7 +360,6 @@ pub unsafe extern "C" fn miopenGetConvolutionDescriptor(
 /// `miopenStatusSuccess`; `miopenStatusBadParm` for an unknown descriptor, a NULL pointer or a
 /// negative request; `miopenStatusUnknownError` if `requestedSpatialDim` exceeds the
 /// descriptor's rank.
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenGetConvolutionNdDescriptor(
     convDesc: miopenConvolutionDescriptor_t,
     requestedSpatialDim: i32,
@@ -401,7 +401,6 @@ pub unsafe extern "C" fn miopenGetConvolutionNdDescriptor(
 ///
 /// # Returns
 /// `miopenStatusSuccess`, or `miopenStatusBadParm` for an unknown descriptor or NULL pointer.
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenGetConvolutionSpatialDim(
     convDesc: miopenConvolutionDescriptor_t,
     spatialDim: *mut i32,
@@ -420,7 +419,6 @@ pub unsafe extern "C" fn miopenGetConvolutionSpatialDim(
 ///
 /// # Returns
 /// `miopenStatusSuccess`, or `miopenStatusBadParm` for an unknown descriptor.
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenSetConvolutionGroupCount(
     convDesc: miopenConvolutionDescriptor_t,
     groupCount: i32,
@@ -438,7 +436,6 @@ pub unsafe extern "C" fn miopenSetConvolutionGroupCount(
 ///
 /// # Returns
 /// `miopenStatusSuccess`, or `miopenStatusBadParm` for an unknown descriptor or NULL pointer.
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenGetConvolutionGroupCount(
     convDesc: miopenConvolutionDescriptor_t,
     groupCount: *mut i32,
@@ -479,7 +476,6 @@ fn set_adj(convDesc: miopenConvolutionDescriptor_t, adj: &[i32], api: &str) -> F
 /// # Returns
 /// `miopenStatusSuccess`; `miopenStatusBadParm` for an unknown descriptor or a negative value;
 /// `miopenStatusUnknownError` if the descriptor is not 2-D.
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenSetTransposeConvOutputPadding(
     convDesc: miopenConvolutionDescriptor_t,
     adj_h: i32,
@@ -502,7 +498,6 @@ pub unsafe extern "C" fn miopenSetTransposeConvOutputPadding(
 /// # Returns
 /// `miopenStatusSuccess`; `miopenStatusBadParm` for an unknown descriptor, NULL `adjA` or a
 /// negative value; `miopenStatusUnknownError` if `spatialDim` differs from the descriptor's.
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenSetTransposeConvNdOutputPadding(
     convDesc: miopenConvolutionDescriptor_t,
     spatialDim: i32,
@@ -529,7 +524,6 @@ pub unsafe extern "C" fn miopenSetTransposeConvNdOutputPadding(
 /// `miopenStatusSuccess`; `miopenStatusBadParm` for unknown descriptors, NULL out-pointers,
 /// mismatched channels or types, or an output padding ≥ stride;
 /// `miopenStatusUnknownError` if the descriptor is not 2-D.
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenGetConvolutionForwardOutputDim(
     convDesc: miopenConvolutionDescriptor_t,
     inputTensorDesc: miopenTensorDescriptor_t,
@@ -572,7 +566,6 @@ pub unsafe extern "C" fn miopenGetConvolutionForwardOutputDim(
 ///
 /// # Returns
 /// As [`miopenGetConvolutionForwardOutputDim`], for any spatial rank.
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenGetConvolutionNdForwardOutputDim(
     convDesc: miopenConvolutionDescriptor_t,
     inputTensorDesc: miopenTensorDescriptor_t,
@@ -609,7 +602,6 @@ pub unsafe extern "C" fn miopenGetConvolutionNdForwardOutputDim(
 /// `miopenStatusSuccess`; `miopenStatusBadParm` for an unknown descriptor or attribute, or a
 /// value outside the attribute's range (FP16_ALT_IMPL: -1, 0, 1; DETERMINISTIC,
 /// FP8_ROUNDING_MODE and MATH_TYPE: 0, 1).
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenSetConvolutionAttribute(
     convDesc: miopenConvolutionDescriptor_t,
     attr: miopenConvolutionAttrib_t,
@@ -649,7 +641,6 @@ pub unsafe extern "C" fn miopenSetConvolutionAttribute(
 /// # Returns
 /// `miopenStatusSuccess`, or `miopenStatusBadParm` for an unknown descriptor or attribute, or
 /// NULL `value`.
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenGetConvolutionAttribute(
     convDesc: miopenConvolutionDescriptor_t,
     attr: miopenConvolutionAttrib_t,
@@ -682,7 +673,6 @@ pub unsafe extern "C" fn miopenGetConvolutionAttribute(
 /// # Returns
 /// `miopenStatusSuccess`, or `miopenStatusBadParm` for an unknown descriptor or a mode other
 /// than 1, 2, 3, 5, 6, 7.
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenSetConvolutionFindMode(
     convDesc: miopenConvolutionDescriptor_t,
     findMode: miopenConvolutionFindMode_t,
@@ -704,7 +694,6 @@ pub unsafe extern "C" fn miopenSetConvolutionFindMode(
 ///
 /// # Returns
 /// `miopenStatusSuccess`, or `miopenStatusBadParm` for an unknown descriptor or NULL pointer.
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenGetConvolutionFindMode(
     convDesc: miopenConvolutionDescriptor_t,
     findMode: *mut miopenConvolutionFindMode_t,
@@ -721,27 +710,6 @@ pub unsafe extern "C" fn miopenGetConvolutionFindMode(
         }
     })
 }
-
-super::exports!(
-    CONVOLUTION_EXPORTS:
-    miopenCreateConvolutionDescriptor,
-    miopenDestroyConvolutionDescriptor,
-    miopenInitConvolutionDescriptor,
-    miopenInitConvolutionNdDescriptor,
-    miopenGetConvolutionDescriptor,
-    miopenGetConvolutionNdDescriptor,
-    miopenGetConvolutionSpatialDim,
-    miopenSetConvolutionGroupCount,
-    miopenGetConvolutionGroupCount,
-    miopenSetTransposeConvOutputPadding,
-    miopenSetTransposeConvNdOutputPadding,
-    miopenGetConvolutionForwardOutputDim,
-    miopenGetConvolutionNdForwardOutputDim,
-    miopenSetConvolutionAttribute,
-    miopenGetConvolutionAttribute,
-    miopenSetConvolutionFindMode,
-    miopenGetConvolutionFindMode,
-);
 
 #[cfg(test)]
 mod tests {

@@ -99,7 +99,6 @@ unsafe fn find(
 /// `miopenStatusSuccess`; `miopenStatusBadParm` for unknown objects, a NULL pointer, or
 /// inconsistent shapes, types or groups; `miopenStatusNotImplemented` for unsupported data
 /// types or ranks.
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenConvolutionForwardGetWorkSpaceSize(
     handle: miopenHandle_t,
     wDesc: miopenTensorDescriptor_t,
@@ -126,7 +125,6 @@ pub unsafe extern "C" fn miopenConvolutionForwardGetWorkSpaceSize(
 ///
 /// # Returns
 /// As [`miopenConvolutionForwardGetWorkSpaceSize`].
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenConvolutionBackwardDataGetWorkSpaceSize(
     handle: miopenHandle_t,
     dyDesc: miopenTensorDescriptor_t,
@@ -153,7 +151,6 @@ pub unsafe extern "C" fn miopenConvolutionBackwardDataGetWorkSpaceSize(
 ///
 /// # Returns
 /// As [`miopenConvolutionForwardGetWorkSpaceSize`].
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenConvolutionBackwardWeightsGetWorkSpaceSize(
     handle: miopenHandle_t,
     dyDesc: miopenTensorDescriptor_t,
@@ -186,7 +183,6 @@ pub unsafe extern "C" fn miopenConvolutionBackwardWeightsGetWorkSpaceSize(
 /// `miopenStatusSuccess`; `miopenStatusBadParm` for unknown objects, NULL buffers or
 /// out-pointers, `requestAlgoCount` < 1, or inconsistent shapes, types or groups;
 /// `miopenStatusNotImplemented` for unsupported data types or ranks.
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenFindConvolutionForwardAlgorithm(
     handle: miopenHandle_t,
     xDesc: miopenTensorDescriptor_t,
@@ -235,7 +231,6 @@ pub unsafe extern "C" fn miopenFindConvolutionForwardAlgorithm(
 ///
 /// # Returns
 /// As [`miopenFindConvolutionForwardAlgorithm`].
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenFindConvolutionBackwardDataAlgorithm(
     handle: miopenHandle_t,
     dyDesc: miopenTensorDescriptor_t,
@@ -283,7 +278,6 @@ pub unsafe extern "C" fn miopenFindConvolutionBackwardDataAlgorithm(
 ///
 /// # Returns
 /// As [`miopenFindConvolutionForwardAlgorithm`].
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenFindConvolutionBackwardWeightsAlgorithm(
     handle: miopenHandle_t,
     dyDesc: miopenTensorDescriptor_t,
@@ -322,13 +316,3 @@ pub unsafe extern "C" fn miopenFindConvolutionBackwardWeightsAlgorithm(
         }
     })
 }
-
-super::exports!(
-    FIND_EXPORTS:
-    miopenConvolutionForwardGetWorkSpaceSize,
-    miopenConvolutionBackwardDataGetWorkSpaceSize,
-    miopenConvolutionBackwardWeightsGetWorkSpaceSize,
-    miopenFindConvolutionForwardAlgorithm,
-    miopenFindConvolutionBackwardDataAlgorithm,
-    miopenFindConvolutionBackwardWeightsAlgorithm,
-);

@@ -129,8 +129,14 @@ impl HandleState {
     }
 }
 
-/// The live handle object at `handle`.
-pub fn handle_obj(handle: miopenHandle_t) -> FfiResult<Arc<Object<HandleState>>> {
+/// The live handle object at `handle` (hipconv's state for a real MIOpen handle when
+/// forwarding).
+pub(crate) fn handle_obj(handle: miopenHandle_t) -> FfiResult<Arc<Object<HandleState>>> {
+    if let Some(real) = super::forward::foreign() {
+        // SAFETY: when forwarding, handles are the real library's objects (the C caller's
+        // contract, as with MIOpen itself).
+        return unsafe { real.handle(handle) };
+    }
     registry::get(handle as *const HandleState, "handle")
 }
 
@@ -150,7 +156,6 @@ fn create(handle: *mut miopenHandle_t, stream: miopenAcceleratorQueue_t) -> FfiR
 /// # Returns
 /// `miopenStatusSuccess`; `miopenStatusBadParm` if `handle` is NULL or `HIPCONV_BACKEND` is
 /// not recognised; `miopenStatusNotImplemented` if it names a backend this build lacks.
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenCreate(handle: *mut miopenHandle_t) -> miopenStatus_t {
     guard("miopenCreate", || create(handle, std::ptr::null_mut()))
 }
@@ -162,7 +167,6 @@ pub unsafe extern "C" fn miopenCreate(handle: *mut miopenHandle_t) -> miopenStat
 ///
 /// # Returns
 /// As [`miopenCreate`].
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenCreateWithStream(
     handle: *mut miopenHandle_t,
     stream: miopenAcceleratorQueue_t,
@@ -177,7 +181,6 @@ pub unsafe extern "C" fn miopenCreateWithStream(
 ///
 /// # Returns
 /// `miopenStatusSuccess`, or `miopenStatusBadParm` for a pointer that is not a live handle.
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenDestroy(handle: miopenHandle_t) -> miopenStatus_t {
     guard("miopenDestroy", || {
         if let Some(obj) = registry::destroy(handle as *const HandleState, "handle")? {
@@ -194,7 +197,6 @@ pub unsafe extern "C" fn miopenDestroy(handle: miopenHandle_t) -> miopenStatus_t
 ///
 /// # Returns
 /// `miopenStatusSuccess`, or `miopenStatusBadParm` for an unknown handle.
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenSetStream(
     handle: miopenHandle_t,
     streamID: miopenAcceleratorQueue_t,
@@ -212,7 +214,6 @@ pub unsafe extern "C" fn miopenSetStream(
 ///
 /// # Returns
 /// `miopenStatusSuccess`, or `miopenStatusBadParm` for an unknown handle or NULL `streamID`.
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenGetStream(
     handle: miopenHandle_t,
     streamID: *mut miopenAcceleratorQueue_t,
@@ -232,7 +233,6 @@ pub unsafe extern "C" fn miopenGetStream(
 ///
 /// # Returns
 /// `miopenStatusSuccess`, or `miopenStatusBadParm` for an unknown handle.
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenSetAllocator(
     handle: miopenHandle_t,
     allocator: miopenAllocatorFunction,
@@ -254,7 +254,6 @@ pub unsafe extern "C" fn miopenSetAllocator(
 ///
 /// # Returns
 /// `miopenStatusSuccess`, or `miopenStatusBadParm` for an unknown handle.
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenEnableProfiling(
     handle: miopenHandle_t,
     enable: bool,
@@ -272,7 +271,6 @@ pub unsafe extern "C" fn miopenEnableProfiling(
 ///
 /// # Returns
 /// `miopenStatusSuccess`, or `miopenStatusBadParm` for an unknown handle or NULL `time`.
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenGetKernelTime(
     handle: miopenHandle_t,
     time: *mut f32,
@@ -310,7 +308,6 @@ pub fn reported_version() -> (usize, usize, usize) {
 ///
 /// # Returns
 /// `miopenStatusSuccess`.
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenGetVersion(
     major: *mut usize,
     minor: *mut usize,
@@ -327,16 +324,3 @@ pub unsafe extern "C" fn miopenGetVersion(
         Ok(())
     })
 }
-
-super::exports!(
-    HANDLE_EXPORTS:
-    miopenCreate,
-    miopenCreateWithStream,
-    miopenDestroy,
-    miopenSetStream,
-    miopenGetStream,
-    miopenSetAllocator,
-    miopenEnableProfiling,
-    miopenGetKernelTime,
-    miopenGetVersion,
-);

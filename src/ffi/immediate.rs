@@ -127,7 +127,6 @@ unsafe fn immediate(
 /// `miopenStatusSuccess`; `miopenStatusBadParm` for unknown objects, a NULL pointer, or
 /// inconsistent shapes, types or groups; `miopenStatusNotImplemented` for unsupported data
 /// types or ranks.
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenConvolutionForwardGetSolutionCount(
     handle: miopenHandle_t,
     wDesc: miopenTensorDescriptor_t,
@@ -156,7 +155,6 @@ pub unsafe extern "C" fn miopenConvolutionForwardGetSolutionCount(
 ///
 /// # Returns
 /// As [`miopenConvolutionForwardGetSolutionCount`].
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenConvolutionForwardGetSolution(
     handle: miopenHandle_t,
     wDesc: miopenTensorDescriptor_t,
@@ -190,7 +188,6 @@ pub unsafe extern "C" fn miopenConvolutionForwardGetSolution(
 ///
 /// # Returns
 /// As [`miopenConvolutionForwardGetSolutionCount`]; id 0 is `miopenStatusBadParm`.
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenConvolutionForwardGetSolutionWorkspaceSize(
     handle: miopenHandle_t,
     wDesc: miopenTensorDescriptor_t,
@@ -219,7 +216,6 @@ pub unsafe extern "C" fn miopenConvolutionForwardGetSolutionWorkspaceSize(
 ///
 /// # Returns
 /// As [`miopenConvolutionForwardGetSolutionCount`]; id 0 is `miopenStatusBadParm`.
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenConvolutionForwardCompileSolution(
     handle: miopenHandle_t,
     wDesc: miopenTensorDescriptor_t,
@@ -251,7 +247,6 @@ pub unsafe extern "C" fn miopenConvolutionForwardCompileSolution(
 /// inconsistent shapes, types or groups, or a workspace smaller than the smallest plan needs
 /// (the solution's `workspace_size` always suffices); `miopenStatusNotImplemented` for
 /// unsupported data types or ranks.
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenConvolutionForwardImmediate(
     handle: miopenHandle_t,
     wDesc: miopenTensorDescriptor_t,
@@ -293,7 +288,6 @@ pub unsafe extern "C" fn miopenConvolutionForwardImmediate(
 ///
 /// # Returns
 /// As [`miopenConvolutionForwardGetSolutionCount`].
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenConvolutionBackwardDataGetSolutionCount(
     handle: miopenHandle_t,
     dyDesc: miopenTensorDescriptor_t,
@@ -320,7 +314,6 @@ pub unsafe extern "C" fn miopenConvolutionBackwardDataGetSolutionCount(
 ///
 /// # Returns
 /// As [`miopenConvolutionForwardGetSolutionCount`].
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenConvolutionBackwardDataGetSolution(
     handle: miopenHandle_t,
     dyDesc: miopenTensorDescriptor_t,
@@ -354,7 +347,6 @@ pub unsafe extern "C" fn miopenConvolutionBackwardDataGetSolution(
 ///
 /// # Returns
 /// As [`miopenConvolutionForwardGetSolutionWorkspaceSize`].
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenConvolutionBackwardDataGetSolutionWorkspaceSize(
     handle: miopenHandle_t,
     dyDesc: miopenTensorDescriptor_t,
@@ -386,7 +378,6 @@ pub unsafe extern "C" fn miopenConvolutionBackwardDataGetSolutionWorkspaceSize(
 ///
 /// # Returns
 /// As [`miopenConvolutionForwardCompileSolution`].
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenConvolutionBackwardDataCompileSolution(
     handle: miopenHandle_t,
     dyDesc: miopenTensorDescriptor_t,
@@ -414,7 +405,6 @@ pub unsafe extern "C" fn miopenConvolutionBackwardDataCompileSolution(
 ///
 /// # Returns
 /// As [`miopenConvolutionForwardImmediate`].
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenConvolutionBackwardDataImmediate(
     handle: miopenHandle_t,
     dyDesc: miopenTensorDescriptor_t,
@@ -456,7 +446,6 @@ pub unsafe extern "C" fn miopenConvolutionBackwardDataImmediate(
 ///
 /// # Returns
 /// As [`miopenConvolutionForwardGetSolutionCount`].
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenConvolutionBackwardWeightsGetSolutionCount(
     handle: miopenHandle_t,
     dyDesc: miopenTensorDescriptor_t,
@@ -483,7 +472,6 @@ pub unsafe extern "C" fn miopenConvolutionBackwardWeightsGetSolutionCount(
 ///
 /// # Returns
 /// As [`miopenConvolutionForwardGetSolutionCount`].
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenConvolutionBackwardWeightsGetSolution(
     handle: miopenHandle_t,
     dyDesc: miopenTensorDescriptor_t,
@@ -517,7 +505,6 @@ pub unsafe extern "C" fn miopenConvolutionBackwardWeightsGetSolution(
 ///
 /// # Returns
 /// As [`miopenConvolutionForwardGetSolutionWorkspaceSize`].
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenConvolutionBackwardWeightsGetSolutionWorkspaceSize(
     handle: miopenHandle_t,
     dyDesc: miopenTensorDescriptor_t,
@@ -549,7 +536,6 @@ pub unsafe extern "C" fn miopenConvolutionBackwardWeightsGetSolutionWorkspaceSiz
 ///
 /// # Returns
 /// As [`miopenConvolutionForwardCompileSolution`].
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenConvolutionBackwardWeightsCompileSolution(
     handle: miopenHandle_t,
     dyDesc: miopenTensorDescriptor_t,
@@ -576,7 +562,6 @@ pub unsafe extern "C" fn miopenConvolutionBackwardWeightsCompileSolution(
 ///
 /// # Returns
 /// As [`miopenConvolutionForwardImmediate`].
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenConvolutionBackwardWeightsImmediate(
     handle: miopenHandle_t,
     dyDesc: miopenTensorDescriptor_t,
@@ -610,22 +595,3 @@ pub unsafe extern "C" fn miopenConvolutionBackwardWeightsImmediate(
         }
     })
 }
-
-super::exports!(
-    IMMEDIATE_EXPORTS:
-    miopenConvolutionForwardGetSolutionCount,
-    miopenConvolutionForwardGetSolution,
-    miopenConvolutionForwardGetSolutionWorkspaceSize,
-    miopenConvolutionForwardCompileSolution,
-    miopenConvolutionForwardImmediate,
-    miopenConvolutionBackwardDataGetSolutionCount,
-    miopenConvolutionBackwardDataGetSolution,
-    miopenConvolutionBackwardDataGetSolutionWorkspaceSize,
-    miopenConvolutionBackwardDataCompileSolution,
-    miopenConvolutionBackwardDataImmediate,
-    miopenConvolutionBackwardWeightsGetSolutionCount,
-    miopenConvolutionBackwardWeightsGetSolution,
-    miopenConvolutionBackwardWeightsGetSolutionWorkspaceSize,
-    miopenConvolutionBackwardWeightsCompileSolution,
-    miopenConvolutionBackwardWeightsImmediate,
-);

@@ -12,36 +12,23 @@
 //! - treats NULL out-pointers and data buffers as `miopenStatusBadParm` (the getters MIOpen
 //!   documents as skipping NULL outputs skip them).
 //!
-//! On ELF targets every export is bound to the symbol version `MIOPEN_HIP_1`, like MIOpen's
-//! own library, so programs linked against MIOpen load this library in its place. The node is
-//! defined by the linker version script `build/version_script.rs` writes; the per-symbol
-//! binding is a `.symver` directive emitted next to the functions by [`exports!`].
+//! The Rust functions here are the implementations; the exported symbols are trampolines in
+//! [`exports`] that jump to them, or to a real MIOpen when [`forward`]ing (replace and preload
+//! modes). On ELF targets every export is bound to the symbol version `MIOPEN_HIP_1`, like
+//! MIOpen's own library, so programs linked against MIOpen load this library in its place. The
+//! node is defined by the linker version script `build/version_script.rs` writes.
 //!
-//! Not covered here: the fusion API, batch norm, RNN and the other non-convolution parts of
-//! MIOpen, and the forwarding of those to a real MIOpen (see `src/ffi/README.md`).
+//! Not implemented: the fusion API, batch norm, RNN, dropout and CTC loss. Their symbols are
+//! exported (PyTorch links to them) and forwarded to a real MIOpen when there is one.
 
 #![allow(non_camel_case_types, non_upper_case_globals, non_snake_case)]
-
-/// Lists a module's exported C symbols: defines the constant `$list` and, on Linux, binds each symbol to
-/// the version node `MIOPEN_HIP_1` with a `.symver` directive. The directive must sit in the
-/// same module as the function so that both land in the same object file.
-macro_rules! exports {
-    ($list:ident: $($name:ident),+ $(,)?) => {
-        /// The C symbols this module exports.
-        pub const $list: &[&str] = &[$(stringify!($name)),+];
-
-        #[cfg(target_os = "linux")]
-        ::core::arch::global_asm!(
-            $(concat!(".symver ", stringify!($name), ", ", stringify!($name), "@@@MIOPEN_HIP_1")),+
-        );
-    };
-}
-pub(crate) use exports;
 
 pub mod boundary;
 pub mod convolution;
 pub mod engine;
+pub mod exports;
 pub mod find;
+pub mod forward;
 pub mod handle;
 pub mod immediate;
 pub mod registry;
@@ -62,18 +49,19 @@ pub use types::*;
 /// The version node every export is bound to.
 pub const SYMBOL_VERSION: &str = "MIOPEN_HIP_1";
 
-/// Every C symbol the library exports, in header order.
+/// Every C symbol the library exports: the implemented ones in header order, then the
+/// non-convolution MIOpen functions that are only forwarded.
 pub fn exported_symbols() -> Vec<&'static str> {
-    [
-        status::STATUS_EXPORTS,
-        handle::HANDLE_EXPORTS,
-        tensor::TENSOR_EXPORTS,
-        convolution::CONVOLUTION_EXPORTS,
-        find::FIND_EXPORTS,
-        run::RUN_EXPORTS,
-        immediate::IMMEDIATE_EXPORTS,
-    ]
-    .concat()
+    exports::EXPORTS.iter().map(|e| e.name).collect()
+}
+
+/// The C symbols hipconv implements (those `include/hipconv/miopen.h` declares).
+pub fn implemented_symbols() -> Vec<&'static str> {
+    exports::EXPORTS
+        .iter()
+        .filter(|e| e.kind != exports::Kind::Forwarded)
+        .map(|e| e.name)
+        .collect()
 }
 
 #[cfg(test)]

@@ -72,6 +72,14 @@ pub fn create<T: Send + 'static>(state: T) -> *mut T {
     addr as *mut T
 }
 
+/// A new object that is not registered (for state keyed by another library's pointers).
+pub fn detached<T: Send + 'static>(state: T) -> Arc<Object<T>> {
+    Arc::new(Object {
+        magic: MAGIC,
+        state: Mutex::new(state),
+    })
+}
+
 /// The live object of type `T` at `ptr`. NULL, unknown and destroyed addresses, and objects
 /// of another type, are `miopenStatusBadParm` naming `what`.
 pub fn get<T: Send + 'static>(ptr: *const T, what: &str) -> FfiResult<Arc<Object<T>>> {

@@ -63,7 +63,6 @@ unsafe fn run_call(
 /// buffers, inconsistent shapes, types or groups, or a workspace smaller than the smallest plan
 /// needs (`miopenConvolutionForwardGetWorkSpaceSize` always suffices);
 /// `miopenStatusNotImplemented` for unsupported data types or ranks.
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenConvolutionForward(
     handle: miopenHandle_t,
     alpha: *const c_void,
@@ -110,7 +109,6 @@ pub unsafe extern "C" fn miopenConvolutionForward(
 ///
 /// # Returns
 /// As [`miopenConvolutionForward`].
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenConvolutionBackwardData(
     handle: miopenHandle_t,
     alpha: *const c_void,
@@ -156,7 +154,6 @@ pub unsafe extern "C" fn miopenConvolutionBackwardData(
 ///
 /// # Returns
 /// As [`miopenConvolutionForward`].
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenConvolutionBackwardWeights(
     handle: miopenHandle_t,
     alpha: *const c_void,
@@ -255,7 +252,6 @@ unsafe fn scale_host<T: Element>(desc: &TensorDesc, addr: u64, factor: f64) {
 /// `miopenStatusSuccess`; `miopenStatusBadParm` for unknown objects, NULL pointers, or a bias
 /// whose shape or type does not match y; `miopenStatusNotImplemented` for unsupported types, a
 /// non-contiguous bias, or alpha + beta ≠ 1 on a GPU backend.
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenConvolutionForwardBias(
     handle: miopenHandle_t,
     alpha: *const c_void,
@@ -320,7 +316,6 @@ pub unsafe extern "C" fn miopenConvolutionForwardBias(
 /// `miopenStatusSuccess`; `miopenStatusBadParm` for unknown objects, NULL pointers, or a db
 /// whose shape or type does not match dy; `miopenStatusNotImplemented` for unsupported types or
 /// a non-contiguous db.
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenConvolutionBackwardBias(
     handle: miopenHandle_t,
     alpha: *const c_void,
@@ -356,12 +351,3 @@ pub unsafe extern "C" fn miopenConvolutionBackwardBias(
         Ok(())
     })
 }
-
-super::exports!(
-    RUN_EXPORTS:
-    miopenConvolutionForward,
-    miopenConvolutionBackwardData,
-    miopenConvolutionBackwardWeights,
-    miopenConvolutionForwardBias,
-    miopenConvolutionBackwardBias,
-);

@@ -89,12 +89,9 @@ pub fn error_cstr(status: miopenStatus_t) -> &'static CStr {
 /// # Returns
 /// A pointer to a static, NUL-terminated string: the enumerator's name (e.g.
 /// `"miopenStatusBadParm"`), or `"Unknown error status"` for any other value. Never NULL.
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenGetErrorString(error: miopenStatus_t) -> *const c_char {
     error_cstr(error).as_ptr()
 }
-
-super::exports!(STATUS_EXPORTS: miopenGetErrorString);
 
 #[cfg(test)]
 mod tests {

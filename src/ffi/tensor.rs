@@ -167,8 +167,14 @@ pub fn tensor_obj(
     registry::get(desc as *const TensorState, what)
 }
 
-/// A snapshot of the descriptor at `desc`.
-pub fn tensor_state(desc: miopenTensorDescriptor_t, what: &str) -> FfiResult<TensorState> {
+/// A snapshot of the descriptor at `desc` (read through the real MIOpen's getters when
+/// forwarding).
+pub(crate) fn tensor_state(desc: miopenTensorDescriptor_t, what: &str) -> FfiResult<TensorState> {
+    if let Some(real) = super::forward::foreign() {
+        // SAFETY: when forwarding, descriptors are the real library's objects (the C caller's
+        // contract, as with MIOpen itself).
+        return unsafe { real.tensor_state(desc, what) };
+    }
     Ok(tensor_obj(desc, what)?.lock().clone())
 }
 
@@ -185,7 +191,6 @@ fn set(desc: miopenTensorDescriptor_t, state: FfiResult<TensorState>) -> FfiResu
 ///
 /// # Returns
 /// `miopenStatusSuccess`, or `miopenStatusBadParm` if `tensorDesc` is NULL.
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenCreateTensorDescriptor(
     tensorDesc: *mut miopenTensorDescriptor_t,
 ) -> miopenStatus_t {
@@ -205,7 +210,6 @@ pub unsafe extern "C" fn miopenCreateTensorDescriptor(
 /// # Returns
 /// `miopenStatusSuccess`, or `miopenStatusBadParm` for a pointer that is not a live tensor
 /// descriptor.
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenDestroyTensorDescriptor(
     tensorDesc: miopenTensorDescriptor_t,
 ) -> miopenStatus_t {
@@ -222,7 +226,6 @@ pub unsafe extern "C" fn miopenDestroyTensorDescriptor(
 /// # Returns
 /// `miopenStatusSuccess`; `miopenStatusBadParm` for an unknown descriptor or type, or a
 /// length ≤ 0.
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenSet4dTensorDescriptor(
     tensorDesc: miopenTensorDescriptor_t,
     dataType: miopenDataType_t,
@@ -245,7 +248,6 @@ pub unsafe extern "C" fn miopenSet4dTensorDescriptor(
 /// # Returns
 /// `miopenStatusSuccess`; `miopenStatusBadParm` for an unknown descriptor or type, a length
 /// ≤ 0, or a stride ≤ 0 (0 is accepted on size-1 dimensions).
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenSet4dTensorDescriptorEx(
     tensorDesc: miopenTensorDescriptor_t,
     dataType: miopenDataType_t,
@@ -276,7 +278,6 @@ pub unsafe extern "C" fn miopenSet4dTensorDescriptorEx(
 /// # Returns
 /// `miopenStatusSuccess`; `miopenStatusBadParm` for an unknown descriptor, a NULL out-pointer,
 /// fewer than four dimensions, or a value that does not fit an `int`.
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenGet4dTensorDescriptor(
     tensorDesc: miopenTensorDescriptor_t,
     dataType: *mut miopenDataType_t,
@@ -332,7 +333,6 @@ pub unsafe extern "C" fn miopenGet4dTensorDescriptor(
 /// `miopenStatusSuccess`; `miopenStatusInvalidValue` if `dimsA` is NULL or `nbDims` ≤ 0;
 /// `miopenStatusBadParm` for an unknown descriptor or type, too many dimensions, a length
 /// ≤ 0 or a stride ≤ 0 (0 is accepted on size-1 dimensions).
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenSetTensorDescriptor(
     tensorDesc: miopenTensorDescriptor_t,
     dataType: miopenDataType_t,
@@ -359,7 +359,6 @@ pub unsafe extern "C" fn miopenSetTensorDescriptor(
 ///
 /// # Returns
 /// As [`miopenSetTensorDescriptor`]; values above `i64::MAX` are `miopenStatusBadParm`.
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenSetTensorDescriptorV2(
     tensorDesc: miopenTensorDescriptor_t,
     dataType: miopenDataType_t,
@@ -424,7 +423,6 @@ unsafe fn read_dims<T: Copy>(
 /// length count that does not match the layout (4 for NCHW/NHWC/CHWN, 5 for NCDHW/NDHWC), or a
 /// length ≤ 0; `miopenStatusInvalidValue` for NULL `lens` or `num_lens` ≤ 0;
 /// `miopenStatusNotImplemented` for the vectorised layouts (NCHWc4/c8, CHWNc4/c8).
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenSetNdTensorDescriptorWithLayout(
     tensorDesc: miopenTensorDescriptor_t,
     dataType: miopenDataType_t,
@@ -474,7 +472,6 @@ pub unsafe extern "C" fn miopenSetNdTensorDescriptorWithLayout(
 ///
 /// # Returns
 /// `miopenStatusSuccess`, or `miopenStatusBadParm` for an unknown descriptor or NULL `size`.
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenGetTensorDescriptorSize(
     tensorDesc: miopenTensorDescriptor_t,
     size: *mut i32,
@@ -495,7 +492,6 @@ pub unsafe extern "C" fn miopenGetTensorDescriptorSize(
 /// # Returns
 /// `miopenStatusSuccess`, or `miopenStatusBadParm` for an unknown descriptor or a value that
 /// does not fit an `int`.
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenGetTensorDescriptor(
     tensorDesc: miopenTensorDescriptor_t,
     dataType: *mut miopenDataType_t,
@@ -532,7 +528,6 @@ pub unsafe extern "C" fn miopenGetTensorDescriptor(
 ///
 /// # Returns
 /// `miopenStatusSuccess`, or `miopenStatusBadParm` for an unknown descriptor or NULL `numBytes`.
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn miopenGetTensorNumBytes(
     tensorDesc: miopenTensorDescriptor_t,
     numBytes: *mut usize,
@@ -543,21 +538,6 @@ pub unsafe extern "C" fn miopenGetTensorNumBytes(
         unsafe { write(numBytes, bytes, "numBytes") }
     })
 }
-
-super::exports!(
-    TENSOR_EXPORTS:
-    miopenCreateTensorDescriptor,
-    miopenDestroyTensorDescriptor,
-    miopenSet4dTensorDescriptor,
-    miopenSet4dTensorDescriptorEx,
-    miopenGet4dTensorDescriptor,
-    miopenSetTensorDescriptor,
-    miopenSetTensorDescriptorV2,
-    miopenSetNdTensorDescriptorWithLayout,
-    miopenGetTensorDescriptorSize,
-    miopenGetTensorDescriptor,
-    miopenGetTensorNumBytes,
-);
 
 #[cfg(test)]
 mod tests {
