@@ -169,3 +169,26 @@ fn preload_mode_interposes_in_front_of_the_real_library() {
     );
     assert_eq!(summary(&out), (17 * 6 + 1, 0), "{out}");
 }
+
+#[test]
+fn installed_layout_finds_the_original_next_to_hipconv() {
+    // hipconv installed as libMIOpen.so, the original renamed beside it.
+    let s = setup("installed");
+    let lib = s.dir.join("lib");
+    std::fs::create_dir_all(&lib).unwrap();
+    std::fs::copy(&s.main, lib.join("libMIOpen.so")).unwrap();
+    let original = lib.join("libMIOpen.hipconv-orig.so");
+    std::fs::copy(&s.fake, &original).unwrap();
+    let exe = s.dir.join("forward_client-installed");
+    let mut link = link_to(&lib, "libMIOpen.so");
+    link.extend(["-lm".to_string(), "-ldl".to_string()]);
+    compile("forward_client", &exe, false, &link);
+    let forwarding = format!("forwarding to {}", path(&original));
+    let out = run_logged(
+        command(&exe)
+            .args(["forwarded", path(&s.copy)])
+            .env("HIPCONV_BACKEND", "cpu"),
+        Some(&forwarding),
+    );
+    assert!(out.contains("routing ok (forwarded)"), "{out}");
+}

@@ -7,19 +7,14 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn library() -> PathBuf {
+    // Cargo leaves the library built for integration tests in deps/, next to this executable.
     let exe = std::env::current_exe().unwrap();
-    let lib = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("libhipconv.so");
-    assert!(
-        lib.exists(),
-        "{} is missing; build the library first",
-        lib.display()
-    );
-    lib
+    let deps = exe.parent().unwrap();
+    [deps, deps.parent().unwrap()]
+        .iter()
+        .map(|d| d.join("libhipconv.so"))
+        .find(|p| p.exists())
+        .expect("libhipconv.so is missing; build the library first")
 }
 
 fn tool_output(tool: &str, args: &[&str]) -> Option<String> {

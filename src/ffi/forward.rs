@@ -1,8 +1,8 @@
 //! Forwarding to a real MIOpen: the replace and preload modes.
 //!
 //! - **Replace**: hipconv is installed under MIOpen's name (e.g. `torch/lib/libMIOpen.so`) and
-//!   `HIPCONV_REAL_MIOPEN` names the original library, which is opened with
-//!   `dlopen(RTLD_NOW | RTLD_LOCAL)`.
+//!   the original library is `HIPCONV_REAL_MIOPEN`, or [`ORIGINAL_NAME`] in the same directory;
+//!   it is opened with `dlopen(RTLD_NOW | RTLD_LOCAL)`.
 //! - **Preload**: hipconv is loaded with `LD_PRELOAD` in front of a process that links the real
 //!   MIOpen; the real functions are found with `dlsym(RTLD_NEXT, …)`.
 //! - **Standalone** (neither applies): hipconv serves everything it implements and the other
@@ -130,47 +130,90 @@ fn log(message: &str) {
     }
 }
 
+/// The name the original MIOpen gets when hipconv is installed in its place; replace mode
+/// finds it next to hipconv when `HIPCONV_REAL_MIOPEN` is not set.
+pub const ORIGINAL_NAME: &str = "libMIOpen.hipconv-orig.so";
+
+/// Opens `path` privately (`RTLD_NOW | RTLD_LOCAL`), logging why not.
+fn open(path: &str, what: &str) -> Option<Target> {
+    let Ok(cpath) = CString::new(path) else {
+        log(&format!("{what} contains a NUL byte"));
+        return None;
+    };
+    // SAFETY: a NUL-terminated path; dlopen has no other preconditions.
+    let h = unsafe { dlopen(cpath.as_ptr(), RTLD_NOW | RTLD_LOCAL) };
+    if h.is_null() {
+        // SAFETY: dlerror returns NULL or a valid C string.
+        let why = unsafe {
+            let e = dlerror();
+            if e.is_null() {
+                String::new()
+            } else {
+                CStr::from_ptr(e).to_string_lossy().into_owned()
+            }
+        };
+        log(&format!("cannot open {what}={path}: {why}"));
+        return None;
+    }
+    Some(Target {
+        handle: h as usize,
+        origin: path.to_string(),
+    })
+}
+
+/// The directory this library was loaded from.
+fn own_dir() -> Option<std::path::PathBuf> {
+    let mut info = DlInfo {
+        fname: std::ptr::null(),
+        fbase: std::ptr::null_mut(),
+        sname: std::ptr::null(),
+        saddr: std::ptr::null_mut(),
+    };
+    // SAFETY: `info` is a valid out-structure; the address is one of our functions.
+    if unsafe { dladdr(own_dir as *const c_void, &mut info) } == 0 || info.fname.is_null() {
+        return None;
+    }
+    // SAFETY: dladdr set `fname` to a valid C string.
+    let name = unsafe { CStr::from_ptr(info.fname) }
+        .to_string_lossy()
+        .into_owned();
+    std::path::Path::new(&name)
+        .parent()
+        .map(|p| p.to_path_buf())
+}
+
+/// The library to forward to: `HIPCONV_REAL_MIOPEN`, else the next MIOpen in the search order
+/// (preload), else [`ORIGINAL_NAME`] next to hipconv (installed replace mode).
+fn find_target() -> Option<Target> {
+    if let Some(path) = std::env::var("HIPCONV_REAL_MIOPEN")
+        .ok()
+        .filter(|p| !p.is_empty())
+    {
+        return open(&path, "HIPCONV_REAL_MIOPEN");
+    }
+    let next = Target {
+        handle: RTLD_NEXT as usize,
+        origin: "the next MIOpen in the search order (RTLD_NEXT)".to_string(),
+    };
+    if next.lookup("miopenCreate").is_some() {
+        return Some(next);
+    }
+    let sibling = own_dir()?.join(ORIGINAL_NAME);
+    if sibling.exists() {
+        return open(&sibling.to_string_lossy(), "the original MIOpen");
+    }
+    None
+}
+
 fn decide() -> Mode {
-    let target = match std::env::var("HIPCONV_REAL_MIOPEN") {
-        Ok(path) if !path.is_empty() => {
-            let Ok(cpath) = CString::new(path.clone()) else {
-                log("HIPCONV_REAL_MIOPEN contains a NUL byte; running standalone");
-                return Mode::Standalone;
-            };
-            // SAFETY: a NUL-terminated path; dlopen has no other preconditions.
-            let h = unsafe { dlopen(cpath.as_ptr(), RTLD_NOW | RTLD_LOCAL) };
-            if h.is_null() {
-                // SAFETY: dlerror returns NULL or a valid C string.
-                let why = unsafe {
-                    let e = dlerror();
-                    if e.is_null() {
-                        String::new()
-                    } else {
-                        CStr::from_ptr(e).to_string_lossy().into_owned()
-                    }
-                };
-                log(&format!(
-                    "cannot open HIPCONV_REAL_MIOPEN={path}: {why}; running standalone"
-                ));
-                return Mode::Standalone;
-            }
-            Target {
-                handle: h as usize,
-                origin: path,
-            }
-        }
-        _ => Target {
-            handle: RTLD_NEXT as usize,
-            origin: "the next MIOpen in the search order (RTLD_NEXT)".to_string(),
-        },
+    let Some(target) = find_target() else {
+        return Mode::Standalone;
     };
     if target.lookup("miopenCreate").is_none() {
-        if target.handle != RTLD_NEXT as usize {
-            log(&format!(
-                "{} has no miopenCreate of its own; running standalone",
-                target.origin
-            ));
-        }
+        log(&format!(
+            "{} has no miopenCreate of its own; running standalone",
+            target.origin
+        ));
         return Mode::Standalone;
     }
     let route = match std::env::var("HIPCONV_BACKEND").unwrap_or_default().trim() {

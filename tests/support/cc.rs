@@ -5,17 +5,21 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The directory holding `libhipconv.so`: the profile directory above this test's `deps/`.
-/// Cargo builds the library's cdylib together with its rlib before running integration tests.
+/// The directory holding the `libhipconv.so` built with this test: cargo leaves the library it
+/// builds for integration tests in `deps/`, next to the test executable (the copy in the
+/// profile directory above is only refreshed by `cargo build`).
 pub fn lib_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-    assert!(
-        dir.join("libhipconv.so").exists(),
-        "{} has no libhipconv.so; build the library first (cargo build --lib)",
-        dir.display()
+    let deps = exe.parent().unwrap();
+    for dir in [deps, deps.parent().unwrap()] {
+        if dir.join("libhipconv.so").exists() {
+            return dir.to_path_buf();
+        }
+    }
+    panic!(
+        "no libhipconv.so next to {}; build the library first",
+        exe.display()
     );
-    dir
 }
 
 /// True when `tool --version` runs.
@@ -66,9 +70,12 @@ pub fn link_to(dir: &Path, file: &str) -> Vec<String> {
 }
 
 /// A command for `program` with hipconv's environment variables cleared (set them afterwards).
+/// `LD_LIBRARY_PATH` is cleared too: cargo points it at the profile directory, whose copy of the
+/// library may be older than the one the clients are linked to (found through their RUNPATH).
 pub fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut cmd = Command::new(program);
     for var in [
+        "LD_LIBRARY_PATH",
         "HIPCONV_BACKEND",
         "HIPCONV_MIOPEN_VERSION",
         "HIPCONV_REAL_MIOPEN",
