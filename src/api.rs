@@ -31,6 +31,42 @@ struct Slice {
     y: u64,
 }
 
+/// Host workspace buffers kept between runs: fresh allocations of this size come from the
+/// kernel as zeroed pages, which costs as much as a small convolution. Buffers are taken and
+/// returned whole, so no two runs ever share one.
+struct ScratchPool;
+
+static SCRATCH: std::sync::Mutex<Vec<Vec<f64>>> = std::sync::Mutex::new(Vec::new());
+
+/// Buffers the pool keeps at most.
+const SCRATCH_KEEP: usize = 8;
+
+impl ScratchPool {
+    /// A buffer of at least `elems` elements (contents unspecified).
+    fn take(elems: usize) -> Vec<f64> {
+        let mut pool = SCRATCH.lock().unwrap_or_else(|e| e.into_inner());
+        match pool.iter().position(|b| b.len() >= elems) {
+            Some(i) => pool.swap_remove(i),
+            None => {
+                drop(pool);
+                vec![0.0; elems]
+            }
+        }
+    }
+
+    /// Returns a buffer for later runs.
+    fn give_back(buf: Vec<f64>) {
+        let mut pool = SCRATCH.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < SCRATCH_KEEP {
+            pool.push(buf);
+        } else if let Some(smallest) = pool.iter_mut().min_by_key(|b| b.len()) {
+            if smallest.len() < buf.len() {
+                *smallest = buf;
+            }
+        }
+    }
+}
+
 /// A convolution ready to run on host memory (CPU backend).
 #[derive(Debug, Clone)]
 pub struct Conv {
@@ -155,7 +191,7 @@ impl Conv {
         };
         slices.par_iter().try_for_each(|slice| {
             let plan = ConvPlan::with_options(&slice.problem, direction, PlanOptions::cpu(budget))?;
-            let mut workspace = vec![0f64; plan.workspace_bytes().div_ceil(8)];
+            let mut workspace = ScratchPool::take(plan.workspace_bytes().div_ceil(8));
             let bufs = Buffers {
                 x: base.x + slice.x * esize,
                 w: base.w + slice.w * esize,
@@ -167,7 +203,9 @@ impl Conv {
             // descriptors address a sub-range of the full tensors at the given offsets, and
             // slices write disjoint parts of the output (the output is a unique borrow, so it
             // overlaps no input); the workspace has the planned size.
-            unsafe { execute(&backend, &plan, bufs, scale.alpha, scale.beta) }
+            let result = unsafe { execute(&backend, &plan, bufs, scale.alpha, scale.beta) };
+            ScratchPool::give_back(workspace);
+            result
         })
     }
 
