@@ -212,13 +212,10 @@ pub unsafe fn run(
     let usable = !ws.ptr.is_null() && (ws.ptr as usize).is_multiple_of(8) && ws.size >= need;
     let workspace = if usable {
         ws.ptr as u64
-    } else if state.backend.name() == "cpu" {
+    } else if state.on_host() {
         state.scratch(need)?
     } else {
-        return Err(Fail::bad(format!(
-            "workspace {:p} of {} bytes is unusable (need {need} bytes, 8-byte aligned)",
-            ws.ptr, ws.size
-        )));
+        state.device_scratch(need)?
     };
     let (x, w, y) = (data.x as u64, data.w as u64, data.y as u64);
     let (x, y) = if r.swapped { (y, x) } else { (x, y) };
@@ -229,7 +226,11 @@ pub unsafe fn run(
     // workspace is either the caller's (valid for `size` ≥ `need` bytes, 8-byte aligned) or the
     // handle's scratch of `need` bytes, which nothing else uses while the handle is locked.
     unsafe { execute(&*backend, &plan, bufs, alpha, beta)? };
-    backend.synchronize()?;
+    // GPU work stays queued on the caller's stream (as with MIOpen); Find and profiling wait
+    // for it so that the time they report is real.
+    if state.on_host() || rule == WorkspaceRule::Lenient || state.profiling {
+        backend.synchronize()?;
+    }
     let ms = (start.elapsed().as_secs_f64() * 1e3) as f32;
     if state.profiling {
         state.kernel_time_ms = ms;

@@ -216,8 +216,10 @@ fn decide() -> Mode {
         ));
         return Mode::Standalone;
     }
+    // `auto` serves convolutions itself when a GPU backend can run them, and otherwise leaves
+    // them to the real library.
     let route = match std::env::var("HIPCONV_BACKEND").unwrap_or_default().trim() {
-        "" | "auto" => Route::PassThrough,
+        "" | "auto" if super::handle::gpu_device().is_none() => Route::PassThrough,
         _ => Route::Own,
     };
     Mode::Forward { target, route }
@@ -470,7 +472,7 @@ impl RealApi {
                 Some(obj) => obj.clone(),
                 None => {
                     let obj = registry::detached(HandleState::new(
-                        super::handle::select_backend()?,
+                        super::handle::select_device()?,
                         stream as usize,
                     ));
                     map.insert(handle as usize, obj.clone());
@@ -478,7 +480,7 @@ impl RealApi {
                 }
             }
         };
-        obj.lock().stream = stream as usize;
+        obj.lock().set_stream(stream as usize);
         Ok(obj)
     }
 }

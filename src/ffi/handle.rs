@@ -1,10 +1,12 @@
 //! Handles: the backend that runs convolutions, the caller's stream, profiling state, a plan
 //! cache and a reusable scratch workspace. Also the library-level calls (version, profiling).
 //!
-//! The backend is chosen once per handle by [`select_backend`] from `HIPCONV_BACKEND`
-//! (`auto`, `cpu`, `hip`, `cuda`; default `auto`). Today only the CPU backend exists: it works
-//! on host memory, so every tensor and workspace pointer passed to a CPU handle is a host
-//! pointer. `auto` picks the CPU.
+//! The device is chosen once per handle by [`select_device`] from `HIPCONV_BACKEND`
+//! (`auto`, `cpu`, `hip`, `cuda`; default `auto`): `hip` and `cuda` take the caller's current
+//! device; `auto` takes a HIP device when the HIP runtime has one, else a CUDA device, else the
+//! CPU. On the CPU every tensor and workspace pointer is a host pointer; on a GPU they are
+//! device pointers and work is queued on the handle's stream (`miopenSetStream` rebinds it)
+//! without waiting for it, as MIOpen does.
 
 use super::boundary::{guard, non_null, write, write_opt};
 use super::registry::{self, Object};
@@ -12,6 +14,8 @@ use super::status::{Fail, FfiResult};
 use super::types::*;
 use crate::backend::Backend;
 use crate::backend::cpu::CpuBackend;
+use crate::backend::cuda::{self, CudaBackend, CudaDevice};
+use crate::backend::hip::{self, HipBackend, HipDevice};
 use crate::plan::{ConvPlan, PlanOptions};
 use crate::problem::{ConvProblem, Direction};
 use std::collections::HashMap;
@@ -24,18 +28,57 @@ pub type SharedBackend = Arc<dyn Backend + Send + Sync>;
 /// Plans kept per handle before the cache is cleared.
 const PLAN_CACHE_LIMIT: usize = 512;
 
-/// The backend `HIPCONV_BACKEND` asks for.
-pub fn select_backend() -> FfiResult<SharedBackend> {
+/// Where a handle's convolutions run.
+#[derive(Clone, Copy)]
+pub enum Device {
+    /// Host memory.
+    Cpu,
+    /// An NVIDIA GPU (device memory, CUDA streams).
+    Cuda(&'static CudaDevice),
+    /// An AMD GPU (device memory, HIP streams).
+    Hip(&'static HipDevice),
+}
+
+/// The caller's current GPU: HIP first, then CUDA; `None` when neither runtime has a device.
+pub fn gpu_device() -> Option<Device> {
+    HipDevice::current()
+        .map(Device::Hip)
+        .or_else(|_| CudaDevice::current().map(Device::Cuda))
+        .ok()
+}
+
+/// The device `HIPCONV_BACKEND` asks for.
+pub fn select_device() -> FfiResult<Device> {
     let choice = std::env::var("HIPCONV_BACKEND").unwrap_or_default();
     match choice.trim().to_ascii_lowercase().as_str() {
-        "" | "auto" | "cpu" => Ok(Arc::new(CpuBackend::default())),
-        "hip" | "cuda" => Err(Fail::not_implemented(format!(
-            "HIPCONV_BACKEND={choice}: this backend is not available in this build (use cpu)"
-        ))),
+        "" | "auto" => Ok(gpu_device().unwrap_or(Device::Cpu)),
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => Ok(Device::Cuda(CudaDevice::current()?)),
+        "hip" => Ok(Device::Hip(HipDevice::current()?)),
         _ => Err(Fail::bad(format!(
             "HIPCONV_BACKEND={choice}: expected auto, cpu, hip or cuda"
         ))),
     }
+}
+
+/// The backend of `device` issuing work to `stream`.
+pub fn backend_for(device: Device, stream: usize) -> SharedBackend {
+    match device {
+        Device::Cpu => Arc::new(CpuBackend::default()),
+        Device::Cuda(d) => Arc::new(CudaBackend::new(d, stream as *mut c_void, false)),
+        Device::Hip(d) => Arc::new(HipBackend::new(d, stream as *mut c_void)),
+    }
+}
+
+/// The backend `HIPCONV_BACKEND` asks for, on the null stream.
+pub fn select_backend() -> FfiResult<SharedBackend> {
+    Ok(backend_for(select_device()?, 0))
+}
+
+/// Device memory a handle keeps for calls that bring no usable workspace.
+enum DeviceScratch {
+    Cuda(cuda::DeviceBuffer),
+    Hip(hip::DeviceBuffer),
 }
 
 /// The state behind a `miopenHandle_t`.
@@ -52,13 +95,17 @@ pub struct HandleState {
     pub allocator: Option<(miopenAllocatorFunction, miopenDeallocatorFunction, usize)>,
     plans: HashMap<(ConvProblem, Direction, usize), Arc<ConvPlan>>,
     scratch: Vec<u64>,
+    device: Device,
+    device_scratch: Option<(DeviceScratch, usize)>,
 }
 
 impl HandleState {
-    /// A handle on `backend` using `stream`.
-    pub fn new(backend: SharedBackend, stream: usize) -> Self {
+    /// A handle on `device` using `stream`.
+    pub fn new(device: Device, stream: usize) -> Self {
         HandleState {
-            backend,
+            backend: backend_for(device, stream),
+            device,
+            device_scratch: None,
             stream,
             profiling: false,
             kernel_time_ms: 0.0,
@@ -70,7 +117,7 @@ impl HandleState {
 
     /// The plan options this handle's backend wants for a workspace `budget`.
     pub fn plan_options(&self, budget: usize) -> PlanOptions {
-        if self.backend.name() == "cpu" {
+        if self.on_host() {
             PlanOptions::cpu(budget)
         } else {
             PlanOptions::gpu(budget)
@@ -122,10 +169,56 @@ impl HandleState {
         Ok(self.scratch.as_mut_ptr() as u64)
     }
 
+    /// Binds the handle to `stream` (the backend is rebuilt: cheap, no allocation on a GPU).
+    pub fn set_stream(&mut self, stream: usize) {
+        if stream != self.stream {
+            self.stream = stream;
+            self.backend = backend_for(self.device, stream);
+        }
+    }
+
+    /// True when the handle computes on the CPU (host pointers).
+    pub fn on_host(&self) -> bool {
+        matches!(self.device, Device::Cpu)
+    }
+
+    /// Device scratch memory of at least `bytes`, kept for later calls (the previous block is
+    /// freed only after the device finished the work queued on it).
+    pub fn device_scratch(&mut self, bytes: usize) -> FfiResult<u64> {
+        if let Some((buf, size)) = &self.device_scratch {
+            if *size >= bytes {
+                return Ok(match buf {
+                    DeviceScratch::Cuda(b) => b.addr(),
+                    DeviceScratch::Hip(b) => b.addr(),
+                });
+            }
+            self.backend.synchronize()?;
+        }
+        self.device_scratch = None;
+        let (buf, addr) = match self.device {
+            Device::Cpu => return self.scratch(bytes),
+            Device::Cuda(d) => {
+                let b = d.alloc(bytes)?;
+                let a = b.addr();
+                (DeviceScratch::Cuda(b), a)
+            }
+            Device::Hip(d) => {
+                let b = d.alloc(bytes)?;
+                let a = b.addr();
+                (DeviceScratch::Hip(b), a)
+            }
+        };
+        self.device_scratch = Some((buf, bytes));
+        Ok(addr)
+    }
+
     /// Drops cached plans and scratch memory.
     pub fn release(&mut self) {
         self.plans.clear();
         self.scratch = Vec::new();
+        if self.device_scratch.is_some() && self.backend.synchronize().is_ok() {
+            self.device_scratch = None;
+        }
     }
 }
 
@@ -142,7 +235,7 @@ pub(crate) fn handle_obj(handle: miopenHandle_t) -> FfiResult<Arc<Object<HandleS
 
 fn create(handle: *mut miopenHandle_t, stream: miopenAcceleratorQueue_t) -> FfiResult<()> {
     non_null(handle, "handle")?;
-    let state = HandleState::new(select_backend()?, stream as usize);
+    let state = HandleState::new(select_device()?, stream as usize);
     let ptr = registry::create(state) as miopenHandle_t;
     // SAFETY: non-NULL; the caller guarantees validity.
     unsafe { write(handle, ptr, "handle") }
@@ -202,7 +295,7 @@ pub unsafe extern "C" fn miopenSetStream(
     streamID: miopenAcceleratorQueue_t,
 ) -> miopenStatus_t {
     guard("miopenSetStream", || {
-        handle_obj(handle)?.lock().stream = streamID as usize;
+        handle_obj(handle)?.lock().set_stream(streamID as usize);
         Ok(())
     })
 }

@@ -278,7 +278,7 @@ pub unsafe extern "C" fn miopenConvolutionForwardBias(
         let state = h.lock();
         let factor = a + bt;
         if factor != 1.0 {
-            if state.backend.name() != "cpu" {
+            if !state.on_host() {
                 return Err(Fail::not_implemented(
                     "bias with alpha + beta ≠ 1 on a GPU backend",
                 ));
