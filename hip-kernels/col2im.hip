@@ -33,17 +33,17 @@ HC_DEVICE void col2im_impl(const KernelGeom& g, const KernelStrides& s,
         for (hc_i64 kd = 0; kd < g.kernel[0]; ++kd) {
             const hc_i64 td = in[0] + g.pad[0] - kd * g.dilation[0];
             if (td < 0) break;  // grows more negative with kd
-            const hc_qr od = hc_divmod(td, g.stride[0]);
+            const hc_qr od = hc_divmod_stride(td, g.stride[0]);
             if (od.r != 0 || od.q >= g.output[0]) continue;
             for (hc_i64 kh = 0; kh < g.kernel[1]; ++kh) {
                 const hc_i64 th = in[1] + g.pad[1] - kh * g.dilation[1];
                 if (th < 0) break;
-                const hc_qr oh = hc_divmod(th, g.stride[1]);
+                const hc_qr oh = hc_divmod_stride(th, g.stride[1]);
                 if (oh.r != 0 || oh.q >= g.output[1]) continue;
                 for (hc_i64 kw = 0; kw < g.kernel[2]; ++kw) {
                     const hc_i64 tw = in[2] + g.pad[2] - kw * g.dilation[2];
                     if (tw < 0) break;
-                    const hc_qr ow = hc_divmod(tw, g.stride[2]);
+                    const hc_qr ow = hc_divmod_stride(tw, g.stride[2]);
                     if (ow.r != 0 || ow.q >= g.output[2]) continue;
                     const hc_i64 r = (kd * g.kernel[1] + kh) * g.kernel[2] + kw;
                     const hc_i64 o = (od.q * g.output[1] + oh.q) * g.output[2] + ow.q;

@@ -105,6 +105,12 @@ HC_DEVICE hc_u32 hc_block_count() {
     const hc_u32 size = hc_block_size();
     return (__builtin_amdgcn_grid_size_x() + size - 1u) / size;
 }
+// Second grid dimension (launches use one work-item per block along y).
+HC_DEVICE hc_u32 hc_block_id_y() { return __builtin_amdgcn_workgroup_id_y(); }
+HC_DEVICE hc_u32 hc_block_count_y() {
+    const hc_u32 size = __builtin_amdgcn_workgroup_size_y();
+    return (__builtin_amdgcn_grid_size_y() + size - 1u) / size;
+}
 // Workgroup barrier with release/acquire of workgroup memory (what __syncthreads means).
 HC_DEVICE void hc_sync_block() {
     __builtin_amdgcn_fence(__ATOMIC_RELEASE, "workgroup");
@@ -116,6 +122,8 @@ HC_DEVICE hc_u32 hc_local_id() { return threadIdx.x; }
 HC_DEVICE hc_u32 hc_block_id() { return blockIdx.x; }
 HC_DEVICE hc_u32 hc_block_size() { return blockDim.x; }
 HC_DEVICE hc_u32 hc_block_count() { return gridDim.x; }
+HC_DEVICE hc_u32 hc_block_id_y() { return blockIdx.y; }
+HC_DEVICE hc_u32 hc_block_count_y() { return gridDim.y; }
 HC_DEVICE void hc_sync_block() { __syncthreads(); }
 #endif
 
@@ -129,6 +137,10 @@ HC_DEVICE hc_i64 hc_thread_count() {
 
 // for (i = this thread; i < n; i += all threads)
 #define HC_GRID_LOOP(i, n) for (hc_i64 i = hc_thread_id(); i < (n); i += hc_thread_count())
+
+// for (r = this block row; r < n; r += all block rows): the second grid dimension.
+#define HC_ROW_LOOP(r, n) \
+    for (hc_i64 r = (hc_i64)hc_block_id_y(); r < (n); r += (hc_i64)hc_block_count_y())
 
 struct hc_qr {
     hc_i64 q;
@@ -148,6 +160,17 @@ HC_DEVICE hc_qr hc_divmod(hc_i64 a, hc_i64 b) {
         out.r = a - out.q * b;
     }
     return out;
+}
+
+// Quotient and remainder of a >= 0 by a stride b > 0, with the common b == 1 free of division.
+HC_DEVICE hc_qr hc_divmod_stride(hc_i64 a, hc_i64 b) {
+    if (b == 1) {
+        hc_qr out;
+        out.q = a;
+        out.r = 0;
+        return out;
+    }
+    return hc_divmod(a, b);
 }
 
 // Offset of the element with packed index `p` in tensor `d`; its channel goes to `*channel`.

@@ -3,42 +3,47 @@
 // col is [group_count * C/G * R][pixel_len], row-major; row = c * R + r (c counted from the
 // first channel of group `group`) with r = (kd * KH + kh) * KW + kw,
 // column j is pixel p = pixel_start + j, p = n * O + o over flattened output positions.
-// Taps that fall into the padding read as zero. One thread per column element, so writes are
-// coalesced along pixels; x may have any strides.
+// Taps that fall into the padding read as zero. Launched on a 2-D grid: block rows walk the
+// column rows, threads walk pixels, so writes are coalesced; x may have any strides.
 
 #include "common.h"
 
 template <class Ty>
 HC_DEVICE void im2col_impl(const KernelGeom& g, const KernelStrides& xs,
                            const typename Ty::T* __restrict__ x, hc_i64 group,
-                           hc_i64 group_count, hc_i64 pixel_start,
-                           hc_i64 pixel_len, typename Ty::C* __restrict__ col) {
+                           hc_i64 group_count, hc_i64 pixel_start, hc_i64 pixel_len,
+                           typename Ty::C* __restrict__ col) {
     typedef typename Ty::C C;
+    // Rows along the second grid dimension (decomposed once per block row), pixels along the
+    // first: adjacent threads write adjacent columns and, at stride 1, read adjacent inputs.
     const hc_i64 rows = group_count * g.c_per_group * g.kernel_len;
-    const hc_i64 total = rows * pixel_len;
     const hc_i64 out_hw = g.output[1] * g.output[2];
     const hc_i64 ker_hw = g.kernel[1] * g.kernel[2];
     const hc_i64 channel0 = group * g.c_per_group;
-    HC_GRID_LOOP(idx, total) {
-        const hc_qr row_j = hc_divmod(idx, pixel_len);
-        const hc_qr n_o = hc_divmod(pixel_start + row_j.r, g.output_len);
-        const hc_qr od_rest = hc_divmod(n_o.r, out_hw);
-        const hc_qr oh_ow = hc_divmod(od_rest.r, g.output[2]);
-        const hc_qr c_r = hc_divmod(row_j.q, g.kernel_len);
+    HC_ROW_LOOP(row, rows) {
+        const hc_qr c_r = hc_divmod(row, g.kernel_len);
         const hc_qr kd_rest = hc_divmod(c_r.r, ker_hw);
         const hc_qr kh_kw = hc_divmod(kd_rest.r, g.kernel[2]);
-
-        const hc_i64 id = od_rest.q * g.stride[0] + kd_rest.q * g.dilation[0] - g.pad[0];
-        const hc_i64 ih = oh_ow.q * g.stride[1] + kh_kw.q * g.dilation[1] - g.pad[1];
-        const hc_i64 iw = oh_ow.r * g.stride[2] + kh_kw.r * g.dilation[2] - g.pad[2];
-        C v = C(0);
-        if (id >= 0 && id < g.input[0] && ih >= 0 && ih < g.input[1] && iw >= 0 &&
-            iw < g.input[2]) {
-            const hc_i64 off = n_o.q * xs.n + (channel0 + c_r.q) * xs.c + id * xs.spatial[0] +
-                               ih * xs.spatial[1] + iw * xs.spatial[2];
-            v = Ty::load(x[off]);
+        const hc_i64 off_d = kd_rest.q * g.dilation[0] - g.pad[0];
+        const hc_i64 off_h = kh_kw.q * g.dilation[1] - g.pad[1];
+        const hc_i64 off_w = kh_kw.r * g.dilation[2] - g.pad[2];
+        const typename Ty::T* xc = x + (channel0 + c_r.q) * xs.c;
+        typename Ty::C* dst = col + row * pixel_len;
+        HC_GRID_LOOP(j, pixel_len) {
+            const hc_qr n_o = hc_divmod(pixel_start + j, g.output_len);
+            const hc_qr od_rest = hc_divmod(n_o.r, out_hw);
+            const hc_qr oh_ow = hc_divmod(od_rest.r, g.output[2]);
+            const hc_i64 id = od_rest.q * g.stride[0] + off_d;
+            const hc_i64 ih = oh_ow.q * g.stride[1] + off_h;
+            const hc_i64 iw = oh_ow.r * g.stride[2] + off_w;
+            C v = C(0);
+            if (id >= 0 && id < g.input[0] && ih >= 0 && ih < g.input[1] && iw >= 0 &&
+                iw < g.input[2]) {
+                v = Ty::load(xc[n_o.q * xs.n + id * xs.spatial[0] + ih * xs.spatial[1] +
+                                iw * xs.spatial[2]]);
+            }
+            dst[j] = v;
         }
-        col[idx] = v;
     }
 }
 

@@ -68,6 +68,20 @@ HC_DEVICE void unpack_impl(const KernelTensor& d, const typename Ty::C* __restri
     }
 }
 
+// sum_batches: dst[i] = (accumulate ? dst[i] : 0) + sum over b of src[b * count + i], summed in
+// batch order by the one thread that owns i (deterministic, compute type).
+template <class Ty>
+HC_DEVICE void sum_batches_impl(const typename Ty::C* __restrict__ src,
+                                typename Ty::C* __restrict__ dst, hc_i64 count, hc_i64 batches,
+                                hc_i64 accumulate) {
+    typedef typename Ty::C C;
+    HC_GRID_LOOP(i, count) {
+        C acc = accumulate ? dst[i] : C(0);
+        for (hc_i64 b = 0; b < batches; ++b) acc += src[b * count + i];
+        dst[i] = acc;
+    }
+}
+
 #define HC_PIXELS(name, Ty)                                                                     \
     extern "C" __global__ void gather_pixels_##name(KernelGeom g, KernelStrides s,              \
                                                     const Ty::T* src, hc_i64 ch_start,          \
@@ -82,6 +96,10 @@ HC_DEVICE void unpack_impl(const KernelTensor& d, const typename Ty::C* __restri
                                                    Ty::C alpha, Ty::C beta) {                   \
         store_pixels_impl<Ty>(g, s, src, dst, ch_start, ch_len, pixel_start, pixel_len, alpha,  \
                               beta);                                                            \
+    }                                                                                           \
+    extern "C" __global__ void sum_batches_##name(const Ty::C* src, Ty::C* dst, hc_i64 count,   \
+                                                  hc_i64 batches, hc_i64 accumulate) {          \
+        sum_batches_impl<Ty>(src, dst, count, batches, accumulate);                             \
     }                                                                                           \
     extern "C" __global__ void pack_##name(KernelTensor d, const Ty::T* src, Ty::C* dst) {      \
         pack_impl<Ty>(d, src, dst);                                                             \

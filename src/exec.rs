@@ -398,6 +398,11 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
                         self.ws(layout.stage, 0),
                     )?;
                 }
+                if self.plan.weight_partials() > 0 {
+                    self.weight_partials(px, !first_product)?;
+                    first_product = false;
+                    continue;
+                }
                 let runs = if pointwise || direct_dy {
                     image_runs(px, g.output_len)
                 } else {
@@ -489,6 +494,84 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
                 desc: p.w(),
             };
             self.backend.unpack(self.weights(0), dw, alpha, beta)
+        }
+    }
+
+    /// Backward-weights of one tile of whole images with one partial weight gradient per
+    /// image: GEMMs batched over the images, then a sum over images in order into the
+    /// accumulator (`accumulate`: add to what earlier tiles left there).
+    unsafe fn weight_partials(&self, px: Pixels, accumulate: bool) -> Result<()> {
+        let p = self.plan.problem();
+        let g = p.geometry();
+        let layout = self.plan.layout();
+        let weights = g.k * g.col_rows;
+        let pointwise = self.plan.path() == Path::Pointwise;
+        let images = px.len / g.output_len;
+        let first_image = px.start / g.output_len;
+        let run = ImageRun {
+            image: first_image,
+            count: images,
+            first: 0,
+            len: g.output_len,
+            col: 0,
+        };
+        let lhs = |i: usize, gr: usize| {
+            self.dense(
+                layout.stage,
+                gr * g.k_per_group * px.len + i * g.output_len,
+                px.len,
+            )
+        };
+        let rhs = |i: usize, gr: usize| {
+            let m = if pointwise {
+                tensor_view(
+                    self.bufs.x,
+                    p.x(),
+                    self.esize,
+                    first_image + i,
+                    gr * g.c_per_group,
+                    0,
+                )
+            } else {
+                self.dense(
+                    layout.col,
+                    gr * g.col_rows * px.len + i * g.output_len,
+                    px.len,
+                )
+            };
+            Matrix {
+                rs: m.cs,
+                cs: m.rs,
+                ..m
+            }
+        };
+        let dst = |i: usize, gr: usize| {
+            self.dense(
+                layout.partials,
+                i * weights + gr * g.k_per_group * g.col_rows,
+                g.col_rows,
+            )
+        };
+        // SAFETY: the stage, column and partial regions were sized by the plan for this tile;
+        // the accumulator holds the K·C/G·R weights.
+        unsafe {
+            self.gemm_run(
+                (g.k_per_group, g.col_rows, g.output_len),
+                &run,
+                g.groups,
+                &lhs,
+                &rhs,
+                &dst,
+                (1.0, 0.0),
+            )?;
+            self.backend.sum_batches(
+                p.dtype(),
+                self.ws(layout.partials, 0),
+                weights,
+                images,
+                self.weights(0),
+                accumulate,
+            )
         }
     }
 

@@ -95,6 +95,7 @@ pub const KERNEL_OPS: &[&str] = &[
     "bias_add",
     "bias_grad",
     "depthwise_fwd",
+    "sum_batches",
 ];
 
 /// Every kernel entry point in every code object.
@@ -135,6 +136,10 @@ pub const KERNEL_NAMES: &[&str] = &[
     "depthwise_fwd_bf16",
     "depthwise_fwd_f32",
     "depthwise_fwd_f64",
+    "sum_batches_f16",
+    "sum_batches_bf16",
+    "sum_batches_f32",
+    "sum_batches_f64",
 ];
 
 /// Largest block size a kernel may be launched with (`HC_MAX_BLOCK` in `common.h`).

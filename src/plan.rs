@@ -50,8 +50,13 @@ pub struct WorkspaceLayout {
     pub weights: usize,
     pub col: usize,
     pub stage: usize,
+    /// Per-image weight-gradient partials (backward-weights on GPUs), summed in image order.
+    pub partials: usize,
     pub total: usize,
 }
+
+/// Largest weight gradient (elements) for which GPU plans keep one partial per image.
+const PARTIALS_MAX_ELEMS: usize = 1 << 20;
 
 /// Default largest column tile on the CPU (`HIPCONV_CPU_TILE_BYTES` overrides).
 pub const CPU_TILE_BYTES: usize = 1 << 20;
@@ -107,6 +112,7 @@ pub struct ConvPlan {
     direct_output: bool,
     direct_dy: bool,
     weights_in_place: bool,
+    weight_partials: usize,
 }
 
 fn align(v: usize) -> Result<usize> {
@@ -157,8 +163,17 @@ impl ConvPlan {
             && y_flat
             && big_images
             && opts.per_image_weight_gemms;
-        let weights_in_place =
-            native && problem.w().layout() == crate::problem::Layout::ChannelsFirst;
+        // GPUs: one GEMM per image into its own partial dw (batched, so every image runs in
+        // parallel), then a deterministic sum over images, instead of one GEMM with a very long
+        // reduction that leaves most of the chip idle. Only when dw is small.
+        let all_weights = checked_mul(g.k, g.col_rows, "weights")?;
+        let partials_wanted = direction == Direction::BackwardWeights
+            && !opts.per_image_weight_gemms
+            && g.n > 1
+            && all_weights <= PARTIALS_MAX_ELEMS;
+        let weights_in_place = native
+            && problem.w().layout() == crate::problem::Layout::ChannelsFirst
+            && !partials_wanted;
         let weight_elems = if weights_in_place {
             0
         } else {
@@ -168,15 +183,30 @@ impl ConvPlan {
         let avail_elems = opts.budget.saturating_sub(weights_bytes + 2 * REGION_ALIGN) / esize;
         let tile_elems = (opts.tile_bytes / esize).max(1);
         let all_col_rows = checked_mul(g.groups, g.col_rows, "column rows")?;
+        let mut weight_partials = 0;
         let (tiling, col_elems, stage_elems) = match direction {
             Direction::Forward | Direction::BackwardWeights => {
                 let col_rows = if pointwise { 0 } else { all_col_rows };
                 let stage_rows = if direct_output || direct_dy { 0 } else { g.k };
                 let per_pixel = checked_add(col_rows, stage_rows, "tile")?;
                 let total = checked_mul(g.n, g.output_len, "pixels")?;
+                if partials_wanted {
+                    let per_image = checked_add(
+                        checked_mul(per_pixel, g.output_len, "tile")?,
+                        all_weights,
+                        "tile",
+                    )?;
+                    let images = (avail_elems / per_image.max(1)).min(g.n);
+                    if images >= 2 {
+                        weight_partials = images;
+                    }
+                }
                 let mut per_tile = avail_elems
                     .checked_div(per_pixel)
                     .map_or(total, |t| t.max(1));
+                if weight_partials > 0 {
+                    per_tile = weight_partials * g.output_len;
+                }
                 if let Some(fit) = tile_elems.checked_div(col_rows) {
                     per_tile = per_tile.min(fit.max(1));
                 }
@@ -237,11 +267,21 @@ impl ConvPlan {
         };
         let col_bytes = align(checked_mul(col_elems, esize, "column tile")?)?;
         let stage_bytes = align(checked_mul(stage_elems, esize, "stage tile")?)?;
+        let partial_bytes = align(checked_mul(
+            checked_mul(weight_partials, all_weights, "partials")?,
+            esize,
+            "partials",
+        )?)?;
         let layout = WorkspaceLayout {
             weights: 0,
             col: weights_bytes,
             stage: weights_bytes + col_bytes,
-            total: checked_add(weights_bytes + col_bytes, stage_bytes, "workspace")?,
+            partials: weights_bytes + col_bytes + stage_bytes,
+            total: checked_add(
+                weights_bytes + col_bytes + stage_bytes,
+                partial_bytes,
+                "workspace",
+            )?,
         };
         Ok(ConvPlan {
             problem: problem.clone(),
@@ -252,6 +292,7 @@ impl ConvPlan {
             direct_output,
             direct_dy,
             weights_in_place,
+            weight_partials,
         })
     }
 
@@ -298,6 +339,12 @@ impl ConvPlan {
     /// channels-first in the compute type, so no packed copy or accumulator is needed.
     pub fn weights_in_place(&self) -> bool {
         self.weights_in_place
+    }
+
+    /// Backward-weights: images per tile that each GEMM into their own partial weight gradient
+    /// (summed afterwards in image order); 0 when the GEMMs accumulate directly.
+    pub fn weight_partials(&self) -> usize {
+        self.weight_partials
     }
 
     /// True when backward-weights GEMMs read dy in place (no gather into the stage tile).

@@ -477,6 +477,33 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
+    unsafe fn sum_batches(
+        &self,
+        dtype: DType,
+        src: Addr,
+        count: usize,
+        batches: usize,
+        dst: Addr,
+        accumulate: bool,
+    ) -> Result<()> {
+        dispatch!(dtype, T, C => {
+            let _ = std::marker::PhantomData::<T>;
+            // SAFETY: the caller guarantees both extents; they do not overlap.
+            let (src, dst) = unsafe { (slice::<C>(src, count * batches), slice_mut::<C>(dst, count)) };
+            dst.par_chunks_mut(4096).enumerate().for_each(|(chunk, out)| {
+                for (j, d) in out.iter_mut().enumerate() {
+                    let i = chunk * 4096 + j;
+                    let mut acc = if accumulate { *d } else { C::ZERO };
+                    for b in 0..batches {
+                        acc += src[b * count + i];
+                    }
+                    *d = acc;
+                }
+            });
+        });
+        Ok(())
+    }
+
     unsafe fn gemm(&self, a: &GemmArgs) -> Result<()> {
         if a.m == 0 || a.n == 0 {
             return Ok(());

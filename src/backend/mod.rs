@@ -152,6 +152,21 @@ pub trait Backend: Sync {
     /// `dst` must address its descriptor's extent; `src` must hold `element_count` elements.
     unsafe fn unpack(&self, src: Addr, dst: TensorArg<'_>, alpha: f64, beta: f64) -> Result<()>;
 
+    /// `dst[i] (+)= Σ_b src[b·count + i]` over `batches` in order, in the compute type of
+    /// `dtype` (deterministic).
+    ///
+    /// # Safety
+    /// `src` must hold `batches·count` and `dst` `count` compute elements.
+    unsafe fn sum_batches(
+        &self,
+        dtype: DType,
+        src: Addr,
+        count: usize,
+        batches: usize,
+        dst: Addr,
+        accumulate: bool,
+    ) -> Result<()>;
+
     /// Runs a batch of GEMMs.
     ///
     /// # Safety

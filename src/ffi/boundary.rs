@@ -2,7 +2,8 @@
 //! optional one-line log message, and raw pointers are checked before they are used.
 //!
 //! `HIPCONV_LOG` (read once): unset or `0` is silent, `1` prints one line per failed call to
-//! stderr, `2` also prints one line per call.
+//! stderr (and [`super::engine::run`] one per convolution it runs), `2` also prints one line per
+//! call.
 
 use super::status::{Fail, FfiResult};
 use super::types::*;

@@ -228,10 +228,20 @@ pub unsafe fn run(
     unsafe { execute(&*backend, &plan, bufs, alpha, beta)? };
     // GPU work stays queued on the caller's stream (as with MIOpen); Find and profiling wait
     // for it so that the time they report is real.
-    if state.on_host() || rule == WorkspaceRule::Lenient || state.profiling {
+    let waited = state.on_host() || rule == WorkspaceRule::Lenient || state.profiling;
+    if waited {
         backend.synchronize()?;
     }
     let ms = (start.elapsed().as_secs_f64() * 1e3) as f32;
+    if super::boundary::log_level() >= 1 {
+        let queued = if waited { "" } else { " to queue" };
+        eprintln!(
+            "hipconv: conv {} {} on {}: {ms:.3} ms{queued}",
+            r.direction.name(),
+            r.problem.summary(),
+            backend.name()
+        );
+    }
     if state.profiling {
         state.kernel_time_ms = ms;
     }

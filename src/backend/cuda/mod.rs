@@ -19,6 +19,8 @@ use std::sync::{Mutex, OnceLock};
 const BLOCK: u32 = 256;
 /// Most blocks one launch uses (kernels loop over the rest).
 const MAX_GRID: i64 = 1 << 20;
+/// Most block rows of a 2-D launch (kernels loop over the rest).
+const MAX_GRID_Y: i64 = 65535;
 
 /// Per-device state: the primary context, the compiled kernel module and a cuBLAS handle.
 pub struct CudaDevice {
@@ -434,16 +436,19 @@ impl CudaBackend {
         self.device
     }
 
+    /// Launches `op` over `total` threads along x and `rows` block rows along y.
     unsafe fn launch(
         &self,
         op: &str,
         dtype: DType,
         total: i64,
+        rows: i64,
         params: &mut [*mut c_void],
     ) -> Result<()> {
-        if total <= 0 {
+        if total <= 0 || rows <= 0 {
             return Ok(());
         }
+        let grid_y = rows.clamp(1, MAX_GRID_Y) as u32;
         let f = self.device.function(&kernel_name(op, dtype))?;
         let grid = ((total + BLOCK as i64 - 1) / BLOCK as i64).clamp(1, MAX_GRID) as u32;
         // SAFETY: `params` points at one live value per kernel parameter, in order and of the
@@ -455,7 +460,7 @@ impl CudaBackend {
                 (self.device.driver.cuLaunchKernel)(
                     f,
                     grid,
-                    1,
+                    grid_y,
                     1,
                     BLOCK,
                     1,
@@ -485,6 +490,7 @@ impl Backend for CudaBackend {
                 "pack",
                 src.desc.dtype(),
                 total,
+                1,
                 &mut [arg(&mut t), arg(&mut s), arg(&mut d)],
             )
         }
@@ -506,13 +512,15 @@ impl Backend for CudaBackend {
             pixels.start as i64,
             pixels.len as i64,
         );
-        let total = gn * geom.c_per_group * geom.kernel_len * pn;
+        // Column rows along y, pixels along x (see hip-kernels/im2col.hip).
+        let rows = gn * geom.c_per_group * geom.kernel_len;
         // SAFETY: forwarded contract.
         unsafe {
             self.launch(
                 "im2col",
                 x.desc.dtype(),
-                total,
+                pn,
+                rows,
                 &mut [
                     arg(&mut g),
                     arg(&mut xs),
@@ -549,6 +557,7 @@ impl Backend for CudaBackend {
                 "gather_pixels",
                 src.desc.dtype(),
                 cn * pn,
+                1,
                 &mut [
                     arg(&mut g),
                     arg(&mut s),
@@ -589,6 +598,7 @@ impl Backend for CudaBackend {
                 "store_pixels",
                 dt,
                 cn * pn,
+                1,
                 &mut [
                     arg(&mut g),
                     arg(&mut s),
@@ -634,6 +644,7 @@ impl Backend for CudaBackend {
                 "col2im",
                 dt,
                 total,
+                1,
                 &mut [
                     arg(&mut g),
                     arg(&mut s),
@@ -663,7 +674,37 @@ impl Backend for CudaBackend {
                 "unpack",
                 dt,
                 dst.desc.element_count() as i64,
+                1,
                 &mut [arg(&mut t), arg(&mut s), arg(&mut d), a.ptr(), b.ptr()],
+            )
+        }
+    }
+
+    unsafe fn sum_batches(
+        &self,
+        dtype: DType,
+        src: Addr,
+        count: usize,
+        batches: usize,
+        dst: Addr,
+        accumulate: bool,
+    ) -> Result<()> {
+        let (mut s, mut d) = (src, dst);
+        let (mut c, mut b, mut acc) = (count as i64, batches as i64, i64::from(accumulate));
+        // SAFETY: forwarded contract.
+        unsafe {
+            self.launch(
+                "sum_batches",
+                dtype,
+                count as i64,
+                1,
+                &mut [
+                    arg(&mut s),
+                    arg(&mut d),
+                    arg(&mut c),
+                    arg(&mut b),
+                    arg(&mut acc),
+                ],
             )
         }
     }
@@ -786,6 +827,7 @@ impl Backend for CudaBackend {
                 "bias_add",
                 dt,
                 y.desc.element_count() as i64,
+                1,
                 &mut [arg(&mut t), arg(&mut yp), arg(&mut bp), a.ptr()],
             )
         }
@@ -804,6 +846,7 @@ impl Backend for CudaBackend {
                 "bias_grad",
                 dt,
                 total,
+                1,
                 &mut [arg(&mut t), arg(&mut yp), arg(&mut bp), a.ptr(), b.ptr()],
             )
         }

@@ -41,6 +41,8 @@ use std::ffi::c_void;
 const BLOCK: u32 = 256;
 /// Most blocks one launch uses (kernels loop over the rest).
 const MAX_GRID: i64 = 1 << 20;
+/// Most block rows of a 2-D launch (kernels loop over the rest).
+const MAX_GRID_Y: i64 = 65535;
 
 /// Environment variable selecting the [`GemmPolicy`].
 pub const GEMM_ENV: &str = "HIPCONV_GEMM";
@@ -153,16 +155,19 @@ impl HipBackend {
         self.gemm
     }
 
+    /// Launches `op` over `total` threads along x and `rows` block rows along y.
     unsafe fn launch(
         &self,
         op: &str,
         dtype: DType,
         total: i64,
+        rows: i64,
         params: &mut [*mut c_void],
     ) -> Result<()> {
-        if total <= 0 {
+        if total <= 0 || rows <= 0 {
             return Ok(());
         }
+        let grid_y = rows.clamp(1, MAX_GRID_Y) as u32;
         let _g = self.device.guard()?;
         let f = self.device.function(&kernel_name(op, dtype))?;
         let grid = ((total + BLOCK as i64 - 1) / BLOCK as i64).clamp(1, MAX_GRID) as u32;
@@ -175,7 +180,7 @@ impl HipBackend {
                 (api.sys.hipModuleLaunchKernel)(
                     f,
                     grid,
-                    1,
+                    grid_y,
                     1,
                     BLOCK,
                     1,
@@ -205,6 +210,7 @@ impl Backend for HipBackend {
                 "pack",
                 src.desc.dtype(),
                 total,
+                1,
                 &mut [arg(&mut t), arg(&mut s), arg(&mut d)],
             )
         }
@@ -226,13 +232,15 @@ impl Backend for HipBackend {
             pixels.start as i64,
             pixels.len as i64,
         );
-        let total = gn * geom.c_per_group * geom.kernel_len * pn;
+        // Column rows along y, pixels along x (see hip-kernels/im2col.hip).
+        let rows = gn * geom.c_per_group * geom.kernel_len;
         // SAFETY: forwarded contract.
         unsafe {
             self.launch(
                 "im2col",
                 x.desc.dtype(),
-                total,
+                pn,
+                rows,
                 &mut [
                     arg(&mut g),
                     arg(&mut xs),
@@ -269,6 +277,7 @@ impl Backend for HipBackend {
                 "gather_pixels",
                 src.desc.dtype(),
                 cn * pn,
+                1,
                 &mut [
                     arg(&mut g),
                     arg(&mut s),
@@ -309,6 +318,7 @@ impl Backend for HipBackend {
                 "store_pixels",
                 dt,
                 cn * pn,
+                1,
                 &mut [
                     arg(&mut g),
                     arg(&mut s),
@@ -354,6 +364,7 @@ impl Backend for HipBackend {
                 "col2im",
                 dt,
                 total,
+                1,
                 &mut [
                     arg(&mut g),
                     arg(&mut s),
@@ -383,7 +394,37 @@ impl Backend for HipBackend {
                 "unpack",
                 dt,
                 dst.desc.element_count() as i64,
+                1,
                 &mut [arg(&mut t), arg(&mut s), arg(&mut d), a.ptr(), b.ptr()],
+            )
+        }
+    }
+
+    unsafe fn sum_batches(
+        &self,
+        dtype: DType,
+        src: Addr,
+        count: usize,
+        batches: usize,
+        dst: Addr,
+        accumulate: bool,
+    ) -> Result<()> {
+        let (mut s, mut d) = (src, dst);
+        let (mut c, mut b, mut acc) = (count as i64, batches as i64, i64::from(accumulate));
+        // SAFETY: forwarded contract.
+        unsafe {
+            self.launch(
+                "sum_batches",
+                dtype,
+                count as i64,
+                1,
+                &mut [
+                    arg(&mut s),
+                    arg(&mut d),
+                    arg(&mut c),
+                    arg(&mut b),
+                    arg(&mut acc),
+                ],
             )
         }
     }
@@ -480,6 +521,7 @@ impl Backend for HipBackend {
                 "bias_add",
                 dt,
                 y.desc.element_count() as i64,
+                1,
                 &mut [arg(&mut t), arg(&mut yp), arg(&mut bp), a.ptr()],
             )
         }
@@ -498,6 +540,7 @@ impl Backend for HipBackend {
                 "bias_grad",
                 dt,
                 total,
+                1,
                 &mut [arg(&mut t), arg(&mut yp), arg(&mut bp), a.ptr(), b.ptr()],
             )
         }
