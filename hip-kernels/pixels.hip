@@ -6,7 +6,8 @@
 // pack:   dst[p] = src[element p]          (packed channels-first, compute type)
 // unpack: dst[element p] = blend(src[p])   (alpha/beta)
 //   where p is the packed (row-major over dims) index of a KernelTensor.
-// One thread per tile/tensor element; the tensor side may have any strides.
+// gather/store: a 2-D grid (blocks of HC_PIXEL_ROWS channels along y, pixels along x); pack and
+// unpack: one thread per element. The tensor side may have any strides.
 
 #include "common.h"
 
@@ -20,15 +21,23 @@ HC_DEVICE hc_i64 hc_pixel_offset(const KernelGeom& g, const KernelStrides& s, hc
            oh_ow.r * s.spatial[2];
 }
 
+// Channels each block row covers: a thread finds its pixel's offset once and walks them.
+#define HC_PIXEL_ROWS 32
+
 template <class Ty>
 HC_DEVICE void gather_pixels_impl(const KernelGeom& g, const KernelStrides& s,
                                   const typename Ty::T* __restrict__ src, hc_i64 ch_start,
                                   hc_i64 ch_len, hc_i64 pixel_start, hc_i64 pixel_len,
                                   typename Ty::C* __restrict__ dst) {
-    const hc_i64 total = ch_len * pixel_len;
-    HC_GRID_LOOP(idx, total) {
-        const hc_qr row_j = hc_divmod(idx, pixel_len);
-        dst[idx] = Ty::load(src[hc_pixel_offset(g, s, ch_start + row_j.q, pixel_start + row_j.r)]);
+    const hc_i64 chunks = (ch_len + HC_PIXEL_ROWS - 1) / HC_PIXEL_ROWS;
+    HC_ROW_LOOP(chunk, chunks) {
+        const hc_i64 row0 = chunk * HC_PIXEL_ROWS;
+        const hc_i64 row1 = row0 + HC_PIXEL_ROWS < ch_len ? row0 + HC_PIXEL_ROWS : ch_len;
+        HC_GRID_LOOP(j, pixel_len) {
+            const hc_i64 off = hc_pixel_offset(g, s, ch_start + row0, pixel_start + j);
+            for (hc_i64 row = row0; row < row1; ++row)
+                dst[row * pixel_len + j] = Ty::load(src[off + (row - row0) * s.c]);
+        }
     }
 }
 
@@ -38,11 +47,17 @@ HC_DEVICE void store_pixels_impl(const KernelGeom& g, const KernelStrides& s,
                                  typename Ty::T* __restrict__ dst, hc_i64 ch_start, hc_i64 ch_len,
                                  hc_i64 pixel_start, hc_i64 pixel_len, typename Ty::C alpha,
                                  typename Ty::C beta) {
-    const hc_i64 total = ch_len * pixel_len;
-    HC_GRID_LOOP(idx, total) {
-        const hc_qr row_j = hc_divmod(idx, pixel_len);
-        typename Ty::T* p = dst + hc_pixel_offset(g, s, ch_start + row_j.q, pixel_start + row_j.r);
-        *p = hc_blend<Ty>(src[idx], alpha, beta, p);
+    const hc_i64 chunks = (ch_len + HC_PIXEL_ROWS - 1) / HC_PIXEL_ROWS;
+    HC_ROW_LOOP(chunk, chunks) {
+        const hc_i64 row0 = chunk * HC_PIXEL_ROWS;
+        const hc_i64 row1 = row0 + HC_PIXEL_ROWS < ch_len ? row0 + HC_PIXEL_ROWS : ch_len;
+        HC_GRID_LOOP(j, pixel_len) {
+            const hc_i64 off = hc_pixel_offset(g, s, ch_start + row0, pixel_start + j);
+            for (hc_i64 row = row0; row < row1; ++row) {
+                typename Ty::T* p = dst + off + (row - row0) * s.c;
+                *p = hc_blend<Ty>(src[row * pixel_len + j], alpha, beta, p);
+            }
+        }
     }
 }
 

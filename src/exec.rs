@@ -264,6 +264,24 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
             start: 0,
             len: g.groups,
         };
+        if self.plan.path() == Path::Depthwise {
+            let (x, w, y) = (
+                TensorArg {
+                    addr: self.bufs.x,
+                    desc: p.x(),
+                },
+                TensorArg {
+                    addr: self.bufs.w,
+                    desc: p.w(),
+                },
+                TensorArg {
+                    addr: self.bufs.y,
+                    desc: p.y(),
+                },
+            );
+            // SAFETY: the caller's buffers cover their descriptors (contract of `execute`).
+            return unsafe { self.backend.depthwise_fwd(&self.geom, x, w, y, alpha, beta) };
+        }
         // SAFETY (all blocks below): addresses are the caller's valid buffers and workspace
         // regions sized by the plan for exactly these tiles.
         unsafe {

@@ -29,6 +29,8 @@ pub enum Path {
     Pointwise,
     /// im2col into a column tile (col2im for backward-data), then GEMM.
     Im2col,
+    /// Depthwise forward (groups == C): a direct kernel, no column matrix and no GEMM.
+    Depthwise,
 }
 
 /// How the work is split into tiles.
@@ -71,6 +73,8 @@ pub struct PlanOptions {
     /// Backward-weights may read dy in place with one GEMM per image (good on a CPU, where
     /// GEMMs are cheap to issue); GPUs prefer one long GEMM over a gathered dy tile.
     pub per_image_weight_gemms: bool,
+    /// Run depthwise forward with the direct kernel (GPUs) instead of im2col + GEMM.
+    pub direct_depthwise: bool,
 }
 
 impl PlanOptions {
@@ -84,6 +88,7 @@ impl PlanOptions {
             budget,
             tile_bytes,
             per_image_weight_gemms: true,
+            direct_depthwise: false,
         }
     }
 
@@ -93,6 +98,7 @@ impl PlanOptions {
             budget,
             tile_bytes: usize::MAX,
             per_image_weight_gemms: false,
+            direct_depthwise: true,
         }
     }
 }
@@ -148,7 +154,14 @@ impl ConvPlan {
                 Direction::Forward | Direction::BackwardWeights => x_flat,
                 Direction::BackwardData => x_flat && y_flat,
             };
-        let path = if pointwise {
+        let depthwise = opts.direct_depthwise
+            && direction == Direction::Forward
+            && g.groups == g.c
+            && g.c_per_group == 1
+            && g.groups > 1;
+        let path = if depthwise {
+            Path::Depthwise
+        } else if pointwise {
             Path::Pointwise
         } else {
             Path::Im2col
@@ -171,9 +184,10 @@ impl ConvPlan {
             && !opts.per_image_weight_gemms
             && g.n > 1
             && all_weights <= PARTIALS_MAX_ELEMS;
-        let weights_in_place = native
-            && problem.w().layout() == crate::problem::Layout::ChannelsFirst
-            && !partials_wanted;
+        let weights_in_place = depthwise
+            || (native
+                && problem.w().layout() == crate::problem::Layout::ChannelsFirst
+                && !partials_wanted);
         let weight_elems = if weights_in_place {
             0
         } else {
@@ -185,6 +199,13 @@ impl ConvPlan {
         let all_col_rows = checked_mul(g.groups, g.col_rows, "column rows")?;
         let mut weight_partials = 0;
         let (tiling, col_elems, stage_elems) = match direction {
+            Direction::Forward if depthwise => (
+                Tiling::Pixels {
+                    per_tile: g.n * g.output_len,
+                },
+                0,
+                0,
+            ),
             Direction::Forward | Direction::BackwardWeights => {
                 let col_rows = if pointwise { 0 } else { all_col_rows };
                 let stage_rows = if direct_output || direct_dy { 0 } else { g.k };

@@ -133,9 +133,63 @@ fn gpu_plans_on_the_cpu_backend_match_the_reference() {
     use hipconv::reference;
 
     let cases = [
-        problem(DType::F32, 4, 6, &[9, 9], 8, &[3, 3], &[1, 1], &[1, 1], &[1, 1], 2, 0).unwrap(),
-        problem(DType::F64, 3, 8, &[12, 12], 8, &[1, 1], &[0, 0], &[1, 1], &[1, 1], 1, 1).unwrap(),
-        problem(DType::F64, 5, 4, &[5, 6, 7], 6, &[3, 1, 2], &[1, 0, 1], &[1, 2, 1], &[1, 1, 2], 1, 0).unwrap(),
+        problem(
+            DType::F32,
+            4,
+            6,
+            &[9, 9],
+            8,
+            &[3, 3],
+            &[1, 1],
+            &[1, 1],
+            &[1, 1],
+            2,
+            0,
+        )
+        .unwrap(),
+        problem(
+            DType::F64,
+            3,
+            8,
+            &[12, 12],
+            8,
+            &[1, 1],
+            &[0, 0],
+            &[1, 1],
+            &[1, 1],
+            1,
+            1,
+        )
+        .unwrap(),
+        problem(
+            DType::F64,
+            5,
+            4,
+            &[5, 6, 7],
+            6,
+            &[3, 1, 2],
+            &[1, 0, 1],
+            &[1, 2, 1],
+            &[1, 1, 2],
+            1,
+            0,
+        )
+        .unwrap(),
+        // depthwise with a channel multiplier of 2: the direct kernel path
+        problem(
+            DType::F64,
+            2,
+            4,
+            &[7, 9],
+            8,
+            &[3, 3],
+            &[1, 2],
+            &[2, 1],
+            &[1, 2],
+            4,
+            2,
+        )
+        .unwrap(),
     ];
     let mut partial_plans = 0;
     for p in &cases {
@@ -144,7 +198,11 @@ fn gpu_plans_on_the_cpu_backend_match_the_reference() {
                 let plan = ConvPlan::new(p, dir, budget).unwrap();
                 partial_plans += usize::from(plan.weight_partials() > 0);
                 let mut rng = Rng::new(17);
-                let (x, w, y) = (random_packed(p.x(), &mut rng), random_packed(p.w(), &mut rng), random_packed(p.y(), &mut rng));
+                let (x, w, y) = (
+                    random_packed(p.x(), &mut rng),
+                    random_packed(p.w(), &mut rng),
+                    random_packed(p.y(), &mut rng),
+                );
                 let buf = |d: &hipconv::TensorDesc, v: &[f64]| {
                     let mut b = vec![0f64; d.element_space().unwrap()];
                     from_packed_f64(d, v, &mut b).unwrap();
@@ -152,8 +210,13 @@ fn gpu_plans_on_the_cpu_backend_match_the_reference() {
                 };
                 // Run in f64 storage regardless of the problem's dtype, so values are exact.
                 let p64 = p.with_dtype(DType::F64);
-                let plan = if p.dtype() == DType::F64 { plan } else { ConvPlan::new(&p64, dir, budget).unwrap() };
-                let (mut xb, mut wb, mut yb) = (buf(p64.x(), &x), buf(p64.w(), &w), buf(p64.y(), &y));
+                let plan = if p.dtype() == DType::F64 {
+                    plan
+                } else {
+                    ConvPlan::new(&p64, dir, budget).unwrap()
+                };
+                let (mut xb, mut wb, mut yb) =
+                    (buf(p64.x(), &x), buf(p64.w(), &w), buf(p64.y(), &y));
                 let mut ws = vec![0f64; plan.workspace_bytes().div_ceil(8)];
                 let bufs = Buffers {
                     x: xb.as_mut_ptr() as u64,
@@ -164,12 +227,27 @@ fn gpu_plans_on_the_cpu_backend_match_the_reference() {
                 // SAFETY: every buffer covers its descriptor; the workspace has the plan's size.
                 unsafe { execute(&CpuBackend::default(), &plan, bufs, 1.0, 0.0).unwrap() };
                 let (got, want) = match dir {
-                    Direction::Forward => (to_packed_f64(p64.y(), &yb).unwrap(), reference::forward(&p64, &x, &w)),
-                    Direction::BackwardData => (to_packed_f64(p64.x(), &xb).unwrap(), reference::backward_data(&p64, &y, &w)),
-                    Direction::BackwardWeights => (to_packed_f64(p64.w(), &wb).unwrap(), reference::backward_weights(&p64, &x, &y)),
+                    Direction::Forward => (
+                        to_packed_f64(p64.y(), &yb).unwrap(),
+                        reference::forward(&p64, &x, &w),
+                    ),
+                    Direction::BackwardData => (
+                        to_packed_f64(p64.x(), &xb).unwrap(),
+                        reference::backward_data(&p64, &y, &w),
+                    ),
+                    Direction::BackwardWeights => (
+                        to_packed_f64(p64.w(), &wb).unwrap(),
+                        reference::backward_weights(&p64, &x, &y),
+                    ),
                 };
                 let err = max_rel_error(&got, &want, 1e-6);
-                assert!(err <= 1e-12, "{} {} budget {budget} ({}): {err}", p.summary(), dir.name(), plan.describe());
+                assert!(
+                    err <= 1e-12,
+                    "{} {} budget {budget} ({}): {err}",
+                    p.summary(),
+                    dir.name(),
+                    plan.describe()
+                );
             }
         }
     }

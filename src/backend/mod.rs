@@ -167,6 +167,21 @@ pub trait Backend: Sync {
         accumulate: bool,
     ) -> Result<()>;
 
+    /// Depthwise forward (groups == C, any channel multiplier), directly:
+    /// `y = alpha·conv(x, w) + beta·y`.
+    ///
+    /// # Safety
+    /// `x`, `w` and `y` must address their descriptors' extents; `y` overlaps neither input.
+    unsafe fn depthwise_fwd(
+        &self,
+        geom: &KernelGeom,
+        x: TensorArg<'_>,
+        w: TensorArg<'_>,
+        y: TensorArg<'_>,
+        alpha: f64,
+        beta: f64,
+    ) -> Result<()>;
+
     /// Runs a batch of GEMMs.
     ///
     /// # Safety

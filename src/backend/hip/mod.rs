@@ -43,6 +43,10 @@ const BLOCK: u32 = 256;
 const MAX_GRID: i64 = 1 << 20;
 /// Most block rows of a 2-D launch (kernels loop over the rest).
 const MAX_GRID_Y: i64 = 65535;
+/// Column rows per block row of the im2col kernel (`HC_IM2COL_ROWS`).
+const IM2COL_ROWS: i64 = 32;
+/// Channels per block row of gather/store_pixels (`HC_PIXEL_ROWS`).
+const PIXEL_ROWS: i64 = 32;
 
 /// Environment variable selecting the [`GemmPolicy`].
 pub const GEMM_ENV: &str = "HIPCONV_GEMM";
@@ -232,8 +236,8 @@ impl Backend for HipBackend {
             pixels.start as i64,
             pixels.len as i64,
         );
-        // Column rows along y, pixels along x (see hip-kernels/im2col.hip).
-        let rows = gn * geom.c_per_group * geom.kernel_len;
+        // Blocks of IM2COL_ROWS column rows along y, pixels along x (hip-kernels/im2col.hip).
+        let rows = (gn * geom.c_per_group * geom.kernel_len + IM2COL_ROWS - 1) / IM2COL_ROWS;
         // SAFETY: forwarded contract.
         unsafe {
             self.launch(
@@ -276,8 +280,8 @@ impl Backend for HipBackend {
             self.launch(
                 "gather_pixels",
                 src.desc.dtype(),
-                cn * pn,
-                1,
+                pn,
+                (cn + PIXEL_ROWS - 1) / PIXEL_ROWS,
                 &mut [
                     arg(&mut g),
                     arg(&mut s),
@@ -317,8 +321,8 @@ impl Backend for HipBackend {
             self.launch(
                 "store_pixels",
                 dt,
-                cn * pn,
-                1,
+                pn,
+                (cn + PIXEL_ROWS - 1) / PIXEL_ROWS,
                 &mut [
                     arg(&mut g),
                     arg(&mut s),
@@ -424,6 +428,47 @@ impl Backend for HipBackend {
                     arg(&mut c),
                     arg(&mut b),
                     arg(&mut acc),
+                ],
+            )
+        }
+    }
+
+    unsafe fn depthwise_fwd(
+        &self,
+        geom: &KernelGeom,
+        x: TensorArg<'_>,
+        w: TensorArg<'_>,
+        y: TensorArg<'_>,
+        alpha: f64,
+        beta: f64,
+    ) -> Result<()> {
+        let dt = y.desc.dtype();
+        let mut g = *geom;
+        let (mut xs, mut ws, mut ys) = (
+            KernelStrides::of(x.desc),
+            KernelStrides::of(w.desc),
+            KernelStrides::of(y.desc),
+        );
+        let (mut xp, mut wp, mut yp) = (x.addr, w.addr, y.addr);
+        let (mut a, mut b) = (Scalar::of(dt, alpha), Scalar::of(dt, beta));
+        let total = geom.n * geom.k * geom.output_len;
+        // SAFETY: forwarded contract.
+        unsafe {
+            self.launch(
+                "depthwise_fwd",
+                dt,
+                total,
+                1,
+                &mut [
+                    arg(&mut g),
+                    arg(&mut xs),
+                    arg(&mut ws),
+                    arg(&mut ys),
+                    arg(&mut xp),
+                    arg(&mut wp),
+                    arg(&mut yp),
+                    a.ptr(),
+                    b.ptr(),
                 ],
             )
         }
