@@ -160,6 +160,16 @@ impl Conv {
         check_len(a_desc, a.len(), "first input")?;
         check_len(b_desc, b.len(), "second input")?;
         check_len(out_desc, out.len(), "output")?;
+        let g = p.geometry();
+        // Private per-slice weight gradients pay off when dw is small next to the images.
+        if direction == Direction::BackwardWeights
+            && T::DTYPE == T::DTYPE.compute()
+            && g.groups == 1
+            && g.n > 1
+            && g.k * g.col_rows <= 64 * g.output_len
+        {
+            return self.weights_by_images(a, b, out, scale);
+        }
         let slices = self.slices(direction)?;
         let threaded_gemm = slices.len() == 1;
         let budget = self.workspace_budget / slices.len();
@@ -207,6 +217,73 @@ impl Conv {
             ScratchPool::give_back(workspace);
             result
         })
+    }
+
+    /// Backward-weights in f32/f64 with one private weight gradient per slice of images (the
+    /// GEMMs keep their full width), summed in slice order: [`CPU_SLICES`] is a constant, so the
+    /// result does not depend on the thread count.
+    fn weights_by_images<T: Element>(
+        &self,
+        x: &[T],
+        dy: &[T],
+        dw: &mut [T],
+        scale: Scale,
+    ) -> Result<()> {
+        let p = &self.problem;
+        let n = p.geometry().n;
+        let count = n.min(CPU_SLICES);
+        let packed_w = crate::problem::TensorDesc::packed(p.dtype(), p.w().dims())?;
+        let esize = T::DTYPE.size() as u64;
+        let budget = self.workspace_budget / count;
+        let partials: Vec<Vec<T>> = (0..count)
+            .into_par_iter()
+            .map(|i| {
+                let (start, end) = (i * n / count, (i + 1) * n / count);
+                let (xd, xo) = p.x().narrow(0, start, end - start)?;
+                let (yd, yo) = p.y().narrow(0, start, end - start)?;
+                let sub = ConvProblem::new(xd, packed_w.clone(), yd, p.conv().clone())?;
+                let plan = ConvPlan::with_options(
+                    &sub,
+                    Direction::BackwardWeights,
+                    PlanOptions::cpu(budget),
+                )?;
+                let mut part = vec![T::from_f64(0.0); packed_w.element_count()];
+                let mut workspace = ScratchPool::take(plan.workspace_bytes().div_ceil(8));
+                let bufs = Buffers {
+                    x: x.as_ptr() as u64 + xo as u64 * esize,
+                    w: part.as_mut_ptr() as u64,
+                    y: dy.as_ptr() as u64 + yo as u64 * esize,
+                    workspace: workspace.as_mut_ptr() as u64,
+                };
+                let backend = CpuBackend {
+                    threaded_gemm: false,
+                };
+                // SAFETY: x and dy were checked to cover their descriptors, of which these are
+                // image ranges at the given offsets; `part` is a private packed dw; the
+                // workspace has the planned size.
+                let result = unsafe { execute(&backend, &plan, bufs, 1.0, 0.0) };
+                ScratchPool::give_back(workspace);
+                result.map(|()| part)
+            })
+            .collect::<Result<_>>()?;
+        let (alpha, beta) = (scale.alpha, scale.beta);
+        crate::host::for_each_offset(p.w(), |i, o| {
+            let sum = partials.iter().fold(0.0f64, |acc, part| {
+                // f32 partials add in f32, as the compute type would.
+                if T::DTYPE == crate::dtype::DType::F32 {
+                    (acc as f32 + part[i].to_f32()) as f64
+                } else {
+                    acc + part[i].to_f64()
+                }
+            });
+            let value = if beta == 0.0 {
+                alpha * sum
+            } else {
+                alpha * sum + beta * dw[o].to_f64()
+            };
+            dw[o] = T::from_f64(value);
+        });
+        Ok(())
     }
 
     /// Cuts a run into at most [`CPU_SLICES`] independent sub-problems with disjoint outputs:
