@@ -1,6 +1,9 @@
-//! `hipconv`: verify, benchmark and inspect the convolution engine.
+//! `hipconv`: verify, benchmark and inspect the convolution engine, and switch it on for
+//! PyTorch (`run`, `env`, `install`, `uninstall`).
 
+mod preload;
 mod table;
+mod torch;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use hipconv::backend::cuda::CudaDevice;
@@ -9,13 +12,16 @@ use hipconv::suite::{self, SuiteCase};
 use hipconv::verify::{BenchRecord, Target, VerifyRecord, bench_case, verify_case};
 use hipconv::{DType, Direction};
 use indicatif::{ProgressBar, ProgressStyle};
+use std::ffi::OsString;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
 #[command(
     name = "hipconv",
     version,
-    about = "Convolutions for GPUs whose MIOpen crashes: verify, benchmark, inspect"
+    about = "Convolutions for GPUs whose MIOpen crashes: verify, benchmark, inspect, and switch \
+             them on for PyTorch"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -92,8 +98,87 @@ enum Command {
         #[arg(long, default_value_t = 7)]
         repeats: usize,
     },
-    /// Report what this build and machine provide: backends, embedded kernels, environment.
-    Doctor,
+    /// Report what this build and machine provide: backends, embedded kernels, environment,
+    /// and whether this Python's torch gets hipconv.
+    Doctor {
+        #[command(flatten)]
+        torch: TorchArgs,
+    },
+    /// Run a command with hipconv loaded in front of its MIOpen (LD_PRELOAD), e.g.
+    /// `hipconv run -- python train.py`; exits with the command's status.
+    Run {
+        /// Set HIPCONV_BACKEND for the command.
+        #[arg(long, value_enum)]
+        backend: Option<FfiBackendArg>,
+        /// Set HIPCONV_LOG for the command (1: one line per convolution; 2: every call).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(0..=2))]
+        log: Option<u32>,
+        /// The torch package whose lib/libMIOpen.so hipconv forwards to (default: the one the
+        /// command's Python, or python3, would import; HIPCONV_REAL_MIOPEN, if set, wins).
+        #[arg(long, value_name = "PATH")]
+        torch: Option<PathBuf>,
+        /// The command and its arguments.
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "COMMAND"
+        )]
+        command: Vec<OsString>,
+    },
+    /// Print `export` lines that load hipconv in this shell: `eval "$(hipconv env)"`.
+    Env {
+        #[command(flatten)]
+        torch: TorchArgs,
+    },
+    /// Install hipconv as torch/lib/libMIOpen.so, keeping the original beside it (forwarded
+    /// to for everything but convolutions) and checking that the result loads.
+    Install {
+        #[command(flatten)]
+        torch: TorchArgs,
+    },
+    /// Put the original torch/lib/libMIOpen.so back (after checking its checksum).
+    Uninstall {
+        #[command(flatten)]
+        torch: TorchArgs,
+    },
+    /// Load a MIOpen library and print its version (used by `install` to check its work in a
+    /// separate process).
+    #[command(hide = true)]
+    ProbeMiopen { path: PathBuf },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FfiBackendArg {
+    /// A GPU when one is present, else pass convolutions to the real MIOpen.
+    Auto,
+    /// The CPU backend (host pointers only: for tests).
+    Cpu,
+    /// The AMD backend.
+    Hip,
+    /// The NVIDIA backend.
+    Cuda,
+}
+
+impl FfiBackendArg {
+    fn name(self) -> &'static str {
+        match self {
+            FfiBackendArg::Auto => "auto",
+            FfiBackendArg::Cpu => "cpu",
+            FfiBackendArg::Hip => "hip",
+            FfiBackendArg::Cuda => "cuda",
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct TorchArgs {
+    /// The torch package directory (the one holding lib/libMIOpen.so); default: ask Python.
+    #[arg(long, value_name = "PATH")]
+    torch: Option<PathBuf>,
+    /// The Python whose `import torch` is meant.
+    #[arg(long, default_value = "python3")]
+    python: String,
 }
 
 fn parse_dtype(s: &str) -> Result<DType, String> {
@@ -110,9 +195,34 @@ fn main() -> ExitCode {
             batch,
             repeats,
         } => run_bench(&common, suite, batch, repeats),
-        Command::Doctor => {
-            doctor();
+        Command::Doctor { torch } => {
+            doctor(&torch);
             Ok(true)
+        }
+        Command::Run {
+            backend,
+            log,
+            torch,
+            command,
+        } => {
+            let opts = preload::RunOptions {
+                backend: backend.map(FfiBackendArg::name),
+                log,
+                torch: torch.as_deref(),
+            };
+            return preload::run(&command, &opts);
+        }
+        Command::Env { torch } => return env(&torch),
+        Command::Install { torch } => return install(&torch),
+        Command::Uninstall { torch } => return uninstall(&torch),
+        Command::ProbeMiopen { path } => {
+            return match torch::probe_main(&path) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("hipconv probe: {e}");
+                    ExitCode::FAILURE
+                }
+            };
         }
     };
     match result {
@@ -265,7 +375,48 @@ fn run_bench(
     Ok(true)
 }
 
-fn doctor() {
+fn env(args: &TorchArgs) -> ExitCode {
+    match preload::env_lines(args.torch.as_deref(), args.python.as_ref()) {
+        Ok(lines) => {
+            for line in lines {
+                println!("{line}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("hipconv env: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn install(args: &TorchArgs) -> ExitCode {
+    let done = preload::find_lib().and_then(|lib| {
+        let layout = torch::locate(args.torch.as_deref(), &args.python)?;
+        torch::install(&layout, &lib)
+    });
+    match done {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hipconv install: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn uninstall(args: &TorchArgs) -> ExitCode {
+    let done = torch::locate(args.torch.as_deref(), &args.python)
+        .and_then(|layout| torch::uninstall(&layout));
+    match done {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hipconv uninstall: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn doctor(args: &TorchArgs) {
     println!("hipconv {}", env!("CARGO_PKG_VERSION"));
     println!("  ✓ cpu backend: {} threads", rayon::current_num_threads());
     match CudaDevice::get(0) {
@@ -297,6 +448,10 @@ fn doctor() {
         println!("  ✓ AMD code objects: {}", names.join(", "));
     }
     for (ok, line) in hipconv::backend::hip::doctor_lines() {
+        println!("  {} {line}", if ok { "✓" } else { "✗" });
+    }
+    println!("PyTorch:");
+    for (ok, line) in torch::doctor_lines(args.torch.as_deref(), &args.python) {
         println!("  {} {line}", if ok { "✓" } else { "✗" });
     }
 }
