@@ -59,10 +59,10 @@ impl ScratchPool {
         let mut pool = SCRATCH.lock().unwrap_or_else(|e| e.into_inner());
         if pool.len() < SCRATCH_KEEP {
             pool.push(buf);
-        } else if let Some(smallest) = pool.iter_mut().min_by_key(|b| b.len()) {
-            if smallest.len() < buf.len() {
-                *smallest = buf;
-            }
+        } else if let Some(smallest) = pool.iter_mut().min_by_key(|b| b.len())
+            && smallest.len() < buf.len()
+        {
+            *smallest = buf;
         }
     }
 }
