@@ -194,3 +194,45 @@ fn many_small_launches_stay_correct() {
         assert!(err <= tolerance(DType::F32), "iteration {i}: {err}");
     }
 }
+
+/// Eight threads (none of which made a context current) run convolutions on the same GPU at
+/// once; every result is checked. Each thread's state is its own; the device is shared.
+#[test]
+fn eight_threads_share_one_gpu() {
+    let Some(target) = gpu() else { return };
+    let threads: Vec<_> = (0..8u64)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut rng = Rng::new(1000 + t);
+                for i in 0..20 {
+                    let groups = 1 + rng.below(2);
+                    let p = problem(
+                        DType::ALL[rng.below(4)],
+                        1 + rng.below(2),
+                        2 * groups,
+                        &[6 + rng.below(5), 7],
+                        2 * groups,
+                        &[3, 3],
+                        &[1, 1],
+                        &[1, 1 + rng.below(2)],
+                        &[1, 1],
+                        groups,
+                        rng.below(3),
+                    )
+                    .unwrap();
+                    let dir = Direction::ALL[(i + t as usize) % 3];
+                    let err = gpu_error(target, &p, dir, [0, 1 << 20][i % 2], rng.next_u64());
+                    assert!(
+                        err <= tolerance(p.dtype()),
+                        "thread {t} case {i}: {} {}: {err}",
+                        p.summary(),
+                        dir.name()
+                    );
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("thread passed");
+    }
+}

@@ -228,7 +228,7 @@ impl CudaDevice {
 
     /// Allocates `bytes` of device memory.
     pub fn alloc(&'static self, bytes: usize) -> Result<DeviceBuffer> {
-        self.make_current()?;
+        let _context = ContextGuard::new(self)?;
         let mut ptr: CuDevicePtr = 0;
         // SAFETY: valid out-pointer; the context is current.
         let code = unsafe { (self.driver.cuMemAlloc)(&mut ptr, bytes.max(1)) };
@@ -244,9 +244,47 @@ impl CudaDevice {
 
     /// Waits for all work of this device.
     pub fn synchronize(&self) -> Result<()> {
-        self.make_current()?;
+        let _context = ContextGuard::new(self)?;
         // SAFETY: the context is current.
         unsafe { check("cuda", "cuCtxSynchronize", (self.driver.cuCtxSynchronize)()) }
+    }
+}
+
+/// Makes a device's primary context current for a scope and restores the caller's context
+/// afterwards, so that calls from any thread reach the right device and leave the caller's
+/// state as it was.
+pub struct ContextGuard<'a> {
+    device: &'a CudaDevice,
+    previous: CuContext,
+}
+
+impl<'a> ContextGuard<'a> {
+    /// Switches to `device`'s primary context (a no-op when it is already current).
+    pub fn new(device: &'a CudaDevice) -> Result<Self> {
+        let mut previous: CuContext = std::ptr::null_mut();
+        // SAFETY: valid out-pointer.
+        unsafe {
+            check(
+                "cuda",
+                "cuCtxGetCurrent",
+                (device.driver.cuCtxGetCurrent)(&mut previous),
+            )?
+        };
+        if previous != device.context {
+            device.make_current()?;
+        }
+        Ok(ContextGuard { device, previous })
+    }
+}
+
+impl Drop for ContextGuard<'_> {
+    fn drop(&mut self) {
+        if self.previous != self.device.context {
+            // SAFETY: restores the context that was current before (possibly none).
+            unsafe {
+                (self.device.driver.cuCtxSetCurrent)(self.previous);
+            }
+        }
     }
 }
 
@@ -268,6 +306,7 @@ impl DeviceBuffer {
         if bytes > self.bytes {
             return Err(Error::bad("upload larger than the buffer"));
         }
+        let _context = ContextGuard::new(self.device)?;
         // SAFETY: `data` is `bytes` long and the buffer holds at least that many.
         unsafe {
             check(
@@ -283,6 +322,7 @@ impl DeviceBuffer {
         if bytes > self.bytes {
             return Err(Error::bad("download larger than the buffer"));
         }
+        let _context = ContextGuard::new(self.device)?;
         // SAFETY: `data` is `bytes` long and the buffer holds at least that many.
         unsafe {
             check(
@@ -300,6 +340,7 @@ impl DeviceBuffer {
 
 impl Drop for DeviceBuffer {
     fn drop(&mut self) {
+        let _context = ContextGuard::new(self.device);
         // SAFETY: the pointer came from cuMemAlloc and is freed once.
         unsafe {
             (self.device.driver.cuMemFree)(self.ptr);
@@ -453,6 +494,7 @@ impl CudaBackend {
             return Ok(());
         }
         let grid_y = rows.clamp(1, MAX_GRID_Y) as u32;
+        let _context = ContextGuard::new(self.device)?;
         let f = self.device.function(&kernel_name(op, dtype))?;
         let grid = ((total + BLOCK as i64 - 1) / BLOCK as i64).clamp(1, MAX_GRID) as u32;
         // SAFETY: `params` points at one live value per kernel parameter, in order and of the
@@ -775,6 +817,7 @@ impl Backend for CudaBackend {
         let (tb, ldb) = col_major(a.k, n, y.rs, y.cs)
             .ok_or_else(|| Error::unsupported("GEMM operand strides"))?;
         let op = |t: bool| if t { CUBLAS_OP_T } else { CUBLAS_OP_N };
+        let _context = ContextGuard::new(self.device)?;
         let blas = self
             .device
             .blas
@@ -898,6 +941,7 @@ impl Backend for CudaBackend {
     }
 
     fn synchronize(&self) -> Result<()> {
+        let _context = ContextGuard::new(self.device)?;
         // SAFETY: the stream belongs to this device's context.
         unsafe {
             check(
