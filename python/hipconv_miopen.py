@@ -69,7 +69,9 @@ class Conv:
         arr = lambda v: (ctypes.c_int * n)(*v)
         lib.check(L.miopenInitConvolutionNdDescriptor(self.conv, n, arr(padding), arr(stride), arr(dilation), MIOPEN_CONVOLUTION), "init conv")
         lib.check(L.miopenSetConvolutionGroupCount(self.conv, groups), "groups")
-        self.alpha, self.beta = ctypes.c_float(1.0), ctypes.c_float(0.0)
+        # MIOpen reads alpha/beta as double for double outputs, float otherwise.
+        scalar = ctypes.c_double if y.dtype == torch.float64 else ctypes.c_float
+        self.alpha, self.beta = scalar(1.0), scalar(0.0)
         self._ws = {}
 
     def _tensor(self, t):
