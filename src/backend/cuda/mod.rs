@@ -8,7 +8,7 @@ pub mod driver;
 use super::{Addr, Backend, Channels, GemmArgs, Matrix, Pixels, TensorArg};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::kernels::{KERNEL_MAIN_SOURCE, KERNEL_SOURCES, KernelTensor, kernel_name};
+use crate::kernels::{KERNEL_MAIN_SOURCE, KERNEL_OPS, KERNEL_SOURCES, KernelTensor, kernel_name};
 use crate::plan::{KernelGeom, KernelStrides};
 use driver::*;
 use std::collections::HashMap;
@@ -35,7 +35,8 @@ pub struct CudaDevice {
     name: String,
     arch: (i32, i32),
     module: CuModule,
-    functions: Mutex<HashMap<String, usize>>,
+    /// Entry points, resolved on first use: slot `op index · 4 + dtype index`.
+    functions: Vec<OnceLock<usize>>,
     blas: Mutex<CublasHandle>,
 }
 
@@ -174,7 +175,9 @@ impl CudaDevice {
             name,
             arch: (major, minor),
             module,
-            functions: Mutex::new(HashMap::new()),
+            functions: (0..KERNEL_OPS.len() * DType::ALL.len())
+                .map(|_| OnceLock::new())
+                .collect(),
             blas: Mutex::new(blas),
         })
     }
@@ -204,15 +207,18 @@ impl CudaDevice {
         }
     }
 
-    fn function(&self, name: &str) -> Result<CuFunction> {
-        let mut cache = self
-            .functions
-            .lock()
-            .map_err(|_| Error::bad("kernel cache poisoned"))?;
-        if let Some(&f) = cache.get(name) {
+    /// The entry point `<op>_<dtype>` (resolved once, then a lock-free read).
+    fn function(&self, op: &str, dtype: DType) -> Result<CuFunction> {
+        let op_index = KERNEL_OPS
+            .iter()
+            .position(|&o| o == op)
+            .ok_or_else(|| Error::bad(format!("unknown kernel {op}")))?;
+        let dtype_index = DType::ALL.iter().position(|&d| d == dtype).unwrap_or(0);
+        let slot = &self.functions[op_index * DType::ALL.len() + dtype_index];
+        if let Some(&f) = slot.get() {
             return Ok(f as CuFunction);
         }
-        let cname = CString::new(name).map_err(|_| Error::bad("kernel name"))?;
+        let cname = CString::new(kernel_name(op, dtype)).map_err(|_| Error::bad("kernel name"))?;
         let mut f: CuFunction = std::ptr::null_mut();
         // SAFETY: valid out-pointer and NUL-terminated name; the module stays loaded.
         unsafe {
@@ -222,8 +228,7 @@ impl CudaDevice {
                 (self.driver.cuModuleGetFunction)(&mut f, self.module, cname.as_ptr()),
             )?
         };
-        cache.insert(name.to_string(), f as usize);
-        Ok(f)
+        Ok(*slot.get_or_init(|| f as usize) as CuFunction)
     }
 
     /// Allocates `bytes` of device memory.
@@ -495,7 +500,7 @@ impl CudaBackend {
         }
         let grid_y = rows.clamp(1, MAX_GRID_Y) as u32;
         let _context = ContextGuard::new(self.device)?;
-        let f = self.device.function(&kernel_name(op, dtype))?;
+        let f = self.device.function(op, dtype)?;
         let grid = ((total + BLOCK as i64 - 1) / BLOCK as i64).clamp(1, MAX_GRID) as u32;
         // SAFETY: `params` points at one live value per kernel parameter, in order and of the
         // kernel's parameter types (see hip-kernels/); the caller guarantees the buffers.
