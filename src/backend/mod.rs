@@ -15,6 +15,7 @@ pub mod blas;
 pub mod cpu;
 pub mod cuda;
 pub mod hip;
+pub mod kernel_ops;
 
 use crate::dtype::DType;
 use crate::error::Result;

@@ -5,26 +5,16 @@
 
 pub mod driver;
 
+use super::kernel_ops::{self, BLOCK, Launcher};
 use super::{Addr, Backend, Channels, GemmArgs, Matrix, Pixels, TensorArg};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::kernels::{KERNEL_MAIN_SOURCE, KERNEL_OPS, KERNEL_SOURCES, KernelTensor, kernel_name};
-use crate::plan::{KernelGeom, KernelStrides};
+use crate::kernels::{KERNEL_MAIN_SOURCE, KERNEL_OPS, KERNEL_SOURCES, kernel_name};
+use crate::plan::KernelGeom;
 use driver::*;
 use std::collections::HashMap;
 use std::ffi::{CString, c_int, c_void};
 use std::sync::{Mutex, OnceLock};
-
-/// Threads per block of every element-wise kernel.
-const BLOCK: u32 = 256;
-/// Most blocks one launch uses (kernels loop over the rest).
-const MAX_GRID: i64 = 1 << 20;
-/// Most block rows of a 2-D launch (kernels loop over the rest).
-const MAX_GRID_Y: i64 = 65535;
-/// Column rows per block row of the im2col kernel (`HC_IM2COL_ROWS`).
-const IM2COL_ROWS: i64 = 32;
-/// Channels per block row of gather/store_pixels (`HC_PIXEL_ROWS`).
-const PIXEL_ROWS: i64 = 32;
 
 /// Per-device state: the primary context, the compiled kernel module and a cuBLAS handle.
 pub struct CudaDevice {
@@ -434,31 +424,6 @@ unsafe impl Send for CudaBackend {}
 // SAFETY: as above.
 unsafe impl Sync for CudaBackend {}
 
-/// A compute-type scalar argument.
-enum Scalar {
-    F32(f32),
-    F64(f64),
-}
-
-impl Scalar {
-    fn of(dtype: DType, v: f64) -> Self {
-        match dtype.compute() {
-            DType::F64 => Scalar::F64(v),
-            _ => Scalar::F32(v as f32),
-        }
-    }
-    fn ptr(&mut self) -> *mut c_void {
-        match self {
-            Scalar::F32(v) => v as *mut f32 as *mut c_void,
-            Scalar::F64(v) => v as *mut f64 as *mut c_void,
-        }
-    }
-}
-
-fn arg<T>(v: &mut T) -> *mut c_void {
-    v as *mut T as *mut c_void
-}
-
 /// How a strided matrix is seen by a column-major BLAS: (transpose, leading dimension).
 fn col_major(rows: usize, cols: usize, rs: isize, cs: isize) -> Option<(bool, i64)> {
     let (rows, cols) = (rows.max(1) as isize, cols.max(1) as isize);
@@ -485,8 +450,9 @@ impl CudaBackend {
     pub fn device(&self) -> &'static CudaDevice {
         self.device
     }
+}
 
-    /// Launches `op` over `total` threads along x and `rows` block rows along y.
+impl Launcher for CudaBackend {
     unsafe fn launch(
         &self,
         op: &str,
@@ -495,13 +461,11 @@ impl CudaBackend {
         rows: i64,
         params: &mut [*mut c_void],
     ) -> Result<()> {
-        if total <= 0 || rows <= 0 {
+        let Some((grid, grid_y)) = kernel_ops::grid(total, rows) else {
             return Ok(());
-        }
-        let grid_y = rows.clamp(1, MAX_GRID_Y) as u32;
+        };
         let _context = ContextGuard::new(self.device)?;
         let f = self.device.function(op, dtype)?;
-        let grid = ((total + BLOCK as i64 - 1) / BLOCK as i64).clamp(1, MAX_GRID) as u32;
         // SAFETY: `params` points at one live value per kernel parameter, in order and of the
         // kernel's parameter types (see hip-kernels/); the caller guarantees the buffers.
         unsafe {
@@ -532,19 +496,8 @@ impl Backend for CudaBackend {
     }
 
     unsafe fn pack(&self, src: TensorArg<'_>, dst: Addr) -> Result<()> {
-        let mut t = KernelTensor::of(src.desc)?;
-        let (mut s, mut d) = (src.addr, dst);
-        let total = src.desc.element_count() as i64;
         // SAFETY: forwarded contract.
-        unsafe {
-            self.launch(
-                "pack",
-                src.desc.dtype(),
-                total,
-                1,
-                &mut [arg(&mut t), arg(&mut s), arg(&mut d)],
-            )
-        }
+        unsafe { kernel_ops::pack(self, src, dst) }
     }
 
     unsafe fn im2col(
@@ -555,35 +508,8 @@ impl Backend for CudaBackend {
         pixels: Pixels,
         col: Addr,
     ) -> Result<()> {
-        let (mut g, mut xs) = (*geom, KernelStrides::of(x.desc));
-        let (mut xp, mut c) = (x.addr, col);
-        let (mut g0, mut gn, mut p0, mut pn) = (
-            groups.start as i64,
-            groups.len as i64,
-            pixels.start as i64,
-            pixels.len as i64,
-        );
-        // Blocks of IM2COL_ROWS column rows along y, pixels along x (hip-kernels/im2col.hip).
-        let rows = (gn * geom.c_per_group * geom.kernel_len + IM2COL_ROWS - 1) / IM2COL_ROWS;
         // SAFETY: forwarded contract.
-        unsafe {
-            self.launch(
-                "im2col",
-                x.desc.dtype(),
-                pn,
-                rows,
-                &mut [
-                    arg(&mut g),
-                    arg(&mut xs),
-                    arg(&mut xp),
-                    arg(&mut g0),
-                    arg(&mut gn),
-                    arg(&mut p0),
-                    arg(&mut pn),
-                    arg(&mut c),
-                ],
-            )
-        }
+        unsafe { kernel_ops::im2col(self, geom, x, groups, pixels, col) }
     }
 
     unsafe fn gather_pixels(
@@ -594,33 +520,8 @@ impl Backend for CudaBackend {
         pixels: Pixels,
         dst: Addr,
     ) -> Result<()> {
-        let (mut g, mut s) = (*geom, KernelStrides::of(src.desc));
-        let (mut sp, mut d) = (src.addr, dst);
-        let (mut c0, mut cn, mut p0, mut pn) = (
-            channels.start as i64,
-            channels.len as i64,
-            pixels.start as i64,
-            pixels.len as i64,
-        );
         // SAFETY: forwarded contract.
-        unsafe {
-            self.launch(
-                "gather_pixels",
-                src.desc.dtype(),
-                pn,
-                (cn + PIXEL_ROWS - 1) / PIXEL_ROWS,
-                &mut [
-                    arg(&mut g),
-                    arg(&mut s),
-                    arg(&mut sp),
-                    arg(&mut c0),
-                    arg(&mut cn),
-                    arg(&mut p0),
-                    arg(&mut pn),
-                    arg(&mut d),
-                ],
-            )
-        }
+        unsafe { kernel_ops::gather_pixels(self, geom, src, channels, pixels, dst) }
     }
 
     unsafe fn store_pixels(
@@ -633,37 +534,8 @@ impl Backend for CudaBackend {
         alpha: f64,
         beta: f64,
     ) -> Result<()> {
-        let dt = dst.desc.dtype();
-        let (mut g, mut s) = (*geom, KernelStrides::of(dst.desc));
-        let (mut sp, mut d) = (src, dst.addr);
-        let (mut c0, mut cn, mut p0, mut pn) = (
-            channels.start as i64,
-            channels.len as i64,
-            pixels.start as i64,
-            pixels.len as i64,
-        );
-        let (mut a, mut b) = (Scalar::of(dt, alpha), Scalar::of(dt, beta));
         // SAFETY: forwarded contract.
-        unsafe {
-            self.launch(
-                "store_pixels",
-                dt,
-                pn,
-                (cn + PIXEL_ROWS - 1) / PIXEL_ROWS,
-                &mut [
-                    arg(&mut g),
-                    arg(&mut s),
-                    arg(&mut sp),
-                    arg(&mut d),
-                    arg(&mut c0),
-                    arg(&mut cn),
-                    arg(&mut p0),
-                    arg(&mut pn),
-                    a.ptr(),
-                    b.ptr(),
-                ],
-            )
-        }
+        unsafe { kernel_ops::store_pixels(self, geom, src, dst, channels, pixels, alpha, beta) }
     }
 
     unsafe fn col2im(
@@ -677,58 +549,13 @@ impl Backend for CudaBackend {
         alpha: f64,
         beta: f64,
     ) -> Result<()> {
-        let dt = dx.desc.dtype();
-        let (mut g, mut s) = (*geom, KernelStrides::of(dx.desc));
-        let (mut c, mut d) = (col, dx.addr);
-        let (mut g0, mut gn) = (groups.start as i64, groups.len as i64);
-        let (mut c0, mut cn, mut i0, mut i_n) = (
-            channels.start as i64,
-            channels.len as i64,
-            images.start as i64,
-            images.len as i64,
-        );
-        let (mut a, mut b) = (Scalar::of(dt, alpha), Scalar::of(dt, beta));
-        let total = i_n * gn * cn * geom.input_len;
         // SAFETY: forwarded contract.
-        unsafe {
-            self.launch(
-                "col2im",
-                dt,
-                total,
-                1,
-                &mut [
-                    arg(&mut g),
-                    arg(&mut s),
-                    arg(&mut c),
-                    arg(&mut d),
-                    arg(&mut g0),
-                    arg(&mut gn),
-                    arg(&mut c0),
-                    arg(&mut cn),
-                    arg(&mut i0),
-                    arg(&mut i_n),
-                    a.ptr(),
-                    b.ptr(),
-                ],
-            )
-        }
+        unsafe { kernel_ops::col2im(self, geom, col, dx, groups, channels, images, alpha, beta) }
     }
 
     unsafe fn unpack(&self, src: Addr, dst: TensorArg<'_>, alpha: f64, beta: f64) -> Result<()> {
-        let dt = dst.desc.dtype();
-        let mut t = KernelTensor::of(dst.desc)?;
-        let (mut s, mut d) = (src, dst.addr);
-        let (mut a, mut b) = (Scalar::of(dt, alpha), Scalar::of(dt, beta));
         // SAFETY: forwarded contract.
-        unsafe {
-            self.launch(
-                "unpack",
-                dt,
-                dst.desc.element_count() as i64,
-                1,
-                &mut [arg(&mut t), arg(&mut s), arg(&mut d), a.ptr(), b.ptr()],
-            )
-        }
+        unsafe { kernel_ops::unpack(self, src, dst, alpha, beta) }
     }
 
     unsafe fn sum_batches(
@@ -740,24 +567,8 @@ impl Backend for CudaBackend {
         dst: Addr,
         accumulate: bool,
     ) -> Result<()> {
-        let (mut s, mut d) = (src, dst);
-        let (mut c, mut b, mut acc) = (count as i64, batches as i64, i64::from(accumulate));
         // SAFETY: forwarded contract.
-        unsafe {
-            self.launch(
-                "sum_batches",
-                dtype,
-                count as i64,
-                1,
-                &mut [
-                    arg(&mut s),
-                    arg(&mut d),
-                    arg(&mut c),
-                    arg(&mut b),
-                    arg(&mut acc),
-                ],
-            )
-        }
+        unsafe { kernel_ops::sum_batches(self, dtype, src, count, batches, dst, accumulate) }
     }
 
     unsafe fn depthwise_fwd(
@@ -769,36 +580,8 @@ impl Backend for CudaBackend {
         alpha: f64,
         beta: f64,
     ) -> Result<()> {
-        let dt = y.desc.dtype();
-        let mut g = *geom;
-        let (mut xs, mut ws, mut ys) = (
-            KernelStrides::of(x.desc),
-            KernelStrides::of(w.desc),
-            KernelStrides::of(y.desc),
-        );
-        let (mut xp, mut wp, mut yp) = (x.addr, w.addr, y.addr);
-        let (mut a, mut b) = (Scalar::of(dt, alpha), Scalar::of(dt, beta));
-        let total = geom.n * geom.k * geom.output_len;
         // SAFETY: forwarded contract.
-        unsafe {
-            self.launch(
-                "depthwise_fwd",
-                dt,
-                total,
-                1,
-                &mut [
-                    arg(&mut g),
-                    arg(&mut xs),
-                    arg(&mut ws),
-                    arg(&mut ys),
-                    arg(&mut xp),
-                    arg(&mut wp),
-                    arg(&mut yp),
-                    a.ptr(),
-                    b.ptr(),
-                ],
-            )
-        }
+        unsafe { kernel_ops::depthwise_fwd(self, geom, x, w, y, alpha, beta) }
     }
 
     unsafe fn gemm(&self, a: &GemmArgs) -> Result<()> {
@@ -910,39 +693,13 @@ impl Backend for CudaBackend {
     }
 
     unsafe fn bias_add(&self, y: TensorArg<'_>, b: Addr, alpha: f64) -> Result<()> {
-        let dt = y.desc.dtype();
-        let mut t = KernelTensor::of(y.desc)?;
-        let (mut yp, mut bp) = (y.addr, b);
-        let mut a = Scalar::of(dt, alpha);
         // SAFETY: forwarded contract.
-        unsafe {
-            self.launch(
-                "bias_add",
-                dt,
-                y.desc.element_count() as i64,
-                1,
-                &mut [arg(&mut t), arg(&mut yp), arg(&mut bp), a.ptr()],
-            )
-        }
+        unsafe { kernel_ops::bias_add(self, y, b, alpha) }
     }
 
     unsafe fn bias_grad(&self, dy: TensorArg<'_>, db: Addr, alpha: f64, beta: f64) -> Result<()> {
-        let dt = dy.desc.dtype();
-        let mut t = KernelTensor::of(dy.desc)?;
-        let (mut yp, mut bp) = (dy.addr, db);
-        let (mut a, mut b) = (Scalar::of(dt, alpha), Scalar::of(dt, beta));
-        // One block per channel: launch exactly K blocks' worth of threads.
-        let total = dy.desc.dims()[1] as i64 * BLOCK as i64;
         // SAFETY: forwarded contract.
-        unsafe {
-            self.launch(
-                "bias_grad",
-                dt,
-                total,
-                1,
-                &mut [arg(&mut t), arg(&mut yp), arg(&mut bp), a.ptr(), b.ptr()],
-            )
-        }
+        unsafe { kernel_ops::bias_grad(self, dy, db, alpha, beta) }
     }
 
     fn synchronize(&self) -> Result<()> {

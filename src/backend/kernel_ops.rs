@@ -1,0 +1,443 @@
+//! Kernel-argument marshalling shared by the GPU backends: every [`Backend`] operation that is
+//! one `hip-kernels/` launch, written once against [`Launcher`]. Argument lists follow the
+//! kernels' parameter lists exactly (see `hip-kernels/*.hip`).
+//!
+//! [`Backend`]: super::Backend
+
+use super::{Addr, Channels, Pixels, TensorArg};
+use crate::dtype::DType;
+use crate::error::Result;
+use crate::kernels::KernelTensor;
+use crate::plan::{KernelGeom, KernelStrides};
+use std::ffi::c_void;
+
+/// Threads per block of every kernel launch.
+pub const BLOCK: u32 = 256;
+/// Most blocks along x (kernels loop over the rest).
+pub const MAX_GRID: i64 = 1 << 20;
+/// Most block rows along y (kernels loop over the rest).
+pub const MAX_GRID_Y: i64 = 65535;
+/// Column rows per block row of the im2col kernel (`HC_IM2COL_ROWS`).
+pub const IM2COL_ROWS: i64 = 32;
+/// Channels per block row of gather/store_pixels (`HC_PIXEL_ROWS`).
+pub const PIXEL_ROWS: i64 = 32;
+
+/// A device that can launch the `hip-kernels/` entry points.
+pub trait Launcher {
+    /// Launches `<op>_<dtype>` over `total` threads along x and `rows` block rows along y.
+    ///
+    /// # Safety
+    /// `params` must point at one live value per kernel parameter, in order and of the
+    /// kernel's parameter types, and every buffer they name must be valid for the launch.
+    unsafe fn launch(
+        &self,
+        op: &str,
+        dtype: DType,
+        total: i64,
+        rows: i64,
+        params: &mut [*mut c_void],
+    ) -> Result<()>;
+}
+
+/// The (x, y) block counts of a launch over `total` threads and `rows` block rows; `None` when
+/// there is nothing to do.
+pub fn grid(total: i64, rows: i64) -> Option<(u32, u32)> {
+    if total <= 0 || rows <= 0 {
+        return None;
+    }
+    let x = ((total + BLOCK as i64 - 1) / BLOCK as i64).clamp(1, MAX_GRID) as u32;
+    Some((x, rows.clamp(1, MAX_GRID_Y) as u32))
+}
+
+/// A compute-type scalar argument.
+pub enum Scalar {
+    F32(f32),
+    F64(f64),
+}
+
+impl Scalar {
+    /// `v` in the compute type of `dtype`.
+    pub fn of(dtype: DType, v: f64) -> Self {
+        match dtype.compute() {
+            DType::F64 => Scalar::F64(v),
+            _ => Scalar::F32(v as f32),
+        }
+    }
+    /// The address kernels read the value from.
+    pub fn ptr(&mut self) -> *mut c_void {
+        match self {
+            Scalar::F32(v) => v as *mut f32 as *mut c_void,
+            Scalar::F64(v) => v as *mut f64 as *mut c_void,
+        }
+    }
+}
+
+/// The address of a kernel argument.
+pub fn arg<T>(v: &mut T) -> *mut c_void {
+    v as *mut T as *mut c_void
+}
+
+/// See [`super::Backend::pack`].
+///
+/// # Safety
+/// As the trait method.
+pub unsafe fn pack<L: Launcher + ?Sized>(l: &L, src: TensorArg<'_>, dst: Addr) -> Result<()> {
+    let mut t = KernelTensor::of(src.desc)?;
+    let (mut s, mut d) = (src.addr, dst);
+    let total = src.desc.element_count() as i64;
+    // SAFETY: forwarded contract.
+    unsafe {
+        l.launch(
+            "pack",
+            src.desc.dtype(),
+            total,
+            1,
+            &mut [arg(&mut t), arg(&mut s), arg(&mut d)],
+        )
+    }
+}
+
+/// See [`super::Backend::im2col`].
+///
+/// # Safety
+/// As the trait method.
+pub unsafe fn im2col<L: Launcher + ?Sized>(
+    l: &L,
+    geom: &KernelGeom,
+    x: TensorArg<'_>,
+    groups: Channels,
+    pixels: Pixels,
+    col: Addr,
+) -> Result<()> {
+    let (mut g, mut xs) = (*geom, KernelStrides::of(x.desc));
+    let (mut xp, mut c) = (x.addr, col);
+    let (mut g0, mut gn, mut p0, mut pn) = (
+        groups.start as i64,
+        groups.len as i64,
+        pixels.start as i64,
+        pixels.len as i64,
+    );
+    // Blocks of IM2COL_ROWS column rows along y, pixels along x (hip-kernels/im2col.hip).
+    let rows = (gn * geom.c_per_group * geom.kernel_len + IM2COL_ROWS - 1) / IM2COL_ROWS;
+    // SAFETY: forwarded contract.
+    unsafe {
+        l.launch(
+            "im2col",
+            x.desc.dtype(),
+            pn,
+            rows,
+            &mut [
+                arg(&mut g),
+                arg(&mut xs),
+                arg(&mut xp),
+                arg(&mut g0),
+                arg(&mut gn),
+                arg(&mut p0),
+                arg(&mut pn),
+                arg(&mut c),
+            ],
+        )
+    }
+}
+
+/// See [`super::Backend::gather_pixels`].
+///
+/// # Safety
+/// As the trait method.
+pub unsafe fn gather_pixels<L: Launcher + ?Sized>(
+    l: &L,
+    geom: &KernelGeom,
+    src: TensorArg<'_>,
+    channels: Channels,
+    pixels: Pixels,
+    dst: Addr,
+) -> Result<()> {
+    let (mut g, mut s) = (*geom, KernelStrides::of(src.desc));
+    let (mut sp, mut d) = (src.addr, dst);
+    let (mut c0, mut cn, mut p0, mut pn) = (
+        channels.start as i64,
+        channels.len as i64,
+        pixels.start as i64,
+        pixels.len as i64,
+    );
+    // SAFETY: forwarded contract.
+    unsafe {
+        l.launch(
+            "gather_pixels",
+            src.desc.dtype(),
+            pn,
+            (cn + PIXEL_ROWS - 1) / PIXEL_ROWS,
+            &mut [
+                arg(&mut g),
+                arg(&mut s),
+                arg(&mut sp),
+                arg(&mut c0),
+                arg(&mut cn),
+                arg(&mut p0),
+                arg(&mut pn),
+                arg(&mut d),
+            ],
+        )
+    }
+}
+
+/// See [`super::Backend::store_pixels`].
+///
+/// # Safety
+/// As the trait method.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn store_pixels<L: Launcher + ?Sized>(
+    l: &L,
+    geom: &KernelGeom,
+    src: Addr,
+    dst: TensorArg<'_>,
+    channels: Channels,
+    pixels: Pixels,
+    alpha: f64,
+    beta: f64,
+) -> Result<()> {
+    let dt = dst.desc.dtype();
+    let (mut g, mut s) = (*geom, KernelStrides::of(dst.desc));
+    let (mut sp, mut d) = (src, dst.addr);
+    let (mut c0, mut cn, mut p0, mut pn) = (
+        channels.start as i64,
+        channels.len as i64,
+        pixels.start as i64,
+        pixels.len as i64,
+    );
+    let (mut a, mut b) = (Scalar::of(dt, alpha), Scalar::of(dt, beta));
+    // SAFETY: forwarded contract.
+    unsafe {
+        l.launch(
+            "store_pixels",
+            dt,
+            pn,
+            (cn + PIXEL_ROWS - 1) / PIXEL_ROWS,
+            &mut [
+                arg(&mut g),
+                arg(&mut s),
+                arg(&mut sp),
+                arg(&mut d),
+                arg(&mut c0),
+                arg(&mut cn),
+                arg(&mut p0),
+                arg(&mut pn),
+                a.ptr(),
+                b.ptr(),
+            ],
+        )
+    }
+}
+
+/// See [`super::Backend::col2im`].
+///
+/// # Safety
+/// As the trait method.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn col2im<L: Launcher + ?Sized>(
+    l: &L,
+    geom: &KernelGeom,
+    col: Addr,
+    dx: TensorArg<'_>,
+    groups: Channels,
+    channels: Channels,
+    images: Channels,
+    alpha: f64,
+    beta: f64,
+) -> Result<()> {
+    let dt = dx.desc.dtype();
+    let (mut g, mut s) = (*geom, KernelStrides::of(dx.desc));
+    let (mut c, mut d) = (col, dx.addr);
+    let (mut g0, mut gn) = (groups.start as i64, groups.len as i64);
+    let (mut c0, mut cn, mut i0, mut i_n) = (
+        channels.start as i64,
+        channels.len as i64,
+        images.start as i64,
+        images.len as i64,
+    );
+    let (mut a, mut b) = (Scalar::of(dt, alpha), Scalar::of(dt, beta));
+    let total = i_n * gn * cn * geom.input_len;
+    // SAFETY: forwarded contract.
+    unsafe {
+        l.launch(
+            "col2im",
+            dt,
+            total,
+            1,
+            &mut [
+                arg(&mut g),
+                arg(&mut s),
+                arg(&mut c),
+                arg(&mut d),
+                arg(&mut g0),
+                arg(&mut gn),
+                arg(&mut c0),
+                arg(&mut cn),
+                arg(&mut i0),
+                arg(&mut i_n),
+                a.ptr(),
+                b.ptr(),
+            ],
+        )
+    }
+}
+
+/// See [`super::Backend::unpack`].
+///
+/// # Safety
+/// As the trait method.
+pub unsafe fn unpack<L: Launcher + ?Sized>(
+    l: &L,
+    src: Addr,
+    dst: TensorArg<'_>,
+    alpha: f64,
+    beta: f64,
+) -> Result<()> {
+    let dt = dst.desc.dtype();
+    let mut t = KernelTensor::of(dst.desc)?;
+    let (mut s, mut d) = (src, dst.addr);
+    let (mut a, mut b) = (Scalar::of(dt, alpha), Scalar::of(dt, beta));
+    // SAFETY: forwarded contract.
+    unsafe {
+        l.launch(
+            "unpack",
+            dt,
+            dst.desc.element_count() as i64,
+            1,
+            &mut [arg(&mut t), arg(&mut s), arg(&mut d), a.ptr(), b.ptr()],
+        )
+    }
+}
+
+/// See [`super::Backend::sum_batches`].
+///
+/// # Safety
+/// As the trait method.
+pub unsafe fn sum_batches<L: Launcher + ?Sized>(
+    l: &L,
+    dtype: DType,
+    src: Addr,
+    count: usize,
+    batches: usize,
+    dst: Addr,
+    accumulate: bool,
+) -> Result<()> {
+    let (mut s, mut d) = (src, dst);
+    let (mut c, mut b, mut acc) = (count as i64, batches as i64, i64::from(accumulate));
+    // SAFETY: forwarded contract.
+    unsafe {
+        l.launch(
+            "sum_batches",
+            dtype,
+            count as i64,
+            1,
+            &mut [
+                arg(&mut s),
+                arg(&mut d),
+                arg(&mut c),
+                arg(&mut b),
+                arg(&mut acc),
+            ],
+        )
+    }
+}
+
+/// See [`super::Backend::depthwise_fwd`].
+///
+/// # Safety
+/// As the trait method.
+pub unsafe fn depthwise_fwd<L: Launcher + ?Sized>(
+    l: &L,
+    geom: &KernelGeom,
+    x: TensorArg<'_>,
+    w: TensorArg<'_>,
+    y: TensorArg<'_>,
+    alpha: f64,
+    beta: f64,
+) -> Result<()> {
+    let dt = y.desc.dtype();
+    let mut g = *geom;
+    let (mut xs, mut ws, mut ys) = (
+        KernelStrides::of(x.desc),
+        KernelStrides::of(w.desc),
+        KernelStrides::of(y.desc),
+    );
+    let (mut xp, mut wp, mut yp) = (x.addr, w.addr, y.addr);
+    let (mut a, mut b) = (Scalar::of(dt, alpha), Scalar::of(dt, beta));
+    let total = geom.n * geom.k * geom.output_len;
+    // SAFETY: forwarded contract.
+    unsafe {
+        l.launch(
+            "depthwise_fwd",
+            dt,
+            total,
+            1,
+            &mut [
+                arg(&mut g),
+                arg(&mut xs),
+                arg(&mut ws),
+                arg(&mut ys),
+                arg(&mut xp),
+                arg(&mut wp),
+                arg(&mut yp),
+                a.ptr(),
+                b.ptr(),
+            ],
+        )
+    }
+}
+
+/// See [`super::Backend::bias_add`].
+///
+/// # Safety
+/// As the trait method.
+pub unsafe fn bias_add<L: Launcher + ?Sized>(
+    l: &L,
+    y: TensorArg<'_>,
+    b: Addr,
+    alpha: f64,
+) -> Result<()> {
+    let dt = y.desc.dtype();
+    let mut t = KernelTensor::of(y.desc)?;
+    let (mut yp, mut bp) = (y.addr, b);
+    let mut a = Scalar::of(dt, alpha);
+    // SAFETY: forwarded contract.
+    unsafe {
+        l.launch(
+            "bias_add",
+            dt,
+            y.desc.element_count() as i64,
+            1,
+            &mut [arg(&mut t), arg(&mut yp), arg(&mut bp), a.ptr()],
+        )
+    }
+}
+
+/// See [`super::Backend::bias_grad`].
+///
+/// # Safety
+/// As the trait method.
+pub unsafe fn bias_grad<L: Launcher + ?Sized>(
+    l: &L,
+    dy: TensorArg<'_>,
+    db: Addr,
+    alpha: f64,
+    beta: f64,
+) -> Result<()> {
+    let dt = dy.desc.dtype();
+    let mut t = KernelTensor::of(dy.desc)?;
+    let (mut yp, mut bp) = (dy.addr, db);
+    let (mut a, mut b) = (Scalar::of(dt, alpha), Scalar::of(dt, beta));
+    // One block per channel: launch exactly K blocks' worth of threads.
+    let total = dy.desc.dims()[1] as i64 * BLOCK as i64;
+    // SAFETY: forwarded contract.
+    unsafe {
+        l.launch(
+            "bias_grad",
+            dt,
+            total,
+            1,
+            &mut [arg(&mut t), arg(&mut yp), arg(&mut bp), a.ptr(), b.ptr()],
+        )
+    }
+}
