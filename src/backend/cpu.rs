@@ -231,15 +231,6 @@ unsafe fn im2col_typed<T: Element, C: Compute>(
                     for (d, v) in middle.iter_mut().zip(src) {
                         *d = C::from_elem(*v);
                     }
-                } else if s.spatial[2] == 1 && step > 0 && !middle.is_empty() {
-                    let span = (middle.len() - 1) * step as usize + 1;
-                    // SAFETY: with a unit W stride the `span` elements from `start` are
-                    // consecutive elements of one input row of the tensor (every `step`-th is
-                    // a tap), inside the guaranteed extent.
-                    let src = unsafe { std::slice::from_raw_parts(xp.at(start as usize), span) };
-                    for (d, v) in middle.iter_mut().zip(src.iter().step_by(step as usize)) {
-                        *d = C::from_elem(*v);
-                    }
                 } else {
                     for (j, d) in middle.iter_mut().enumerate() {
                         // SAFETY: (n, channel, id, ih, iw) is inside the tensor.
