@@ -79,6 +79,11 @@ pub trait Backend: Sync {
     /// Short name: "cpu", "hip", "cuda".
     fn name(&self) -> &'static str;
 
+    /// The name plus what runs: for logs (e.g. the code object a HIP device loaded).
+    fn describe(&self) -> String {
+        self.name().to_string()
+    }
+
     /// Converts `src` (any strides) into a packed channels-first compute-type copy at `dst`.
     ///
     /// # Safety

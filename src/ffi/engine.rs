@@ -239,8 +239,11 @@ pub unsafe fn run(
             "hipconv: conv {} {} on {}: {ms:.3} ms{queued}",
             r.direction.name(),
             r.problem.summary(),
-            backend.name()
+            backend.describe()
         );
+        if super::boundary::log_level() >= 2 {
+            eprintln!("hipconv:   plan {}", plan.describe());
+        }
     }
     if state.profiling {
         state.kernel_time_ms = ms;

@@ -495,6 +495,11 @@ impl Backend for CudaBackend {
         "cuda"
     }
 
+    fn describe(&self) -> String {
+        let (major, minor) = self.device.arch();
+        format!("cuda [sm_{major}{minor}, NVRTC]")
+    }
+
     unsafe fn pack(&self, src: TensorArg<'_>, dst: Addr) -> Result<()> {
         // SAFETY: forwarded contract.
         unsafe { kernel_ops::pack(self, src, dst) }

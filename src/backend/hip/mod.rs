@@ -168,6 +168,10 @@ impl Backend for HipBackend {
         "hip"
     }
 
+    fn describe(&self) -> String {
+        format!("hip [{}]", object_label(self.device.code_object()))
+    }
+
     unsafe fn pack(&self, src: TensorArg<'_>, dst: Addr) -> Result<()> {
         // SAFETY: forwarded contract.
         unsafe { kernel_ops::pack(self, src, dst) }
