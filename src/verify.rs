@@ -3,6 +3,7 @@
 use crate::api::{Conv, Scale};
 use crate::backend::Backend;
 use crate::backend::cuda::{CudaBackend, CudaDevice};
+use crate::backend::hip::{HipBackend, HipDevice};
 use crate::dtype::{DType, Element};
 use crate::error::Error;
 use crate::error::Result;
@@ -84,11 +85,16 @@ pub enum Target {
     Cpu,
     /// Device memory on an NVIDIA GPU, the CUDA backend (same kernels and plans as HIP).
     Cuda(&'static CudaDevice),
+    /// Device memory on an AMD GPU, the HIP backend (the embedded code object for its chip).
+    Hip(&'static HipDevice),
 }
 
 impl Target {
-    /// The best available target: a CUDA device when one can be opened, else the CPU.
+    /// The best available target: a HIP device, else a CUDA device, else the CPU.
     pub fn best() -> Target {
+        if let Ok(dev) = HipDevice::get(0) {
+            return Target::Hip(dev);
+        }
         match CudaDevice::get(0) {
             Ok(dev) => Target::Cuda(dev),
             Err(_) => Target::Cpu,
@@ -100,6 +106,10 @@ impl Target {
         match self {
             Target::Cpu => "cpu".into(),
             Target::Cuda(d) => format!("cuda ({}, sm_{}{})", d.name(), d.arch().0, d.arch().1),
+            Target::Hip(d) => format!(
+                "hip ({})",
+                HipBackend::new(d, std::ptr::null_mut()).describe()
+            ),
         }
     }
 }
@@ -163,72 +173,139 @@ fn run_typed<T: Element>(
             Ok((to_packed_f64(od, &out)?, median_ms(times)))
         }
         Target::Cuda(dev) => {
-            let size = T::DTYPE.size();
-            let space = od.element_space()?;
-            let poison = T::from_f64(-7.0e3);
-            let host_out = vec![poison; space + 2 * GUARD];
-            let (da, db) = (dev.alloc(a.len() * size)?, dev.alloc(b.len() * size)?);
-            let dout = dev.alloc(host_out.len() * size)?;
-            da.upload(&a)?;
-            db.upload(&b)?;
-            dout.upload(&host_out)?;
-            let plan = ConvPlan::with_options(
-                conv.problem(),
-                direction,
-                PlanOptions::gpu(conv.workspace_budget()),
-            )?;
-            let ws = dev.alloc(plan.workspace_bytes())?;
             let backend = CudaBackend::new(dev, std::ptr::null_mut(), false);
-            let o = dout.addr() + (GUARD * size) as u64;
-            let bufs = match direction {
-                Direction::Forward => Buffers {
-                    x: da.addr(),
-                    w: db.addr(),
-                    y: o,
-                    workspace: ws.addr(),
-                },
-                Direction::BackwardData => Buffers {
-                    x: o,
-                    w: db.addr(),
-                    y: da.addr(),
-                    workspace: ws.addr(),
-                },
-                Direction::BackwardWeights => Buffers {
-                    x: da.addr(),
-                    w: o,
-                    y: db.addr(),
-                    workspace: ws.addr(),
-                },
-            };
-            for _ in 0..runs {
-                let start = Instant::now();
-                // SAFETY: every buffer was allocated on this device for its descriptor's
-                // extent (the output inside its guard bands) and the workspace for the plan.
-                unsafe { execute(&backend, &plan, bufs, 1.0, 0.0)? };
-                backend.synchronize()?;
-                times.push(start.elapsed().as_secs_f64() * 1e3);
-            }
-            if runs > 1 {
-                times.remove(0);
-            }
-            let mut back = vec![poison; host_out.len()];
-            dout.download(&mut back)?;
-            let mut addressed = vec![false; space];
-            crate::host::for_each_offset(od, |_, o| addressed[o] = true);
-            for (i, v) in back.iter().enumerate() {
-                let inside = i >= GUARD && i < GUARD + space && addressed[i - GUARD];
-                if !inside && v.to_f64() != poison.to_f64() {
-                    return Err(Error::bad(format!(
-                        "GPU run wrote element {i} outside the output tensor"
-                    )));
-                }
-            }
-            Ok((
-                to_packed_f64(od, &back[GUARD..GUARD + space])?,
-                median_ms(times),
-            ))
+            run_on_device::<T, _>(
+                &|bytes| dev.alloc(bytes),
+                &backend,
+                conv,
+                direction,
+                (&a, &b),
+                runs,
+            )
+        }
+        Target::Hip(dev) => {
+            let backend = HipBackend::new(dev, std::ptr::null_mut());
+            run_on_device::<T, _>(
+                &|bytes| dev.alloc(bytes),
+                &backend,
+                conv,
+                direction,
+                (&a, &b),
+                runs,
+            )
         }
     }
+}
+
+/// Device memory the verification runs can fill and read back.
+pub trait DeviceMemory {
+    /// The device address.
+    fn addr(&self) -> u64;
+    /// Copies `data` to the start of the buffer.
+    fn upload<T: Copy>(&self, data: &[T]) -> Result<()>;
+    /// Copies the start of the buffer into `data`.
+    fn download<T: Copy>(&self, data: &mut [T]) -> Result<()>;
+}
+
+impl DeviceMemory for crate::backend::cuda::DeviceBuffer {
+    fn addr(&self) -> u64 {
+        crate::backend::cuda::DeviceBuffer::addr(self)
+    }
+    fn upload<T: Copy>(&self, data: &[T]) -> Result<()> {
+        crate::backend::cuda::DeviceBuffer::upload(self, data)
+    }
+    fn download<T: Copy>(&self, data: &mut [T]) -> Result<()> {
+        crate::backend::cuda::DeviceBuffer::download(self, data)
+    }
+}
+
+impl DeviceMemory for crate::backend::hip::DeviceBuffer {
+    fn addr(&self) -> u64 {
+        crate::backend::hip::DeviceBuffer::addr(self)
+    }
+    fn upload<T: Copy>(&self, data: &[T]) -> Result<()> {
+        crate::backend::hip::DeviceBuffer::upload(self, data)
+    }
+    fn download<T: Copy>(&self, data: &mut [T]) -> Result<()> {
+        crate::backend::hip::DeviceBuffer::download(self, data)
+    }
+}
+
+/// One direction on a GPU: inputs uploaded, the output surrounded by poisoned guard bands that
+/// must survive, `runs` timed runs (the first discarded when there are several).
+fn run_on_device<T: Element, M: DeviceMemory>(
+    alloc: &dyn Fn(usize) -> Result<M>,
+    backend: &dyn Backend,
+    conv: &Conv,
+    direction: Direction,
+    (a, b): (&[T], &[T]),
+    runs: usize,
+) -> Result<(Vec<f64>, f64)> {
+    let (_, _, od) = operands(conv.problem(), direction);
+    let mut times = Vec::with_capacity(runs);
+    let size = T::DTYPE.size();
+    let space = od.element_space()?;
+    let poison = T::from_f64(-7.0e3);
+    let host_out = vec![poison; space + 2 * GUARD];
+    let (da, db) = (alloc(a.len() * size)?, alloc(b.len() * size)?);
+    let dout = alloc(host_out.len() * size)?;
+    da.upload(a)?;
+    db.upload(b)?;
+    dout.upload(&host_out)?;
+    let plan = ConvPlan::with_options(
+        conv.problem(),
+        direction,
+        PlanOptions::gpu(conv.workspace_budget()),
+    )?;
+    let ws = alloc(plan.workspace_bytes())?;
+    let o = dout.addr() + (GUARD * size) as u64;
+    let bufs = match direction {
+        Direction::Forward => Buffers {
+            x: da.addr(),
+            w: db.addr(),
+            y: o,
+            workspace: ws.addr(),
+        },
+        Direction::BackwardData => Buffers {
+            x: o,
+            w: db.addr(),
+            y: da.addr(),
+            workspace: ws.addr(),
+        },
+        Direction::BackwardWeights => Buffers {
+            x: da.addr(),
+            w: o,
+            y: db.addr(),
+            workspace: ws.addr(),
+        },
+    };
+    for _ in 0..runs {
+        let start = Instant::now();
+        // SAFETY: every buffer was allocated on this device for its descriptor's
+        // extent (the output inside its guard bands) and the workspace for the plan.
+        unsafe { execute(backend, &plan, bufs, 1.0, 0.0)? };
+        backend.synchronize()?;
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    if runs > 1 {
+        times.remove(0);
+    }
+    let mut back = vec![poison; host_out.len()];
+    dout.download(&mut back)?;
+    let mut addressed = vec![false; space];
+    crate::host::for_each_offset(od, |_, o| addressed[o] = true);
+    for (i, v) in back.iter().enumerate() {
+        let inside = i >= GUARD && i < GUARD + space && addressed[i - GUARD];
+        if !inside && v.to_f64() != poison.to_f64() {
+            return Err(Error::bad(format!(
+                "GPU run wrote element {i} outside the output tensor"
+            )));
+        }
+    }
+    Ok((
+        to_packed_f64(od, &back[GUARD..GUARD + space])?,
+        median_ms(times),
+    ))
 }
 
 /// Runs one direction of a case on `target` and compares it with the reference.

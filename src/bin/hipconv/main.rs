@@ -36,6 +36,8 @@ enum BackendArg {
     Cpu,
     /// The NVIDIA platform (CUDA driver + NVRTC + cuBLAS), running the HIP kernel sources.
     Cuda,
+    /// The AMD platform (HIP runtime + rocBLAS, the embedded code object for the real chip).
+    Hip,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -240,6 +242,7 @@ fn target(arg: BackendArg) -> hipconv::Result<Target> {
         BackendArg::Auto => Ok(Target::best()),
         BackendArg::Cpu => Ok(Target::Cpu),
         BackendArg::Cuda => Ok(Target::Cuda(CudaDevice::get(0)?)),
+        BackendArg::Hip => Ok(Target::Hip(hipconv::backend::hip::HipDevice::get(0)?)),
     }
 }
 
