@@ -363,6 +363,14 @@ pub fn bench_case(
         dtype: p.dtype(),
         ms,
         gflops: p.flops() / (ms * 1e6),
-        workspace_bytes: conv.plan(direction)?.workspace_bytes(),
+        workspace_bytes: match target {
+            Target::Cpu => conv.plan(direction)?.workspace_bytes(),
+            Target::Cuda(_) | Target::Hip(_) => ConvPlan::with_options(
+                p,
+                direction,
+                PlanOptions::gpu(conv.workspace_budget()),
+            )?
+            .workspace_bytes(),
+        },
     })
 }
