@@ -308,6 +308,18 @@ fn run_on_device<T: Element, M: DeviceMemory>(
     ))
 }
 
+/// The plan `target` runs for `direction` of `conv`.
+fn plan_for(target: Target, conv: &Conv, direction: Direction) -> Result<ConvPlan> {
+    match target {
+        Target::Cpu => conv.plan(direction),
+        Target::Cuda(_) | Target::Hip(_) => ConvPlan::with_options(
+            conv.problem(),
+            direction,
+            PlanOptions::gpu(conv.workspace_budget()),
+        ),
+    }
+}
+
 /// Runs one direction of a case on `target` and compares it with the reference.
 pub fn verify_case(
     target: Target,
@@ -339,7 +351,7 @@ pub fn verify_case(
         ms,
         gflops: p.flops() / (ms * 1e6),
         passed: err <= tol,
-        plan: conv.plan(direction)?.describe(),
+        plan: plan_for(target, &conv, direction)?.describe(),
     })
 }
 
@@ -363,14 +375,6 @@ pub fn bench_case(
         dtype: p.dtype(),
         ms,
         gflops: p.flops() / (ms * 1e6),
-        workspace_bytes: match target {
-            Target::Cpu => conv.plan(direction)?.workspace_bytes(),
-            Target::Cuda(_) | Target::Hip(_) => ConvPlan::with_options(
-                p,
-                direction,
-                PlanOptions::gpu(conv.workspace_budget()),
-            )?
-            .workspace_bytes(),
-        },
+        workspace_bytes: plan_for(target, &conv, direction)?.workspace_bytes(),
     })
 }
