@@ -94,9 +94,13 @@ impl PlanOptions {
 
     /// Options for GPU backends: tiles as large as the budget allows.
     pub fn gpu(budget: usize) -> Self {
+        let tile_bytes = std::env::var("HIPCONV_GPU_TILE_BYTES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(usize::MAX);
         PlanOptions {
             budget,
-            tile_bytes: usize::MAX,
+            tile_bytes,
             per_image_weight_gemms: false,
             direct_depthwise: true,
         }
