@@ -364,14 +364,14 @@ pub unsafe fn depthwise_fwd<L: Launcher + ?Sized>(
     );
     let (mut xp, mut wp, mut yp) = (x.addr, w.addr, y.addr);
     let (mut a, mut b) = (Scalar::of(dt, alpha), Scalar::of(dt, beta));
-    let total = geom.n * geom.k * geom.output_len;
+    let (total, planes) = (geom.output_len, geom.n * geom.k);
     // SAFETY: forwarded contract.
     unsafe {
         l.launch(
             "depthwise_fwd",
             dt,
             total,
-            1,
+            planes,
             &mut [
                 arg(&mut g),
                 arg(&mut xs),
