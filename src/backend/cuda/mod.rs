@@ -5,8 +5,9 @@
 
 pub mod driver;
 
+use super::blas::ColumnMajorGemm;
 use super::kernel_ops::{self, BLOCK, Launcher};
-use super::{Addr, Backend, Channels, GemmArgs, Matrix, Pixels, TensorArg};
+use super::{Addr, Backend, Channels, GemmArgs, Pixels, TensorArg};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::kernels::{KERNEL_MAIN_SOURCE, KERNEL_OPS, KERNEL_SOURCES, kernel_name};
@@ -56,8 +57,12 @@ impl CudaDevice {
 
     /// The device of the calling thread's current context, or device 0.
     pub fn current() -> Result<&'static CudaDevice> {
-        let lib = open("CUDA driver", &["libcuda.so.1", "libcuda.so"])?;
-        let d = Driver::load(lib)?;
+        // Loaded once per process: handles are created often (one per thread and device).
+        static DRIVER: OnceLock<Result<Driver>> = OnceLock::new();
+        let d = DRIVER
+            .get_or_init(|| Driver::load(open("CUDA driver", &["libcuda.so.1", "libcuda.so"])?))
+            .as_ref()
+            .map_err(Clone::clone)?;
         let mut ctx: CuContext = std::ptr::null_mut();
         let mut dev: CuDevice = 0;
         // SAFETY: out-pointers are valid locals.
@@ -424,18 +429,6 @@ unsafe impl Send for CudaBackend {}
 // SAFETY: as above.
 unsafe impl Sync for CudaBackend {}
 
-/// How a strided matrix is seen by a column-major BLAS: (transpose, leading dimension).
-fn col_major(rows: usize, cols: usize, rs: isize, cs: isize) -> Option<(bool, i64)> {
-    let (rows, cols) = (rows.max(1) as isize, cols.max(1) as isize);
-    if (rs == 1 || rows == 1) && (cols == 1 || cs >= rows) {
-        return Some((false, if cols == 1 { rows } else { cs } as i64));
-    }
-    if (cs == 1 || cols == 1) && (rows == 1 || rs >= cols) {
-        return Some((true, if rows == 1 { cols } else { rs } as i64));
-    }
-    None
-}
-
 impl CudaBackend {
     /// A backend on `device` issuing work to `stream`.
     pub fn new(device: &'static CudaDevice, stream: *mut c_void, allow_tf32: bool) -> Self {
@@ -593,22 +586,9 @@ impl Backend for CudaBackend {
         if a.m == 0 || a.n == 0 || a.batch == 0 {
             return Ok(());
         }
-        // Row-major dst (cs == 1) is the column-major dst^T = rhs^T · lhs^T; column-major dst
-        // (rs == 1) is lhs · rhs directly.
-        let (m, n, x, y, dst_ld) =
-            if let Some((false, ld)) = col_major(a.n, a.m, a.dst.cs, a.dst.rs) {
-                (a.n, a.m, transpose(&a.rhs), transpose(&a.lhs), ld)
-            } else if let Some((false, ld)) = col_major(a.m, a.n, a.dst.rs, a.dst.cs) {
-                (a.m, a.n, a.lhs, a.rhs, ld)
-            } else {
-                return Err(Error::unsupported(
-                    "GEMM destination with two non-unit strides",
-                ));
-            };
-        let (ta, lda) = col_major(m, a.k, x.rs, x.cs)
-            .ok_or_else(|| Error::unsupported("GEMM operand strides"))?;
-        let (tb, ldb) = col_major(a.k, n, y.rs, y.cs)
-            .ok_or_else(|| Error::unsupported("GEMM operand strides"))?;
+        let call = ColumnMajorGemm::of(a)?;
+        let [mi, ni, ki, lda, ldb, ldc, bi] = call.int_args(a.batch)?;
+        let (x, y, ta, tb) = (call.a, call.b, call.trans_a, call.trans_b);
         let op = |t: bool| if t { CUBLAS_OP_T } else { CUBLAS_OP_N };
         let _context = ContextGuard::new(self.device)?;
         let blas = self
@@ -617,7 +597,6 @@ impl Backend for CudaBackend {
             .lock()
             .map_err(|_| Error::bad("cuBLAS handle poisoned"))?;
         let c = &self.device.cublas;
-        let (mi, ni, ki, bi) = (m as c_int, n as c_int, a.k as c_int, a.batch as c_int);
         // SAFETY: the caller guarantees every operand's strided extent for every batch entry;
         // the handle is used under its lock.
         unsafe {
@@ -653,14 +632,14 @@ impl Backend for CudaBackend {
                             ki,
                             &al,
                             x.addr as *const f64,
-                            lda as c_int,
+                            lda,
                             x.batch_stride as i64,
                             y.addr as *const f64,
-                            ldb as c_int,
+                            ldb,
                             y.batch_stride as i64,
                             &be,
                             a.dst.addr as *mut f64,
-                            dst_ld as c_int,
+                            ldc,
                             a.dst.batch_stride as i64,
                             bi,
                         ),
@@ -680,14 +659,14 @@ impl Backend for CudaBackend {
                             ki,
                             &al,
                             x.addr as *const f32,
-                            lda as c_int,
+                            lda,
                             x.batch_stride as i64,
                             y.addr as *const f32,
-                            ldb as c_int,
+                            ldb,
                             y.batch_stride as i64,
                             &be,
                             a.dst.addr as *mut f32,
-                            dst_ld as c_int,
+                            ldc,
                             a.dst.batch_stride as i64,
                             bi,
                         ),
@@ -717,33 +696,5 @@ impl Backend for CudaBackend {
                 (self.device.driver.cuStreamSynchronize)(self.stream),
             )
         }
-    }
-}
-
-/// The transpose of a strided matrix operand (swap its strides).
-fn transpose(m: &Matrix) -> Matrix {
-    Matrix {
-        rs: m.cs,
-        cs: m.rs,
-        ..*m
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::col_major;
-
-    #[test]
-    fn column_major_views() {
-        // row-major 3x4 (rs 4, cs 1): transposed, ld 4
-        assert_eq!(col_major(3, 4, 4, 1), Some((true, 4)));
-        // column-major 3x4 (rs 1, cs 3): as is, ld 3
-        assert_eq!(col_major(3, 4, 1, 3), Some((false, 3)));
-        // padded column-major (ld 8)
-        assert_eq!(col_major(3, 4, 1, 8), Some((false, 8)));
-        // a single row with a large row stride is fine either way
-        assert!(col_major(1, 5, 1000, 1).is_some());
-        // two non-unit strides cannot be expressed
-        assert_eq!(col_major(3, 4, 2, 8), None);
     }
 }
