@@ -97,6 +97,22 @@ fn image_runs(px: Pixels, per_image: usize) -> Vec<ImageRun> {
     out
 }
 
+/// The runs a pixel tile's GEMMs walk: one per image (split with [`image_runs`]) when an
+/// operand is read per image, else the whole tile as one run.
+fn tile_runs(px: Pixels, per_image: usize, by_image: bool) -> Vec<ImageRun> {
+    if by_image {
+        image_runs(px, per_image)
+    } else {
+        vec![ImageRun {
+            image: 0,
+            count: 1,
+            first: 0,
+            len: px.len,
+            col: 0,
+        }]
+    }
+}
+
 /// A matrix operand as a function of (image index within a run, group).
 type OperandAt<'f> = &'f dyn Fn(usize, usize) -> Matrix;
 
@@ -155,6 +171,26 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
             cs: 1,
             batch_stride: 0,
         }
+    }
+
+    /// im2col of every group for the pixel tile `px` into the column region, unless the plan
+    /// reads x in place (pointwise).
+    unsafe fn columns(&self, px: Pixels) -> Result<()> {
+        if self.plan.path() == Path::Pointwise {
+            return Ok(());
+        }
+        let p = self.plan.problem();
+        let x = TensorArg {
+            addr: self.bufs.x,
+            desc: p.x(),
+        };
+        let groups = Channels {
+            start: 0,
+            len: p.geometry().groups,
+        };
+        let col = self.ws(self.plan.layout().col, 0);
+        // SAFETY: forwarded contract of `execute`; the column region holds the tile.
+        unsafe { self.backend.im2col(&self.geom, x, groups, px, col) }
     }
 
     /// Packs the weights into the workspace unless the plan uses them in place.
@@ -260,10 +296,6 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
         let esize = self.esize;
         let direct = self.plan.direct_output();
         let pointwise = self.plan.path() == Path::Pointwise;
-        let all_groups = Channels {
-            start: 0,
-            len: g.groups,
-        };
         if self.plan.path() == Path::Depthwise {
             let (x, w, y) = (
                 TensorArg {
@@ -287,25 +319,8 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
         unsafe {
             self.pack_weights()?;
             for px in self.pixel_tiles() {
-                if !pointwise {
-                    let x = TensorArg {
-                        addr: self.bufs.x,
-                        desc: p.x(),
-                    };
-                    self.backend
-                        .im2col(&self.geom, x, all_groups, px, self.ws(layout.col, 0))?;
-                }
-                let runs = if pointwise || direct {
-                    image_runs(px, g.output_len)
-                } else {
-                    vec![ImageRun {
-                        image: 0,
-                        count: 1,
-                        first: 0,
-                        len: px.len,
-                        col: 0,
-                    }]
-                };
+                self.columns(px)?;
+                let runs = tile_runs(px, g.output_len, pointwise || direct);
                 let lhs =
                     |_: usize, gr: usize| self.weights_matrix(gr * g.k_per_group * g.col_rows);
                 for run in &runs {
@@ -385,23 +400,12 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
         let pointwise = self.plan.path() == Path::Pointwise;
         let direct_dy = self.plan.direct_dy();
         let in_place = self.plan.weights_in_place();
-        let all_groups = Channels {
-            start: 0,
-            len: g.groups,
-        };
         let mut first_product = true;
         // SAFETY (all blocks below): addresses are the caller's valid buffers and workspace
         // regions sized by the plan for exactly these tiles.
         unsafe {
             for px in self.pixel_tiles() {
-                if !pointwise {
-                    let x = TensorArg {
-                        addr: self.bufs.x,
-                        desc: p.x(),
-                    };
-                    self.backend
-                        .im2col(&self.geom, x, all_groups, px, self.ws(layout.col, 0))?;
-                }
+                self.columns(px)?;
                 if !direct_dy {
                     let dy = TensorArg {
                         addr: self.bufs.y,
@@ -421,17 +425,7 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
                     first_product = false;
                     continue;
                 }
-                let runs = if pointwise || direct_dy {
-                    image_runs(px, g.output_len)
-                } else {
-                    vec![ImageRun {
-                        image: 0,
-                        count: 1,
-                        first: 0,
-                        len: px.len,
-                        col: 0,
-                    }]
-                };
+                let runs = tile_runs(px, g.output_len, pointwise || direct_dy);
                 let dst =
                     |_: usize, gr: usize| self.weights_matrix(gr * g.k_per_group * g.col_rows);
                 for run in &runs {
