@@ -286,17 +286,18 @@ fn progress(len: usize, quiet: bool) -> ProgressBar {
     bar
 }
 
+/// Every (case, direction) pair to run, in suite order.
+fn jobs(cases: &[SuiteCase], arg: DirectionArg) -> Vec<(&SuiteCase, Direction)> {
+    cases
+        .iter()
+        .flat_map(|c| directions(c, arg).into_iter().map(move |d| (c, d)))
+        .collect()
+}
+
 fn run_verify(common: &Common) -> hipconv::Result<bool> {
     let target = target(common.backend)?;
     let cases = select(suite::verify_suite()?, common);
-    let jobs: Vec<(&SuiteCase, Direction)> = cases
-        .iter()
-        .flat_map(|c| {
-            directions(c, common.direction)
-                .into_iter()
-                .map(move |d| (c, d))
-        })
-        .collect();
+    let jobs = jobs(&cases, common.direction);
     let bar = progress(jobs.len(), common.json);
     let mut records: Vec<VerifyRecord> = Vec::new();
     for (i, (case, dir)) in jobs.iter().enumerate() {
@@ -347,14 +348,7 @@ fn run_bench(
         SuiteArg::Verify => suite::verify_suite()?,
     };
     let cases = select(cases, common);
-    let jobs: Vec<(&SuiteCase, Direction)> = cases
-        .iter()
-        .flat_map(|c| {
-            directions(c, common.direction)
-                .into_iter()
-                .map(move |d| (c, d))
-        })
-        .collect();
+    let jobs = jobs(&cases, common.direction);
     let bar = progress(jobs.len(), common.json);
     let mut records: Vec<BenchRecord> = Vec::new();
     for (case, dir) in jobs {
