@@ -8,3 +8,4 @@
 #include "pixels.hip"
 #include "bias.hip"
 #include "depthwise.hip"
+#include "winograd.hip"

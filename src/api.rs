@@ -6,7 +6,7 @@ use crate::dtype::Element;
 use crate::error::{Error, Result};
 use crate::exec::{Buffers, execute};
 use crate::host::check_len;
-use crate::plan::{ConvPlan, DEFAULT_WORKSPACE_BUDGET, PlanOptions};
+use crate::plan::{ConvPlan, DEFAULT_WORKSPACE_BUDGET, Path, PlanOptions};
 use crate::problem::{ConvProblem, Direction};
 use rayon::prelude::*;
 
@@ -72,6 +72,8 @@ impl ScratchPool {
 pub struct Conv {
     problem: ConvProblem,
     workspace_budget: usize,
+    /// Overrides the default Winograd choice.
+    winograd: Option<crate::winograd::Choice>,
 }
 
 /// Output scaling: `out = alpha·result + beta·out`.
@@ -96,7 +98,27 @@ impl Conv {
         Conv {
             problem,
             workspace_budget: DEFAULT_WORKSPACE_BUDGET,
+            winograd: None,
         }
+    }
+
+    /// Runs every eligible 3×3, stride-1 problem with Winograd tile edge `tile` (2 or 4), or
+    /// never with `None`. Without this call the backend's default applies (F(4×4) where there
+    /// are enough tiles; `HIPCONV_WINOGRAD` overrides it).
+    pub fn with_winograd(mut self, tile: Option<usize>) -> Self {
+        self.winograd = Some(tile.map_or(
+            crate::winograd::Choice::NEVER,
+            crate::winograd::Choice::only,
+        ));
+        self
+    }
+
+    fn options(&self, budget: usize) -> PlanOptions {
+        let mut opts = PlanOptions::cpu(budget);
+        if let Some(tile) = self.winograd {
+            opts.winograd = tile;
+        }
+        opts
     }
 
     /// Caps the workspace: plans tile the work so that at most `bytes` are used (or the
@@ -121,7 +143,7 @@ impl Conv {
         ConvPlan::with_options(
             &self.problem,
             direction,
-            PlanOptions::cpu(self.workspace_budget),
+            self.options(self.workspace_budget),
         )
     }
 
@@ -161,8 +183,12 @@ impl Conv {
         check_len(b_desc, b.len(), "second input")?;
         check_len(out_desc, out.len(), "output")?;
         let g = p.geometry();
+        // Winograd runs whole, with every thread in each step: slices would each repeat the
+        // filter transform.
+        let whole = self.plan(direction)?.path() == Path::Winograd;
         // Private per-slice weight gradients pay off when dw is small next to the images.
-        if direction == Direction::BackwardWeights
+        if !whole
+            && direction == Direction::BackwardWeights
             && T::DTYPE == T::DTYPE.compute()
             && g.groups == 1
             && g.n > 1
@@ -170,7 +196,11 @@ impl Conv {
         {
             return self.weights_by_images(a, b, out, scale);
         }
-        let slices = self.slices(direction)?;
+        let slices = if whole {
+            self.slices_along(SliceAxis::Whole)?
+        } else {
+            self.slices(direction)?
+        };
         let threaded_gemm = slices.len() == 1;
         let budget = self.workspace_budget / slices.len();
         let esize = T::DTYPE.size() as u64;
@@ -200,7 +230,7 @@ impl Conv {
             },
         };
         slices.par_iter().try_for_each(|slice| {
-            let plan = ConvPlan::with_options(&slice.problem, direction, PlanOptions::cpu(budget))?;
+            let plan = ConvPlan::with_options(&slice.problem, direction, self.options(budget))?;
             let mut workspace = ScratchPool::take(plan.workspace_bytes().div_ceil(8));
             let bufs = Buffers {
                 x: base.x + slice.x * esize,
@@ -242,11 +272,8 @@ impl Conv {
                 let (xd, xo) = p.x().narrow(0, start, end - start)?;
                 let (yd, yo) = p.y().narrow(0, start, end - start)?;
                 let sub = ConvProblem::new(xd, packed_w.clone(), yd, p.conv().clone())?;
-                let plan = ConvPlan::with_options(
-                    &sub,
-                    Direction::BackwardWeights,
-                    PlanOptions::cpu(budget),
-                )?;
+                let plan =
+                    ConvPlan::with_options(&sub, Direction::BackwardWeights, self.options(budget))?;
                 let mut part = vec![T::from_f64(0.0); packed_w.element_count()];
                 let mut workspace = ScratchPool::take(plan.workspace_bytes().div_ceil(8));
                 let bufs = Buffers {
@@ -301,6 +328,13 @@ impl Conv {
             Direction::Forward if g.k > 1 => SliceAxis::OutputChannels,
             _ => SliceAxis::Whole,
         };
+        self.slices_along(axis)
+    }
+
+    /// Cuts a run into at most [`CPU_SLICES`] sub-problems along `axis`.
+    fn slices_along(&self, axis: SliceAxis) -> Result<Vec<Slice>> {
+        let p = &self.problem;
+        let g = p.geometry();
         let len = match axis {
             SliceAxis::Images => g.n,
             SliceAxis::Groups => g.groups,

@@ -8,6 +8,7 @@ use crate::backend::{Addr, Backend, Channels, GemmArgs, Matrix, Pixels, TensorAr
 use crate::error::Result;
 use crate::plan::{ConvPlan, KernelGeom, Path, Tiling};
 use crate::problem::{Direction, TensorDesc};
+use crate::winograd::Step;
 
 /// Addresses of one run's tensors and workspace. For backward-data `x` is dx and `y` is dy;
 /// for backward-weights `w` is dw and `y` is dy.
@@ -42,6 +43,9 @@ pub unsafe fn execute<B: Backend + ?Sized>(
     };
     // SAFETY: forwarded contract.
     unsafe {
+        if plan.path() == Path::Winograd {
+            return walker.winograd(alpha, beta);
+        }
         match plan.direction() {
             Direction::Forward => walker.forward(alpha, beta),
             Direction::BackwardData => walker.backward_data(alpha, beta),
@@ -216,7 +220,7 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
         let total = g.n * g.output_len;
         let per = match self.plan.tiling() {
             Tiling::Pixels { per_tile } => per_tile,
-            Tiling::Images { .. } => total,
+            Tiling::Images { .. } | Tiling::Tiles { .. } => total,
         };
         (0..total.div_ceil(per))
             .map(|t| Pixels {
@@ -587,6 +591,100 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
         }
     }
 
+    /// The Winograd path of every direction: forward and backward-data transform the filter
+    /// once, then per tile range transform the source, run α² GEMMs and transform back into
+    /// the target; backward-weights accumulates α² GEMMs of transformed gradients and data
+    /// over all tile ranges, then transforms the sum into dw.
+    unsafe fn winograd(&self, alpha: f64, beta: f64) -> Result<()> {
+        let p = self.plan.problem();
+        let layout = self.plan.layout();
+        let wg = *self
+            .plan
+            .winograd_geom()
+            .ok_or_else(|| crate::Error::bad("a Winograd plan without its geometry"))?;
+        let per_tile = match self.plan.tiling() {
+            Tiling::Tiles { per_tile } => per_tile,
+            _ => wg.tile_count(),
+        };
+        let (positions, sc, tc) = (wg.positions(), wg.src_c as usize, wg.dst_c as usize);
+        let tensor = |addr, desc| TensorArg { addr, desc };
+        let (x, w, y) = (
+            tensor(self.bufs.x, p.x()),
+            tensor(self.bufs.w, p.w()),
+            tensor(self.bufs.y, p.y()),
+        );
+        let (filter, data, out) = (
+            self.ws(layout.weights, 0),
+            self.ws(layout.col, 0),
+            self.ws(layout.stage, 0),
+        );
+        let all = Pixels {
+            start: 0,
+            len: wg.tile_count(),
+        };
+        let dense = |addr, rs: usize, batch_stride: usize| Matrix {
+            addr,
+            rs: rs as isize,
+            cs: 1,
+            batch_stride: batch_stride as isize,
+        };
+        let dtype = self.plan.compute();
+        let backend = self.backend;
+        let ranges = (0..all.len.div_ceil(per_tile)).map(|t| Pixels {
+            start: t * per_tile,
+            len: per_tile.min(all.len - t * per_tile),
+        });
+        // SAFETY (all blocks below): the tensors are the caller's valid buffers, and the
+        // filter, data and output regions were sized by the plan for α² × channels × tiles.
+        unsafe {
+            if self.plan.direction() == Direction::BackwardWeights {
+                for (i, t) in ranges.enumerate() {
+                    backend.winograd(&wg, Step::Data, x, data, t, 1.0, 0.0)?;
+                    backend.winograd(&wg, Step::Grad, y, out, t, 1.0, 0.0)?;
+                    backend.gemm(&GemmArgs {
+                        dtype,
+                        m: tc,
+                        n: sc,
+                        k: t.len,
+                        batch: positions,
+                        lhs: dense(out, t.len, tc * t.len),
+                        rhs: Matrix {
+                            rs: 1,
+                            cs: t.len as isize,
+                            ..dense(data, 0, sc * t.len)
+                        },
+                        dst: dense(filter, sc, tc * sc),
+                        alpha: 1.0,
+                        beta: if i == 0 { 0.0 } else { 1.0 },
+                    })?;
+                }
+                return backend.winograd(&wg, Step::FilterGrad, w, filter, all, alpha, beta);
+            }
+            let (src, dst) = match self.plan.direction() {
+                Direction::Forward => (x, y),
+                _ => (y, x),
+            };
+            backend.winograd(&wg, Step::Filter, w, filter, all, 1.0, 0.0)?;
+            for t in ranges {
+                backend.winograd(&wg, Step::Data, src, data, t, 1.0, 0.0)?;
+                backend.gemm(&GemmArgs {
+                    dtype,
+                    m: tc,
+                    n: t.len,
+                    k: sc,
+                    batch: positions,
+                    lhs: dense(filter, sc, tc * sc),
+                    rhs: dense(data, t.len, sc * t.len),
+                    dst: dense(out, t.len, tc * t.len),
+                    alpha: 1.0,
+                    beta: 0.0,
+                })?;
+                backend.winograd(&wg, Step::Output, dst, out, t, alpha, beta)?;
+            }
+        }
+        Ok(())
+    }
+
     unsafe fn backward_data(&self, alpha: f64, beta: f64) -> Result<()> {
         let p = self.plan.problem();
         let g = p.geometry();
@@ -598,7 +696,7 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
                 groups,
                 channels,
             } => (images, groups, channels),
-            Tiling::Pixels { .. } => (g.n, g.groups, g.c_per_group),
+            Tiling::Pixels { .. } | Tiling::Tiles { .. } => (g.n, g.groups, g.c_per_group),
         };
         // W^T of group gr, starting at channel c0: element (c·R + r, k) = W[k][c·R + r].
         let wt = |gr: usize, c0: usize| Matrix {

@@ -96,6 +96,11 @@ pub const KERNEL_OPS: &[&str] = &[
     "bias_grad",
     "depthwise_fwd",
     "sum_batches",
+    "winograd_filter",
+    "winograd_data",
+    "winograd_output",
+    "winograd_grad",
+    "winograd_filter_grad",
 ];
 
 /// Every kernel entry point in every code object.
@@ -140,6 +145,26 @@ pub const KERNEL_NAMES: &[&str] = &[
     "sum_batches_bf16",
     "sum_batches_f32",
     "sum_batches_f64",
+    "winograd_filter_f16",
+    "winograd_filter_bf16",
+    "winograd_filter_f32",
+    "winograd_filter_f64",
+    "winograd_data_f16",
+    "winograd_data_bf16",
+    "winograd_data_f32",
+    "winograd_data_f64",
+    "winograd_output_f16",
+    "winograd_output_bf16",
+    "winograd_output_f32",
+    "winograd_output_f64",
+    "winograd_grad_f16",
+    "winograd_grad_bf16",
+    "winograd_grad_f32",
+    "winograd_grad_f64",
+    "winograd_filter_grad_f16",
+    "winograd_filter_grad_bf16",
+    "winograd_filter_grad_f32",
+    "winograd_filter_grad_f64",
 ];
 
 /// Largest block size a kernel may be launched with (`HC_MAX_BLOCK` in `common.h`).

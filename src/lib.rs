@@ -37,6 +37,7 @@ pub mod problem;
 pub mod reference;
 pub mod suite;
 pub mod verify;
+pub mod winograd;
 
 mod api;
 

@@ -13,6 +13,7 @@
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::problem::{ConvProblem, Direction, checked_add, checked_mul};
+use crate::winograd::{self, WinogradGeom};
 use serde::Serialize;
 
 /// The default workspace budget of the Rust API: 256 MiB.
@@ -31,6 +32,9 @@ pub enum Path {
     Im2col,
     /// Depthwise forward (groups == C): a direct kernel, no column matrix and no GEMM.
     Depthwise,
+    /// Winograd minimal filtering (3×3, stride 1; see [`crate::winograd`]): transformed
+    /// filter, data and output tiles with α² GEMMs between them.
+    Winograd,
 }
 
 /// How the work is split into tiles.
@@ -38,6 +42,8 @@ pub enum Path {
 pub enum Tiling {
     /// Forward and backward-weights: ranges of the flattened (image, output pixel) index.
     Pixels { per_tile: usize },
+    /// Winograd: ranges of the flattened (image, tile row, tile column) index.
+    Tiles { per_tile: usize },
     /// Backward-data: whole images, ranges of groups, and ranges of each group's channels.
     Images {
         images: usize,
@@ -75,6 +81,8 @@ pub struct PlanOptions {
     pub per_image_weight_gemms: bool,
     /// Run depthwise forward with the direct kernel (GPUs) instead of im2col + GEMM.
     pub direct_depthwise: bool,
+    /// When eligible 3×3 problems use the Winograd path.
+    pub winograd: winograd::Choice,
 }
 
 impl PlanOptions {
@@ -89,6 +97,7 @@ impl PlanOptions {
             tile_bytes,
             per_image_weight_gemms: true,
             direct_depthwise: false,
+            winograd: winograd::Choice::from_env(winograd::Choice::CPU),
         }
     }
 
@@ -103,6 +112,7 @@ impl PlanOptions {
             tile_bytes,
             per_image_weight_gemms: false,
             direct_depthwise: true,
+            winograd: winograd::Choice::from_env(winograd::Choice::GPU),
         }
     }
 }
@@ -123,6 +133,7 @@ pub struct ConvPlan {
     direct_dy: bool,
     weights_in_place: bool,
     weight_partials: usize,
+    winograd: Option<WinogradGeom>,
 }
 
 fn align(v: usize) -> Result<usize> {
@@ -147,6 +158,9 @@ impl ConvPlan {
                 "{} spatial dims (hipconv handles 1 to 3)",
                 problem.conv().spatial_rank()
             )));
+        }
+        if let Some(plan) = Self::winograd(problem, direction, &opts)? {
+            return Ok(plan);
         }
         let g = problem.geometry();
         let esize = problem.dtype().compute().size();
@@ -318,7 +332,65 @@ impl ConvPlan {
             direct_dy,
             weights_in_place,
             weight_partials,
+            winograd: None,
         })
+    }
+
+    /// A Winograd plan when the options ask for one, the problem is eligible and the
+    /// transformed filter plus one tile fit the budget; `None` otherwise.
+    fn winograd(
+        problem: &ConvProblem,
+        direction: Direction,
+        opts: &PlanOptions,
+    ) -> Result<Option<Self>> {
+        let Some(geom) = opts.winograd.geometry(problem, direction) else {
+            return Ok(None);
+        };
+        let esize = problem.dtype().compute().size();
+        let positions = geom.positions();
+        let (src_c, dst_c) = (geom.src_c as usize, geom.dst_c as usize);
+        let filter_elems = checked_mul(positions, checked_mul(src_c, dst_c, "filter")?, "filter")?;
+        let filter_bytes = align(checked_mul(filter_elems, esize, "filter")?)?;
+        // Per tile: its transformed data [α²][S] and its GEMM result [α²][T].
+        let per_tile = checked_mul(positions, checked_add(src_c, dst_c, "tile")?, "tile")?;
+        let per_tile_bytes = checked_mul(per_tile, esize, "tile")?;
+        let avail = opts.budget.saturating_sub(filter_bytes + 2 * REGION_ALIGN);
+        if avail < per_tile_bytes {
+            return Ok(None);
+        }
+        // Every tile range re-reads the whole transformed filter, so ranges are as long as
+        // the budget allows (the column-tile cap of im2col plans does not apply).
+        let tiles = (avail / per_tile_bytes).min(geom.tile_count()).max(1);
+        let col_bytes = align(checked_mul(positions * src_c, tiles * esize, "data tile")?)?;
+        let stage_bytes = align(checked_mul(
+            positions * dst_c,
+            tiles * esize,
+            "output tile",
+        )?)?;
+        let layout = WorkspaceLayout {
+            weights: 0,
+            col: filter_bytes,
+            stage: filter_bytes + col_bytes,
+            partials: filter_bytes + col_bytes + stage_bytes,
+            total: checked_add(filter_bytes + col_bytes, stage_bytes, "workspace")?,
+        };
+        Ok(Some(ConvPlan {
+            problem: problem.clone(),
+            direction,
+            path: Path::Winograd,
+            tiling: Tiling::Tiles { per_tile: tiles },
+            layout,
+            direct_output: false,
+            direct_dy: false,
+            weights_in_place: false,
+            weight_partials: 0,
+            winograd: Some(geom),
+        }))
+    }
+
+    /// The Winograd correlation, when the plan's path is [`Path::Winograd`].
+    pub fn winograd_geom(&self) -> Option<&WinogradGeom> {
+        self.winograd.as_ref()
     }
 
     /// The smallest workspace any plan for this direction needs.
@@ -382,6 +454,9 @@ impl ConvPlan {
         let g = self.problem.geometry();
         match self.tiling {
             Tiling::Pixels { per_tile } => (g.n * g.output_len).div_ceil(per_tile),
+            Tiling::Tiles { per_tile } => self
+                .winograd
+                .map_or(1, |w| w.tile_count().div_ceil(per_tile)),
             Tiling::Images {
                 images,
                 groups,

@@ -11,6 +11,8 @@ use crate::plan::{KernelGeom, KernelStrides};
 use half::{bf16, f16};
 use rayon::prelude::*;
 
+mod winograd;
+
 /// Host-memory backend.
 #[derive(Debug, Clone, Copy)]
 pub struct CpuBackend {
@@ -558,13 +560,35 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
+    unsafe fn winograd(
+        &self,
+        geom: &crate::winograd::WinogradGeom,
+        step: crate::winograd::Step,
+        tensor: TensorArg<'_>,
+        work: Addr,
+        tiles: Pixels,
+        alpha: f64,
+        beta: f64,
+    ) -> Result<()> {
+        // SAFETY: forwarded contract.
+        unsafe { winograd::run(geom, step, tensor, work, tiles, alpha, beta) }
+    }
+
     unsafe fn gemm(&self, a: &GemmArgs) -> Result<()> {
         if a.m == 0 || a.n == 0 {
             return Ok(());
         }
+        // A threaded batch runs its entries in parallel, each on one thread (the entries'
+        // outputs are disjoint; each entry's arithmetic is the same as a serial run's).
+        let batch_parallel = self.threaded_gemm && a.batch > 1;
+        let parallelism = if batch_parallel {
+            gemm::Parallelism::None
+        } else {
+            threads(self.threaded_gemm)
+        };
         macro_rules! run {
-            ($c:ty) => {
-                for b in 0..a.batch as isize {
+            ($c:ty) => {{
+                let one = |b: isize| {
                     let at = |m: &crate::backend::Matrix| {
                         (m.addr as usize as *mut $c).wrapping_offset(b * m.batch_stride)
                     };
@@ -591,11 +615,16 @@ impl Backend for CpuBackend {
                             false,
                             false,
                             false,
-                            threads(self.threaded_gemm),
+                            parallelism,
                         )
                     }
+                };
+                if batch_parallel {
+                    (0..a.batch as isize).into_par_iter().for_each(one);
+                } else {
+                    (0..a.batch as isize).for_each(one);
                 }
-            };
+            }};
         }
         match a.dtype.compute() {
             DType::F64 => run!(f64),

@@ -9,6 +9,7 @@ use crate::dtype::DType;
 use crate::error::Result;
 use crate::kernels::KernelTensor;
 use crate::plan::{KernelGeom, KernelStrides};
+use crate::winograd::{Step, WinogradGeom};
 use std::ffi::c_void;
 
 /// Threads per block of every kernel launch.
@@ -438,6 +439,53 @@ pub unsafe fn bias_grad<L: Launcher + ?Sized>(
             total,
             1,
             &mut [arg(&mut t), arg(&mut yp), arg(&mut bp), a.ptr(), b.ptr()],
+        )
+    }
+}
+
+/// See [`super::Backend::winograd`]. Launch shape: channels along y (target channels, or
+/// source channels for the data step), tiles or source channels along x.
+///
+/// # Safety
+/// As the trait method.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn winograd<L: Launcher + ?Sized>(
+    l: &L,
+    geom: &WinogradGeom,
+    step: Step,
+    tensor: TensorArg<'_>,
+    work: Addr,
+    tiles: Pixels,
+    alpha: f64,
+    beta: f64,
+) -> Result<()> {
+    let dt = tensor.desc.dtype();
+    let (mut g, mut ts) = (*geom, KernelStrides::of(tensor.desc));
+    let (mut tp, mut wp) = (tensor.addr, work);
+    let (mut t0, mut len) = (tiles.start as i64, tiles.len as i64);
+    let (mut a, mut b) = (Scalar::of(dt, alpha), Scalar::of(dt, beta));
+    let (total, rows) = match step {
+        Step::Filter | Step::FilterGrad => (geom.src_c, geom.dst_c),
+        Step::Data => (len, geom.src_c),
+        Step::Output | Step::Grad => (len, geom.dst_c),
+    };
+    // SAFETY: forwarded contract.
+    unsafe {
+        l.launch(
+            step.kernel_op(),
+            dt,
+            total,
+            rows,
+            &mut [
+                arg(&mut g),
+                arg(&mut ts),
+                arg(&mut tp),
+                arg(&mut wp),
+                arg(&mut t0),
+                arg(&mut len),
+                a.ptr(),
+                b.ptr(),
+            ],
         )
     }
 }

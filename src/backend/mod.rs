@@ -21,6 +21,7 @@ use crate::dtype::DType;
 use crate::error::Result;
 use crate::plan::KernelGeom;
 use crate::problem::TensorDesc;
+use crate::winograd::{Step, WinogradGeom};
 
 /// A host or device address.
 pub type Addr = u64;
@@ -184,6 +185,26 @@ pub trait Backend: Sync {
         x: TensorArg<'_>,
         w: TensorArg<'_>,
         y: TensorArg<'_>,
+        alpha: f64,
+        beta: f64,
+    ) -> Result<()>;
+
+    /// One Winograd transform step (see [`crate::winograd`] for the matrices and layouts):
+    /// `tensor` is the caller's tensor the step reads (filter, data, gradient) or writes with
+    /// alpha/beta (output, filter gradient); `work` is the compute-type workspace matrix;
+    /// `tiles` is the tile range for the data, output and gradient steps.
+    ///
+    /// # Safety
+    /// `tensor` must address its descriptor's extent and `work` must hold the step's matrix;
+    /// a written tensor overlaps nothing else.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn winograd(
+        &self,
+        geom: &WinogradGeom,
+        step: Step,
+        tensor: TensorArg<'_>,
+        work: Addr,
+        tiles: Pixels,
         alpha: f64,
         beta: f64,
     ) -> Result<()>;

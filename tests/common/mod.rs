@@ -104,21 +104,27 @@ pub fn run_direction(
     scale: Scale,
     seed: u64,
 ) -> (Vec<f64>, f64) {
-    match problem.dtype() {
-        DType::F16 => run_typed::<f16>(problem, direction, budget, scale, seed),
-        DType::BF16 => run_typed::<bf16>(problem, direction, budget, scale, seed),
-        DType::F32 => run_typed::<f32>(problem, direction, budget, scale, seed),
-        DType::F64 => run_typed::<f64>(problem, direction, budget, scale, seed),
+    let conv = Conv::new(problem.clone()).with_workspace_budget(budget);
+    run_conv(&conv, direction, scale, seed)
+}
+
+/// [`run_direction`] with a configured [`Conv`] (its problem, budget and path choices).
+pub fn run_conv(conv: &Conv, direction: Direction, scale: Scale, seed: u64) -> (Vec<f64>, f64) {
+    match conv.problem().dtype() {
+        DType::F16 => run_typed::<f16>(conv, direction, scale, seed),
+        DType::BF16 => run_typed::<bf16>(conv, direction, scale, seed),
+        DType::F32 => run_typed::<f32>(conv, direction, scale, seed),
+        DType::F64 => run_typed::<f64>(conv, direction, scale, seed),
     }
 }
 
 fn run_typed<T: Element>(
-    problem: &ConvProblem,
+    conv: &Conv,
     direction: Direction,
-    budget: usize,
     scale: Scale,
     seed: u64,
 ) -> (Vec<f64>, f64) {
+    let problem = conv.problem();
     let mut rng = Rng::new(seed);
     let dt = problem.dtype();
     let x = round_to(dt, &random_packed(problem.x(), &mut rng));
@@ -154,7 +160,6 @@ fn run_typed<T: Element>(
         old.clone()
     };
     let mut obuf = guarded::<T>(out_desc, &old_vals);
-    let conv = Conv::new(problem.clone()).with_workspace_budget(budget);
     let n = |d: &TensorDesc| GUARD..GUARD + d.element_space().unwrap();
     conv.run(
         direction,

@@ -582,6 +582,20 @@ impl Backend for CudaBackend {
         unsafe { kernel_ops::depthwise_fwd(self, geom, x, w, y, alpha, beta) }
     }
 
+    unsafe fn winograd(
+        &self,
+        geom: &crate::winograd::WinogradGeom,
+        step: crate::winograd::Step,
+        tensor: TensorArg<'_>,
+        work: Addr,
+        tiles: Pixels,
+        alpha: f64,
+        beta: f64,
+    ) -> Result<()> {
+        // SAFETY: forwarded contract.
+        unsafe { kernel_ops::winograd(self, geom, step, tensor, work, tiles, alpha, beta) }
+    }
+
     unsafe fn gemm(&self, a: &GemmArgs) -> Result<()> {
         if a.m == 0 || a.n == 0 || a.batch == 0 {
             return Ok(());

@@ -1,0 +1,217 @@
+//! The Winograd path (3×3, stride 1) on the CPU backend: random eligible problems in every
+//! direction, dtype and layout, both tile sizes, tight budgets and alpha/beta, against the f64
+//! reference; full-size ResNet-50 shapes for accuracy; and the plan choosing it only where it
+//! applies.
+
+mod common;
+use common::*;
+use hipconv::plan::{Path, PlanOptions};
+use hipconv::winograd::Choice;
+use hipconv::{Conv, ConvPlan, DType, Direction, Scale};
+
+fn winograd_problem(seed: u64) -> (hipconv::ConvProblem, usize) {
+    let mut rng = Rng::new(seed);
+    let dtype = [DType::F32, DType::F16, DType::BF16][rng.below(3)];
+    let n = 1 + rng.below(3);
+    let c = 16 + rng.below(20);
+    let k = 16 + rng.below(20);
+    let (h, w) = (1 + rng.below(13), 1 + rng.below(13));
+    let pads = [rng.below(3), rng.below(3)];
+    let (h, w) = (h.max(3 - 2 * pads[0].min(1)), w.max(3 - 2 * pads[1].min(1)));
+    let layout = rng.below(3);
+    let p = problem(
+        dtype,
+        n,
+        c,
+        &[h, w],
+        k,
+        &[3, 3],
+        &pads,
+        &[1, 1],
+        &[1, 1],
+        1,
+        layout,
+    )
+    .unwrap();
+    (p, [2, 4][rng.below(2)])
+}
+
+#[test]
+fn random_problems_match_the_reference() {
+    let mut checked = 0;
+    for seed in 0..120u64 {
+        let (p, tile) = winograd_problem(seed);
+        for dir in Direction::ALL {
+            let scale = if seed % 3 == 0 {
+                Scale {
+                    alpha: 0.75,
+                    beta: -0.5,
+                }
+            } else {
+                Scale::default()
+            };
+            // Odd seeds: a budget that fits the filter and only a few tiles, so the tile
+            // ranges are many and uneven.
+            let budget = if seed % 2 == 1 {
+                let wide = Conv::new(p.clone()).with_winograd(Some(tile));
+                let plan = wide.plan(dir).unwrap();
+                let filter = plan.layout().col;
+                let g = p.geometry();
+                let one_tile = (tile + 2) * (tile + 2) * (g.c + g.k) * 4;
+                filter + (plan.workspace_bytes() - filter) / 7 + one_tile + 1024
+            } else {
+                1 << 30
+            };
+            let conv = Conv::new(p.clone())
+                .with_workspace_budget(budget)
+                .with_winograd(Some(tile));
+            let plan = conv.plan(dir).unwrap();
+            assert_eq!(
+                plan.path(),
+                Path::Winograd,
+                "{} {}",
+                p.summary(),
+                dir.name()
+            );
+            let (_, err) = run_conv(&conv, dir, scale, seed);
+            assert!(
+                err <= tolerance(p.dtype()),
+                "F{tile} {} {} budget {budget}: error {err:.2e}",
+                p.summary(),
+                dir.name()
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 360);
+}
+
+#[test]
+fn resnet_shapes_stay_within_the_f32_tolerance() {
+    // Full-size channel counts (the reduction is what accumulates rounding error).
+    let cases = [
+        (2, 64, 56, 64),
+        (2, 128, 28, 128),
+        (4, 256, 14, 256),
+        (4, 512, 7, 512),
+    ];
+    for (n, c, hw, k) in cases {
+        let p = problem(
+            DType::F32,
+            n,
+            c,
+            &[hw, hw],
+            k,
+            &[3, 3],
+            &[1, 1],
+            &[1, 1],
+            &[1, 1],
+            1,
+            0,
+        )
+        .unwrap();
+        for tile in [2, 4] {
+            for dir in Direction::ALL {
+                let conv = Conv::new(p.clone()).with_winograd(Some(tile));
+                assert_eq!(conv.plan(dir).unwrap().path(), Path::Winograd);
+                let (_, err) = run_conv(&conv, dir, Scale::default(), 11);
+                assert!(
+                    err <= tolerance(DType::F32),
+                    "F{tile} {} {}: error {err:.2e}",
+                    p.summary(),
+                    dir.name()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn only_eligible_problems_plan_winograd() {
+    let opts = PlanOptions {
+        winograd: Choice::only(4),
+        ..PlanOptions::gpu(1 << 30)
+    };
+    let plan = |dtype, c, kernel: usize, stride, dilation, groups, pad| {
+        let p = problem(
+            dtype,
+            8,
+            c,
+            &[16, 16],
+            32,
+            &[kernel, kernel],
+            &[pad, pad],
+            &[stride, stride],
+            &[dilation, dilation],
+            groups,
+            0,
+        )
+        .unwrap();
+        let fwd = ConvPlan::with_options(&p, Direction::Forward, opts).unwrap();
+        let bwd = ConvPlan::with_options(&p, Direction::BackwardData, opts).unwrap();
+        (fwd.path() == Path::Winograd, bwd.path() == Path::Winograd)
+    };
+    assert_eq!(plan(DType::F32, 32, 3, 1, 1, 1, 1), (true, true));
+    assert_eq!(plan(DType::F16, 32, 3, 1, 1, 1, 1), (true, true));
+    assert_eq!(plan(DType::F64, 32, 3, 1, 1, 1, 1), (false, false));
+    assert_eq!(plan(DType::F32, 32, 3, 2, 1, 1, 1), (false, false));
+    assert_eq!(plan(DType::F32, 32, 3, 1, 2, 1, 2), (false, false));
+    assert_eq!(plan(DType::F32, 32, 3, 1, 1, 2, 1), (false, false));
+    assert_eq!(plan(DType::F32, 32, 5, 1, 1, 1, 2), (false, false));
+    assert_eq!(plan(DType::F32, 4, 3, 1, 1, 1, 1), (false, false));
+    // Backward-data pads its flipped correlation by 2 − pad.
+    assert_eq!(plan(DType::F32, 32, 3, 1, 1, 1, 3), (true, false));
+    // Without room for the transformed filter the plan falls back to im2col.
+    let p = problem(
+        DType::F32,
+        8,
+        64,
+        &[16, 16],
+        64,
+        &[3, 3],
+        &[1, 1],
+        &[1, 1],
+        &[1, 1],
+        1,
+        0,
+    )
+    .unwrap();
+    let small = PlanOptions {
+        winograd: Choice::only(4),
+        ..PlanOptions::gpu(64 << 10)
+    };
+    let plan = ConvPlan::with_options(&p, Direction::Forward, small).unwrap();
+    assert_eq!(plan.path(), Path::Im2col);
+    assert!(plan.workspace_bytes() <= 64 << 10);
+}
+
+#[test]
+fn defaults_need_enough_tiles_and_cap_f4_channels() {
+    let p = |n, c, hw| {
+        problem(
+            DType::F32,
+            n,
+            c,
+            &[hw, hw],
+            64,
+            &[3, 3],
+            &[1, 1],
+            &[1, 1],
+            &[1, 1],
+            1,
+            0,
+        )
+        .unwrap()
+    };
+    let edge = |choice: Choice, prob| choice.geometry(&prob, Direction::Forward).map(|g| g.m);
+    // 7×7 outputs: 4 tiles of F(4×4) per image, 16 of F(2×2).
+    assert_eq!(edge(Choice::CPU, p(4, 64, 7)), None);
+    assert_eq!(edge(Choice::CPU, p(16, 64, 7)), Some(4));
+    assert_eq!(edge(Choice::GPU, p(4, 64, 7)), Some(2));
+    assert_eq!(edge(Choice::GPU, p(8, 64, 7)), Some(4));
+    assert_eq!(edge(Choice::GPU, p(1, 64, 7)), None);
+    assert_eq!(edge(Choice::GPU, p(8, 1024, 7)), Some(2));
+    assert_eq!(edge(Choice::CPU, p(8, 1024, 28)), None);
+    assert_eq!(edge(Choice::only(4), p(1, 1024, 7)), Some(4));
+    assert_eq!(edge(Choice::NEVER, p(32, 64, 56)), None);
+}
