@@ -166,13 +166,28 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
         }
     }
 
-    /// The weights of `weights` as a dense `[K][C/G·R]` matrix from element `elem`.
-    fn weights_matrix(&self, elem: usize) -> Matrix {
-        let cols = self.plan.problem().geometry().col_rows;
+    /// The (k, c·R + r) element strides of the weights the GEMMs read: the caller's filter
+    /// when used in place, else the packed workspace copy.
+    fn weight_strides(&self) -> (usize, usize) {
+        let w = self.plan.problem().w();
+        match (self.plan.weights_in_place(), w.flat_stride_from(1)) {
+            (true, Some(inner)) => (w.strides()[0], inner),
+            _ => (self.plan.problem().geometry().col_rows, 1),
+        }
+    }
+
+    /// The weights from filter `k0`, column `cr0` (= c·R + r) as a `[K][C/G·R]` matrix.
+    fn weights_matrix(&self, k0: usize, cr0: usize) -> Matrix {
+        let (ks, cs) = self.weight_strides();
+        let base = if self.plan.weights_in_place() {
+            self.bufs.w
+        } else {
+            self.ws(self.plan.layout().weights, 0)
+        };
         Matrix {
-            addr: self.weights(elem),
-            rs: cols as isize,
-            cs: 1,
+            addr: base + ((k0 * ks + cr0 * cs) * self.esize) as Addr,
+            rs: ks as isize,
+            cs: cs as isize,
             batch_stride: 0,
         }
     }
@@ -325,8 +340,7 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
             for px in self.pixel_tiles() {
                 self.columns(px)?;
                 let runs = tile_runs(px, g.output_len, pointwise || direct);
-                let lhs =
-                    |_: usize, gr: usize| self.weights_matrix(gr * g.k_per_group * g.col_rows);
+                let lhs = |_: usize, gr: usize| self.weights_matrix(gr * g.k_per_group, 0);
                 for run in &runs {
                     let rhs = |i: usize, gr: usize| {
                         if pointwise {
@@ -430,8 +444,7 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
                     continue;
                 }
                 let runs = tile_runs(px, g.output_len, pointwise || direct_dy);
-                let dst =
-                    |_: usize, gr: usize| self.weights_matrix(gr * g.k_per_group * g.col_rows);
+                let dst = |_: usize, gr: usize| self.weights_matrix(gr * g.k_per_group, 0);
                 for run in &runs {
                     // The images of a run add into the same dw: one GEMM each, in order.
                     for i in 0..run.count {
@@ -699,11 +712,13 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
             Tiling::Pixels { .. } | Tiling::Tiles { .. } => (g.n, g.groups, g.c_per_group),
         };
         // W^T of group gr, starting at channel c0: element (c·R + r, k) = W[k][c·R + r].
-        let wt = |gr: usize, c0: usize| Matrix {
-            addr: self.weights(gr * g.k_per_group * g.col_rows + c0 * g.kernel_len),
-            rs: 1,
-            cs: g.col_rows as isize,
-            batch_stride: 0,
+        let wt = |gr: usize, c0: usize| {
+            let m = self.weights_matrix(gr * g.k_per_group, c0 * g.kernel_len);
+            Matrix {
+                rs: m.cs,
+                cs: m.rs,
+                ..m
+            }
         };
         // SAFETY (all blocks below): addresses are the caller's valid buffers and workspace
         // regions sized by the plan for exactly these tiles.

@@ -202,10 +202,23 @@ impl ConvPlan {
             && !opts.per_image_weight_gemms
             && g.n > 1
             && all_weights <= PARTIALS_MAX_ELEMS;
+        // Forward and backward-data read the weights as a strided [K][C/G·R] matrix, so any
+        // filter whose (c, r) axes are flat will do (packed, or the [C/G·R][K] transposed
+        // copy the CPU API makes for backward-data); backward-weights accumulates into a packed
+        // channels-first dw.
         let weights_in_place = depthwise
             || (native
-                && problem.w().layout() == crate::problem::Layout::ChannelsFirst
-                && !partials_wanted);
+                && !partials_wanted
+                && match direction {
+                    Direction::BackwardWeights => {
+                        problem.w().layout() == crate::problem::Layout::ChannelsFirst
+                    }
+                    // BLAS needs one of the two strides to be 1.
+                    _ => matches!(
+                        problem.w().flat_stride_from(1),
+                        Some(inner) if inner == 1 || problem.w().strides()[0] == 1
+                    ),
+                });
         let weight_elems = if weights_in_place {
             0
         } else {

@@ -453,21 +453,35 @@ pub fn transform_2d<V: Lane>(
     f: impl Fn(&Row<V>) -> Row<V>,
 ) -> Square<V> {
     let mut rows = [[V::ZERO; MAX_ALPHA]; MAX_ALPHA];
-    for (row, out) in patch.iter().zip(rows.iter_mut()).take(n_in) {
-        *out = f(row);
-    }
     let mut result = [[V::ZERO; MAX_ALPHA]; MAX_ALPHA];
+    transform_2d_into(patch, n_in, n_out, f, &mut rows, &mut result);
+    result
+}
+
+/// [`transform_2d`] into caller-owned storage (`rows` is scratch): only the `n_out × n_out`
+/// corner of `out` is written.
+#[inline(always)]
+pub fn transform_2d_into<V: Lane>(
+    patch: &Square<V>,
+    n_in: usize,
+    n_out: usize,
+    f: impl Fn(&Row<V>) -> Row<V>,
+    rows: &mut Square<V>,
+    out: &mut Square<V>,
+) {
+    for (row, dst) in patch.iter().zip(rows.iter_mut()).take(n_in) {
+        *dst = f(row);
+    }
     for col in 0..n_out {
         let mut column = [V::ZERO; MAX_ALPHA];
         for (i, v) in column.iter_mut().enumerate().take(n_in) {
             *v = rows[i][col];
         }
         let t = f(&column);
-        for (i, out) in result.iter_mut().enumerate().take(n_out) {
-            out[col] = t[i];
+        for (i, dst) in out.iter_mut().enumerate().take(n_out) {
+            dst[col] = t[i];
         }
     }
-    result
 }
 
 #[cfg(test)]

@@ -191,8 +191,15 @@ impl TensorDesc {
     /// The offset of the spatial index `pos` (flattened row-major over spatial dims) when the
     /// spatial dims can be walked with one stride, i.e. they are nested without gaps.
     pub fn flat_spatial_stride(&self) -> Option<usize> {
-        let dims = &self.dims[2..];
-        let strides = &self.strides[2..];
+        self.flat_stride_from(2)
+    }
+
+    /// The stride of the flattened index over axes `axis..` when those axes are laid out
+    /// like a packed tensor with that unit stride (size-1 axes may have any stride); `None`
+    /// otherwise. For a filter `[K][C][R…]`, `flat_stride_from(1)` is the stride of `c·R + r`.
+    pub fn flat_stride_from(&self, axis: usize) -> Option<usize> {
+        let dims = &self.dims[axis.min(self.dims.len())..];
+        let strides = &self.strides[axis.min(self.strides.len())..];
         let mut expected: Option<usize> = None;
         let mut inner = None;
         for (&d, &s) in dims.iter().zip(strides).rev() {

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::plan::KernelStrides;
 use crate::winograd::{
     F2, F4, LANES, Lane, Lanes, MAX_ALPHA, Square, Step, Transforms, WinogradGeom, transform_2d,
+    transform_2d_into,
 };
 use half::{bf16, f16};
 use rayon::prelude::*;
@@ -104,6 +105,10 @@ unsafe fn step_typed<T: Element, F: Transforms>(
 /// `ptr + offset .. + count` must be readable.
 #[inline(always)]
 unsafe fn load_lanes(ptr: SharedPtr<f32>, offset: usize, count: usize) -> Lanes {
+    if count == LANES {
+        // SAFETY: guaranteed by the caller (a whole vector; unaligned read).
+        return Lanes(unsafe { std::ptr::read_unaligned(ptr.at(offset) as *const [f32; LANES]) });
+    }
     let mut v = [0.0f32; LANES];
     // SAFETY: guaranteed by the caller.
     unsafe { std::ptr::copy_nonoverlapping(ptr.at(offset), v.as_mut_ptr(), count) };
@@ -116,6 +121,11 @@ unsafe fn load_lanes(ptr: SharedPtr<f32>, offset: usize, count: usize) -> Lanes 
 /// `ptr + offset .. + count` must be writable by this task alone.
 #[inline(always)]
 unsafe fn store_lanes(ptr: SharedPtr<f32>, offset: usize, v: &Lanes, count: usize) {
+    if count == LANES {
+        // SAFETY: guaranteed by the caller (a whole vector; unaligned write).
+        unsafe { std::ptr::write_unaligned(ptr.at(offset) as *mut [f32; LANES], v.0) };
+        return;
+    }
     // SAFETY: guaranteed by the caller.
     unsafe { std::ptr::copy_nonoverlapping(v.0.as_ptr(), ptr.at(offset), count) };
 }
@@ -157,7 +167,88 @@ unsafe fn filter<T: Element, F: Transforms>(g: &WinogradGeom, w: Tensor<T>, u: S
     });
 }
 
-/// V[ξ][s][j] = (Bᵀ patch_j B)[ξ] for the tiles `tiles`; lanes are tiles.
+/// Consecutive tiles of one tile row inside a lane chunk: image `n`, tile row `ty`, tile
+/// columns `tx .. tx + count`, in lanes `lane .. lane + count`.
+#[derive(Debug, Clone, Copy)]
+struct RowRun {
+    n: usize,
+    ty: usize,
+    tx: usize,
+    count: usize,
+    lane: usize,
+}
+
+/// Up to [`LANES`] consecutive tiles starting at tile-range column `col`, as row runs.
+#[derive(Debug, Clone)]
+struct TileChunk {
+    col: usize,
+    count: usize,
+    runs: Vec<RowRun>,
+}
+
+/// The tile range cut into chunks of [`LANES`] tiles, each cut at tile-row ends.
+fn tile_chunks(g: &WinogradGeom, tiles: Pixels) -> Vec<TileChunk> {
+    let tw = g.tiles_w as usize;
+    (0..tiles.len)
+        .step_by(LANES)
+        .map(|col| {
+            let count = LANES.min(tiles.len - col);
+            let mut runs = Vec::new();
+            let mut lane = 0;
+            while lane < count {
+                let (n, ty, tx) = g.tile_at(tiles.start + col + lane);
+                let len = (tw - tx).min(count - lane);
+                runs.push(RowRun {
+                    n,
+                    ty,
+                    tx,
+                    count: len,
+                    lane,
+                });
+                lane += len;
+            }
+            TileChunk { col, count, runs }
+        })
+        .collect()
+}
+
+/// Most values one patch row of a chunk spans: 16 tiles of F(4×4) plus the 2-wide halo.
+const SEGMENT: usize = LANES * 4 + 2;
+
+/// Reads `len` values of row `y` of channel `channel` of image `n` from column `x0` (zero
+/// outside the tensor) into `seg`.
+///
+/// # Safety
+/// The tensor must address its extent.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn load_segment<T: Element>(
+    t: &Tensor<T>,
+    (n, channel): (usize, usize),
+    y: i64,
+    x0: i64,
+    len: usize,
+    (h, w): (i64, i64),
+    seg: &mut [f32; SEGMENT],
+) {
+    if y < 0 || y >= h {
+        seg[..len].fill(0.0);
+        return;
+    }
+    let row = t.offset(n, channel, y as usize, 0);
+    for (i, v) in seg.iter_mut().enumerate().take(len) {
+        let x = x0 + i as i64;
+        *v = if x >= 0 && x < w {
+            // SAFETY: (n, channel, y, x) lies in the tensor.
+            unsafe { t.load(row + (x * t.s.spatial[2]) as usize) }
+        } else {
+            0.0
+        };
+    }
+}
+
+/// V[ξ][s][j] = (Bᵀ patch_j B)[ξ] for the tiles `tiles`; lanes are tiles of one tile row,
+/// whose patches overlap: each patch row is read once per chunk as one segment.
 unsafe fn data<T: Element, F: Transforms>(
     g: &WinogradGeom,
     src: Tensor<T>,
@@ -165,41 +256,42 @@ unsafe fn data<T: Element, F: Transforms>(
     tiles: Pixels,
 ) {
     let (sc, a, m) = (g.src_c as usize, F::ALPHA, F::M);
-    let (len, (sh, sw)) = (tiles.len, (g.src_h, g.src_w));
+    let len = tiles.len;
+    let chunks = tile_chunks(g, tiles);
     (0..sc).into_par_iter().for_each(|s| {
-        for (j0, count) in chunks(len) {
-            let mut patch: Square<Lanes> = [[Lanes::ZERO; MAX_ALPHA]; MAX_ALPHA];
-            for l in 0..count {
-                let (n, ty, tx) = g.tile_at(tiles.start + j0 + l);
-                let y0 = (ty * m) as i64 - g.pad_h;
-                let x0 = (tx * m) as i64 - g.pad_w;
+        let mut patch: Square<Lanes> = [[Lanes::ZERO; MAX_ALPHA]; MAX_ALPHA];
+        let (mut rows, mut tr) = (patch, patch);
+        let mut seg = [0.0f32; SEGMENT];
+        for c in &chunks {
+            for r in &c.runs {
+                let x0 = (r.tx * m) as i64 - g.pad_w;
+                let span = r.count * m + 2;
                 for (i, row) in patch.iter_mut().enumerate().take(a) {
-                    let y = y0 + i as i64;
-                    if y < 0 || y >= sh {
-                        continue;
-                    }
+                    let y = (r.ty * m + i) as i64 - g.pad_h;
+                    let dims = (g.src_h, g.src_w);
+                    // SAFETY: the caller guarantees the source tensor's extent.
+                    unsafe { load_segment(&src, (r.n, s), y, x0, span, dims, &mut seg) };
                     for (j, p) in row.iter_mut().enumerate().take(a) {
-                        let x = x0 + j as i64;
-                        if x >= 0 && x < sw {
-                            let o = src.offset(n, s, y as usize, x as usize);
-                            // SAFETY: (n, s, y, x) lies in the source tensor.
-                            p.0[l] = unsafe { src.load(o) };
+                        for l in 0..r.count {
+                            p.0[r.lane + l] = seg[l * m + j];
                         }
                     }
                 }
             }
-            let tr = transform_2d(&patch, a, a, F::data);
+            transform_2d_into(&patch, a, a, F::data, &mut rows, &mut tr);
             for (i, row) in tr.iter().enumerate().take(a) {
                 for (j, val) in row.iter().enumerate().take(a) {
+                    let at = ((i * a + j) * sc + s) * len + c.col;
                     // SAFETY: V holds α²·S·len elements; row s belongs to this task.
-                    unsafe { store_lanes(v, ((i * a + j) * sc + s) * len + j0, val, count) };
+                    unsafe { store_lanes(v, at, val, c.count) };
                 }
             }
         }
     });
 }
 
-/// Target tiles = Aᵀ M A, blended into the target tensor with alpha/beta; lanes are tiles.
+/// Target tiles = Aᵀ M A, blended into the target tensor with alpha/beta; lanes are tiles of
+/// one tile row, written back one output row (all lanes) at a time.
 unsafe fn output<T: Element, F: Transforms>(
     g: &WinogradGeom,
     dst: Tensor<T>,
@@ -210,24 +302,35 @@ unsafe fn output<T: Element, F: Transforms>(
 ) {
     let (tc, a, m) = (g.dst_c as usize, F::ALPHA, F::M);
     let (len, dh, dw) = (tiles.len, g.dst_h as usize, g.dst_w as usize);
+    let chunks = tile_chunks(g, tiles);
     (0..tc).into_par_iter().for_each(|t| {
-        for (j0, count) in chunks(len) {
-            let mut vals: Square<Lanes> = [[Lanes::ZERO; MAX_ALPHA]; MAX_ALPHA];
+        let mut vals: Square<Lanes> = [[Lanes::ZERO; MAX_ALPHA]; MAX_ALPHA];
+        let (mut rows, mut out) = (vals, vals);
+        let mut seg = [0.0f32; SEGMENT];
+        for c in &chunks {
             for (i, row) in vals.iter_mut().enumerate().take(a) {
                 for (j, p) in row.iter_mut().enumerate().take(a) {
+                    let at = ((i * a + j) * tc + t) * len + c.col;
                     // SAFETY: M holds α²·T·len elements.
-                    *p = unsafe { load_lanes(mat, ((i * a + j) * tc + t) * len + j0, count) };
+                    *p = unsafe { load_lanes(mat, at, c.count) };
                 }
             }
-            let out = transform_2d(&vals, a, m, F::output);
-            for l in 0..count {
-                let (n, ty, tx) = g.tile_at(tiles.start + j0 + l);
-                for (i, row) in out.iter().enumerate().take(m.min(dh - ty * m)) {
-                    for (j, val) in row.iter().enumerate().take(m.min(dw - tx * m)) {
-                        let p = dst.ptr.at(dst.offset(n, t, ty * m + i, tx * m + j));
+            transform_2d_into(&vals, a, m, F::output, &mut rows, &mut out);
+            for r in &c.runs {
+                let x0 = r.tx * m;
+                let width = (r.count * m).min(dw - x0);
+                for (i, row) in out.iter().enumerate().take(m.min(dh - r.ty * m)) {
+                    for (j, val) in row.iter().enumerate().take(m) {
+                        for l in 0..r.count {
+                            seg[l * m + j] = val.0[r.lane + l];
+                        }
+                    }
+                    let base = dst.offset(r.n, t, r.ty * m + i, x0);
+                    for (x, &value) in seg.iter().enumerate().take(width) {
+                        let p = dst.ptr.at(base + (x as i64 * dst.s.spatial[2]) as usize);
                         // SAFETY: (n, t, y, x) lies in the target tensor; channel t belongs
                         // to this task, and the tensor overlaps nothing else.
-                        unsafe { *p = blend::<T, f32>(val.0[l], alpha, beta, || *p) };
+                        unsafe { *p = blend::<T, f32>(value, alpha, beta, || *p) };
                     }
                 }
             }
@@ -236,7 +339,7 @@ unsafe fn output<T: Element, F: Transforms>(
 }
 
 /// D[ξ][t][j] = (A e_j Aᵀ)[ξ] for the output-gradient tiles e_j (zero outside the tensor);
-/// lanes are tiles.
+/// lanes are tiles of one tile row.
 unsafe fn grad<T: Element, F: Transforms>(
     g: &WinogradGeom,
     dy: Tensor<T>,
@@ -244,25 +347,34 @@ unsafe fn grad<T: Element, F: Transforms>(
     tiles: Pixels,
 ) {
     let (tc, a, m) = (g.dst_c as usize, F::ALPHA, F::M);
-    let (len, dh, dw) = (tiles.len, g.dst_h as usize, g.dst_w as usize);
+    let len = tiles.len;
+    let chunks = tile_chunks(g, tiles);
     (0..tc).into_par_iter().for_each(|t| {
-        for (j0, count) in chunks(len) {
-            let mut e: Square<Lanes> = [[Lanes::ZERO; MAX_ALPHA]; MAX_ALPHA];
-            for l in 0..count {
-                let (n, ty, tx) = g.tile_at(tiles.start + j0 + l);
-                for (i, row) in e.iter_mut().enumerate().take(m.min(dh - ty * m)) {
-                    for (j, p) in row.iter_mut().enumerate().take(m.min(dw - tx * m)) {
-                        let o = dy.offset(n, t, ty * m + i, tx * m + j);
-                        // SAFETY: (n, t, y, x) lies in the gradient tensor.
-                        p.0[l] = unsafe { dy.load(o) };
+        let mut e: Square<Lanes> = [[Lanes::ZERO; MAX_ALPHA]; MAX_ALPHA];
+        let (mut rows, mut tr) = (e, e);
+        let mut seg = [0.0f32; SEGMENT];
+        for c in &chunks {
+            for r in &c.runs {
+                let x0 = (r.tx * m) as i64;
+                for (i, row) in e.iter_mut().enumerate().take(m) {
+                    let y = (r.ty * m + i) as i64;
+                    let dims = (g.dst_h, g.dst_w);
+                    let span = r.count * m;
+                    // SAFETY: the caller guarantees the gradient tensor's extent.
+                    unsafe { load_segment(&dy, (r.n, t), y, x0, span, dims, &mut seg) };
+                    for (j, p) in row.iter_mut().enumerate().take(m) {
+                        for l in 0..r.count {
+                            p.0[r.lane + l] = seg[l * m + j];
+                        }
                     }
                 }
             }
-            let tr = transform_2d(&e, m, a, F::grad);
+            transform_2d_into(&e, m, a, F::grad, &mut rows, &mut tr);
             for (i, row) in tr.iter().enumerate().take(a) {
                 for (j, val) in row.iter().enumerate().take(a) {
+                    let at = ((i * a + j) * tc + t) * len + c.col;
                     // SAFETY: D holds α²·T·len elements; row t belongs to this task.
-                    unsafe { store_lanes(d, ((i * a + j) * tc + t) * len + j0, val, count) };
+                    unsafe { store_lanes(d, at, val, c.count) };
                 }
             }
         }
