@@ -46,6 +46,9 @@ pub unsafe fn execute<B: Backend + ?Sized>(
         if plan.path() == Path::Winograd {
             return walker.winograd(alpha, beta);
         }
+        if plan.path() == Path::Depthwise {
+            return walker.depthwise(alpha, beta);
+        }
         match plan.direction() {
             Direction::Forward => walker.forward(alpha, beta),
             Direction::BackwardData => walker.backward_data(alpha, beta),
@@ -315,24 +318,6 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
         let esize = self.esize;
         let direct = self.plan.direct_output();
         let pointwise = self.plan.path() == Path::Pointwise;
-        if self.plan.path() == Path::Depthwise {
-            let (x, w, y) = (
-                TensorArg {
-                    addr: self.bufs.x,
-                    desc: p.x(),
-                },
-                TensorArg {
-                    addr: self.bufs.w,
-                    desc: p.w(),
-                },
-                TensorArg {
-                    addr: self.bufs.y,
-                    desc: p.y(),
-                },
-            );
-            // SAFETY: the caller's buffers cover their descriptors (contract of `execute`).
-            return unsafe { self.backend.depthwise_fwd(&self.geom, x, w, y, alpha, beta) };
-        }
         // SAFETY (all blocks below): addresses are the caller's valid buffers and workspace
         // regions sized by the plan for exactly these tiles.
         unsafe {
@@ -601,6 +586,37 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
                 self.weights(0),
                 accumulate,
             )
+        }
+    }
+
+    /// The direct depthwise kernels; backward-weights sums its partial weight gradients in
+    /// slice order into the accumulator and stores that into dw.
+    unsafe fn depthwise(&self, alpha: f64, beta: f64) -> Result<()> {
+        let p = self.plan.problem();
+        let g = p.geometry();
+        let tensor = |addr, desc| TensorArg { addr, desc };
+        let (x, w, y) = (
+            tensor(self.bufs.x, p.x()),
+            tensor(self.bufs.w, p.w()),
+            tensor(self.bufs.y, p.y()),
+        );
+        let layout = self.plan.layout();
+        let b = self.backend;
+        // SAFETY: the caller's buffers cover their descriptors (contract of `execute`); the
+        // partial and accumulator regions hold slices·K·R and K·R compute elements.
+        unsafe {
+            match self.plan.direction() {
+                Direction::Forward => b.depthwise_fwd(&self.geom, x, w, y, alpha, beta),
+                Direction::BackwardData => b.depthwise_bwd_data(&self.geom, y, w, x, alpha, beta),
+                Direction::BackwardWeights => {
+                    let slices = self.plan.weight_partials();
+                    let (part, acc) = (self.ws(layout.partials, 0), self.ws(layout.weights, 0));
+                    b.depthwise_wgrad(&self.geom, x, y, part, slices)?;
+                    let count = g.k * g.kernel_len;
+                    b.sum_batches(p.dtype(), part, count, slices, acc, false)?;
+                    b.unpack(acc, w, alpha, beta)
+                }
+            }
         }
     }
 

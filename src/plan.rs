@@ -30,7 +30,7 @@ pub enum Path {
     Pointwise,
     /// im2col into a column tile (col2im for backward-data), then GEMM.
     Im2col,
-    /// Depthwise forward (groups == C): a direct kernel, no column matrix and no GEMM.
+    /// Depthwise (groups == C): direct kernels, no column matrix and no GEMM.
     Depthwise,
     /// Winograd minimal filtering (3×3, stride 1; see [`crate::winograd`]): transformed
     /// filter, data and output tiles with α² GEMMs between them.
@@ -63,6 +63,12 @@ pub struct WorkspaceLayout {
     pub total: usize,
 }
 
+/// Output positions (over all images) per partial sum of a depthwise weight gradient.
+const DEPTHWISE_SLICE_POSITIONS: usize = 16384;
+
+/// Most partial sums of a depthwise weight gradient.
+const DEPTHWISE_MAX_SLICES: usize = 64;
+
 /// Largest weight gradient (elements) for which GPU plans keep one partial per image.
 const PARTIALS_MAX_ELEMS: usize = 1 << 20;
 
@@ -79,7 +85,7 @@ pub struct PlanOptions {
     /// Backward-weights may read dy in place with one GEMM per image (good on a CPU, where
     /// GEMMs are cheap to issue); GPUs prefer one long GEMM over a gathered dy tile.
     pub per_image_weight_gemms: bool,
-    /// Run depthwise forward with the direct kernel (GPUs) instead of im2col + GEMM.
+    /// Run depthwise convolutions with the direct kernels (GPUs) instead of im2col + GEMM.
     pub direct_depthwise: bool,
     /// When eligible 3×3 problems use the Winograd path.
     pub winograd: winograd::Choice,
@@ -160,6 +166,9 @@ impl ConvPlan {
             )));
         }
         if let Some(plan) = Self::winograd(problem, direction, &opts)? {
+            return Ok(plan);
+        }
+        if let Some(plan) = Self::depthwise(problem, direction, &opts)? {
             return Ok(plan);
         }
         let g = problem.geometry();
@@ -398,6 +407,68 @@ impl ConvPlan {
             weights_in_place: false,
             weight_partials: 0,
             winograd: Some(geom),
+        }))
+    }
+
+    /// A direct depthwise plan (groups == C, GPU-style options) for any direction: no
+    /// columns; backward-weights keeps `slices` partial weight gradients and their sum.
+    fn depthwise(
+        problem: &ConvProblem,
+        direction: Direction,
+        opts: &PlanOptions,
+    ) -> Result<Option<Self>> {
+        let g = problem.geometry();
+        if !opts.direct_depthwise || g.groups != g.c || g.c_per_group != 1 || g.groups < 2 {
+            return Ok(None);
+        }
+        let esize = problem.dtype().compute().size();
+        let weights = checked_mul(g.k, g.kernel_len, "weights")?;
+        let positions = checked_mul(g.n, g.output_len, "positions")?;
+        let (slices, layout) = if direction == Direction::BackwardWeights {
+            let weight_bytes = align(checked_mul(weights, esize, "weights")?)?;
+            let slice_bytes = align(checked_mul(weights, esize, "weights")?)?;
+            let fit = opts.budget.saturating_sub(weight_bytes) / slice_bytes;
+            let slices = positions
+                .div_ceil(DEPTHWISE_SLICE_POSITIONS)
+                .clamp(1, DEPTHWISE_MAX_SLICES)
+                .min(fit)
+                .max(1);
+            let partial_bytes = align(checked_mul(slices, weights * esize, "partials")?)?;
+            (
+                slices,
+                WorkspaceLayout {
+                    weights: 0,
+                    col: weight_bytes,
+                    stage: weight_bytes,
+                    partials: weight_bytes,
+                    total: checked_add(weight_bytes, partial_bytes, "workspace")?,
+                },
+            )
+        } else {
+            (
+                0,
+                WorkspaceLayout {
+                    weights: 0,
+                    col: 0,
+                    stage: 0,
+                    partials: 0,
+                    total: 0,
+                },
+            )
+        };
+        Ok(Some(ConvPlan {
+            problem: problem.clone(),
+            direction,
+            path: Path::Depthwise,
+            tiling: Tiling::Pixels {
+                per_tile: positions.max(1),
+            },
+            layout,
+            direct_output: false,
+            direct_dy: false,
+            weights_in_place: direction != Direction::BackwardWeights,
+            weight_partials: slices,
+            winograd: None,
         }))
     }
 

@@ -190,6 +190,35 @@ fn gpu_plans_on_the_cpu_backend_match_the_reference() {
             2,
         )
         .unwrap(),
+        // depthwise 3×3, stride 1 (the unrolled kernels on GPUs), and a 3-D depthwise
+        problem(
+            DType::F32,
+            3,
+            5,
+            &[6, 11],
+            5,
+            &[3, 3],
+            &[1, 1],
+            &[1, 1],
+            &[1, 1],
+            5,
+            1,
+        )
+        .unwrap(),
+        problem(
+            DType::F64,
+            2,
+            3,
+            &[4, 5, 6],
+            6,
+            &[2, 3, 2],
+            &[1, 1, 0],
+            &[2, 1, 1],
+            &[1, 1, 2],
+            3,
+            0,
+        )
+        .unwrap(),
     ];
     let mut partial_plans = 0;
     for p in &cases {

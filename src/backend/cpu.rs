@@ -11,6 +11,7 @@ use crate::plan::{KernelGeom, KernelStrides};
 use half::{bf16, f16};
 use rayon::prelude::*;
 
+mod depthwise;
 mod winograd;
 
 /// Host-memory backend.
@@ -515,48 +516,35 @@ impl Backend for CpuBackend {
         alpha: f64,
         beta: f64,
     ) -> Result<()> {
-        dispatch!(y.desc.dtype(), T, C => {
-            let (xs, ws, ys) = (KernelStrides::of(x.desc), KernelStrides::of(w.desc), KernelStrides::of(y.desc));
-            let (xp, wp, yp) = (
-                SharedPtr(x.addr as usize as *mut T),
-                SharedPtr(w.addr as usize as *mut T),
-                SharedPtr(y.addr as usize as *mut T),
-            );
-            let (alpha, beta) = (C::from_f64(alpha), C::from_f64(beta));
-            (0..(g.n * g.k) as usize).into_par_iter().for_each(|plane| {
-                let (n, k) = ((plane as i64) / g.k, (plane as i64) % g.k);
-                let channel = k / g.k_per_group;
-                for od in 0..g.output[0] {
-                    for oh in 0..g.output[1] {
-                        for ow in 0..g.output[2] {
-                            let mut acc = C::ZERO;
-                            for kd in 0..g.kernel[0] {
-                                let id = od * g.stride[0] + kd * g.dilation[0] - g.pad[0];
-                                if id < 0 || id >= g.input[0] { continue; }
-                                for kh in 0..g.kernel[1] {
-                                    let ih = oh * g.stride[1] + kh * g.dilation[1] - g.pad[1];
-                                    if ih < 0 || ih >= g.input[1] { continue; }
-                                    for kw in 0..g.kernel[2] {
-                                        let iw = ow * g.stride[2] + kw * g.dilation[2] - g.pad[2];
-                                        if iw < 0 || iw >= g.input[2] { continue; }
-                                        let xo = n * xs.n + channel * xs.c + id * xs.spatial[0] + ih * xs.spatial[1] + iw * xs.spatial[2];
-                                        let wo = k * ws.n + kd * ws.spatial[0] + kh * ws.spatial[1] + kw * ws.spatial[2];
-                                        // SAFETY: both indices are inside their tensors.
-                                        let (xv, wv) = unsafe { (*xp.at(xo as usize), *wp.at(wo as usize)) };
-                                        acc += C::from_elem(xv) * C::from_elem(wv);
-                                    }
-                                }
-                            }
-                            let yo = n * ys.n + k * ys.c + od * ys.spatial[0] + oh * ys.spatial[1] + ow * ys.spatial[2];
-                            let p = yp.at(yo as usize);
-                            // SAFETY: each task owns one (image, channel) plane of a
-                            // non-overlapping tensor; the element lies inside its extent.
-                            unsafe { *p = blend(acc, alpha, beta, || *p) };
-                        }
-                    }
-                }
-            });
-        });
+        // SAFETY: forwarded contract.
+        dispatch!(y.desc.dtype(), T, C => unsafe { depthwise::forward::<T, C>(g, x, w, y, alpha, beta) });
+        Ok(())
+    }
+
+    unsafe fn depthwise_bwd_data(
+        &self,
+        g: &KernelGeom,
+        dy: TensorArg<'_>,
+        w: TensorArg<'_>,
+        dx: TensorArg<'_>,
+        alpha: f64,
+        beta: f64,
+    ) -> Result<()> {
+        // SAFETY: forwarded contract.
+        dispatch!(dx.desc.dtype(), T, C => unsafe { depthwise::backward_data::<T, C>(g, dy, w, dx, alpha, beta) });
+        Ok(())
+    }
+
+    unsafe fn depthwise_wgrad(
+        &self,
+        g: &KernelGeom,
+        x: TensorArg<'_>,
+        dy: TensorArg<'_>,
+        part: Addr,
+        slices: usize,
+    ) -> Result<()> {
+        // SAFETY: forwarded contract.
+        dispatch!(dy.desc.dtype(), T, C => unsafe { depthwise::weight_partials::<T, C>(g, x, dy, part, slices) });
         Ok(())
     }
 

@@ -489,3 +489,88 @@ pub unsafe fn winograd<L: Launcher + ?Sized>(
         )
     }
 }
+
+/// See [`super::Backend::depthwise_bwd_data`].
+///
+/// # Safety
+/// As the trait method.
+pub unsafe fn depthwise_bwd_data<L: Launcher + ?Sized>(
+    l: &L,
+    geom: &KernelGeom,
+    dy: TensorArg<'_>,
+    w: TensorArg<'_>,
+    dx: TensorArg<'_>,
+    alpha: f64,
+    beta: f64,
+) -> Result<()> {
+    let dt = dx.desc.dtype();
+    let mut g = *geom;
+    let (mut ys, mut ws, mut xs) = (
+        KernelStrides::of(dy.desc),
+        KernelStrides::of(w.desc),
+        KernelStrides::of(dx.desc),
+    );
+    let (mut yp, mut wp, mut xp) = (dy.addr, w.addr, dx.addr);
+    let (mut a, mut b) = (Scalar::of(dt, alpha), Scalar::of(dt, beta));
+    // Input positions along x, (image, channel) planes along y.
+    let (total, planes) = (geom.input_len, geom.n * geom.c);
+    // SAFETY: forwarded contract.
+    unsafe {
+        l.launch(
+            "depthwise_bwd_data",
+            dt,
+            total,
+            planes,
+            &mut [
+                arg(&mut g),
+                arg(&mut ys),
+                arg(&mut ws),
+                arg(&mut xs),
+                arg(&mut yp),
+                arg(&mut wp),
+                arg(&mut xp),
+                a.ptr(),
+                b.ptr(),
+            ],
+        )
+    }
+}
+
+/// See [`super::Backend::depthwise_wgrad`].
+///
+/// # Safety
+/// As the trait method.
+pub unsafe fn depthwise_wgrad<L: Launcher + ?Sized>(
+    l: &L,
+    geom: &KernelGeom,
+    x: TensorArg<'_>,
+    dy: TensorArg<'_>,
+    part: Addr,
+    slices: usize,
+) -> Result<()> {
+    let dt = dy.desc.dtype();
+    let mut g = *geom;
+    let (mut xs, mut ys) = (KernelStrides::of(x.desc), KernelStrides::of(dy.desc));
+    let (mut xp, mut yp, mut pp) = (x.addr, dy.addr, part);
+    let mut count = slices as i64;
+    // One block per (output channel, slice).
+    let total = geom.k * count * BLOCK as i64;
+    // SAFETY: forwarded contract.
+    unsafe {
+        l.launch(
+            "depthwise_wgrad",
+            dt,
+            total,
+            1,
+            &mut [
+                arg(&mut g),
+                arg(&mut xs),
+                arg(&mut ys),
+                arg(&mut xp),
+                arg(&mut yp),
+                arg(&mut pp),
+                arg(&mut count),
+            ],
+        )
+    }
+}

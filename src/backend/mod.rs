@@ -189,6 +189,36 @@ pub trait Backend: Sync {
         beta: f64,
     ) -> Result<()>;
 
+    /// Depthwise backward-data (groups == C, any channel multiplier), directly, as a gather:
+    /// `dx = alpha·conv_bwd_data(dy, w) + beta·dx`.
+    ///
+    /// # Safety
+    /// `dy`, `w` and `dx` must address their descriptors' extents; `dx` overlaps neither input.
+    unsafe fn depthwise_bwd_data(
+        &self,
+        geom: &KernelGeom,
+        dy: TensorArg<'_>,
+        w: TensorArg<'_>,
+        dx: TensorArg<'_>,
+        alpha: f64,
+        beta: f64,
+    ) -> Result<()>;
+
+    /// Depthwise weight-gradient partial sums: `part[s][k][r]` (compute type) is the sum of
+    /// `dy[n, k, o]·x[n, k / M, i(o, r)]` over slice `s` of `slices` equal slices of the
+    /// flattened (image, output position) range.
+    ///
+    /// # Safety
+    /// `x` and `dy` must address their extents; `part` must hold `slices·K·R` compute elements.
+    unsafe fn depthwise_wgrad(
+        &self,
+        geom: &KernelGeom,
+        x: TensorArg<'_>,
+        dy: TensorArg<'_>,
+        part: Addr,
+        slices: usize,
+    ) -> Result<()>;
+
     /// One Winograd transform step (see [`crate::winograd`] for the matrices and layouts):
     /// `tensor` is the caller's tensor the step reads (filter, data, gradient) or writes with
     /// alpha/beta (output, filter gradient); `work` is the compute-type workspace matrix;

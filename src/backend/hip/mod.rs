@@ -261,6 +261,31 @@ impl Backend for HipBackend {
         unsafe { kernel_ops::depthwise_fwd(self, geom, x, w, y, alpha, beta) }
     }
 
+    unsafe fn depthwise_bwd_data(
+        &self,
+        geom: &KernelGeom,
+        dy: TensorArg<'_>,
+        w: TensorArg<'_>,
+        dx: TensorArg<'_>,
+        alpha: f64,
+        beta: f64,
+    ) -> Result<()> {
+        // SAFETY: forwarded contract.
+        unsafe { kernel_ops::depthwise_bwd_data(self, geom, dy, w, dx, alpha, beta) }
+    }
+
+    unsafe fn depthwise_wgrad(
+        &self,
+        geom: &KernelGeom,
+        x: TensorArg<'_>,
+        dy: TensorArg<'_>,
+        part: Addr,
+        slices: usize,
+    ) -> Result<()> {
+        // SAFETY: forwarded contract.
+        unsafe { kernel_ops::depthwise_wgrad(self, geom, x, dy, part, slices) }
+    }
+
     unsafe fn winograd(
         &self,
         geom: &crate::winograd::WinogradGeom,
