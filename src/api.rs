@@ -14,6 +14,12 @@ use rayon::prelude::*;
 /// depend on the number of threads).
 pub const CPU_SLICES: usize = 4;
 
+/// Output positions per image below which backward-data runs as one threaded GEMM.
+const SMALL_IMAGE: usize = 256;
+
+/// Smallest column tile of CPU backward-data plans.
+const BACKWARD_DATA_TILE_BYTES: usize = 8 << 20;
+
 /// Which axis a CPU run is sliced along.
 enum SliceAxis {
     Whole,
@@ -260,7 +266,13 @@ impl Conv {
             },
         };
         slices.par_iter().try_for_each(|slice| {
-            let plan = ConvPlan::with_options(&slice.problem, direction, self.options(budget))?;
+            let mut opts = self.options(budget);
+            if direction == Direction::BackwardData {
+                // Column tiles of whole images and channel groups: per-channel tiles make the
+                // GEMMs short (C·R rows) and col2im re-walk every image.
+                opts.tile_bytes = opts.tile_bytes.max(BACKWARD_DATA_TILE_BYTES);
+            }
+            let plan = ConvPlan::with_options(&slice.problem, direction, opts)?;
             let mut workspace = ScratchPool::take(plan.workspace_bytes().div_ceil(8));
             let bufs = Buffers {
                 x: base.x + slice.x * esize,
@@ -413,6 +425,11 @@ impl Conv {
         let p = &self.problem;
         let g = p.geometry();
         let axis = match direction {
+            // Small images make per-slice GEMMs narrow and every slice re-read the whole
+            // filter: one threaded GEMM over all images does better.
+            Direction::BackwardData if g.output_len < SMALL_IMAGE && g.groups == 1 => {
+                SliceAxis::Whole
+            }
             Direction::Forward | Direction::BackwardData if g.n > 1 => SliceAxis::Images,
             _ if g.groups > 1 => SliceAxis::Groups,
             Direction::BackwardData | Direction::BackwardWeights if g.c > 1 => {

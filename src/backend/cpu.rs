@@ -374,8 +374,9 @@ unsafe fn col2im_typed<T: Element, C: Compute>(
                                 }
                             } else {
                                 let step = g.stride[2] as usize;
-                                for (j, v) in src.iter().enumerate() {
-                                    acc[first + j * step] += *v;
+                                let dst = acc[first..].iter_mut().step_by(step);
+                                for (a, v) in dst.zip(src) {
+                                    *a += *v;
                                 }
                             }
                         }
