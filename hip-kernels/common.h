@@ -226,6 +226,19 @@ HC_DEVICE double hc_add(double a, double b) { return __dadd_rn(a, b); }
 HC_DEVICE hc_u32 hc_f32_bits(float f) { return __float_as_uint(f); }
 HC_DEVICE float hc_f32_from_bits(hc_u32 u) { return __uint_as_float(u); }
 
+#if defined(HC_PLATFORM_CUDA)
+// NVIDIA: the hardware conversions (exact; round to nearest even).
+HC_DEVICE float hc_f16_to_f32(hc_u16 h) {
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    return f;
+}
+HC_DEVICE hc_u16 hc_f32_to_f16(float f) {
+    hc_u16 h;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+    return h;
+}
+#else
 // IEEE binary16 -> binary32 (exact).
 HC_DEVICE float hc_f16_to_f32(hc_u16 h) {
     const hc_u32 sign = ((hc_u32)h & 0x8000u) << 16;
@@ -288,6 +301,7 @@ HC_DEVICE hc_u16 hc_f32_to_f16(float f) {
     const hc_u32 m = (ax & 0x7fffffu) | 0x800000u;
     return (hc_u16)(sign | hc_shift_round_even(m, 126u - e));
 }
+#endif
 
 // bfloat16 -> binary32: the top half of the word (NaNs quieted).
 HC_DEVICE float hc_bf16_to_f32(hc_u16 h) {

@@ -69,8 +69,9 @@ HC_DEVICE void depthwise_fwd_impl(const KernelGeom& g, const KernelStrides& xs,
     }
 }
 
-// Forward for a fixed KH x KW 2-D filter: weights held in registers per plane, and per output
-// one multiply per axis for the input offsets (the taps add constants).
+// Forward for a fixed KH x KW 2-D filter, in 32-bit index arithmetic (the host launches it only
+// when every tensor's extent and every geometry value fits in 31 bits): weights held in
+// registers per plane, one multiply per axis per output for the input offsets.
 template <class Ty, int KH, int KW>
 HC_DEVICE void depthwise_fwd_fixed(const KernelGeom& g, const KernelStrides& xs,
                                    const KernelStrides& ws, const KernelStrides& ys,
@@ -80,41 +81,47 @@ HC_DEVICE void depthwise_fwd_fixed(const KernelGeom& g, const KernelStrides& xs,
                                    typename Ty::C beta) {
     typedef typename Ty::C C;
     const hc_i64 planes = g.n * g.k;
-    const hc_i64 out_hw = g.output[1] * g.output[2];
-    const hc_i64 step_h = g.dilation[1] * xs.spatial[1], step_w = g.dilation[2] * xs.spatial[2];
+    const int out_w = (int)g.output[2], out_hw = (int)(g.output[1] * g.output[2]);
+    const int out_len = (int)g.output_len;
+    const int in_d = (int)g.input[0], in_h = (int)g.input[1], in_w = (int)g.input[2];
+    const int xs0 = (int)xs.spatial[0], xs1 = (int)xs.spatial[1], xs2 = (int)xs.spatial[2];
+    const int ys0 = (int)ys.spatial[0], ys1 = (int)ys.spatial[1], ys2 = (int)ys.spatial[2];
+    const int st0 = (int)g.stride[0], st1 = (int)g.stride[1], st2 = (int)g.stride[2];
+    const int p0 = (int)g.pad[0], p1 = (int)g.pad[1], p2 = (int)g.pad[2];
+    const int d1 = (int)g.dilation[1], d2 = (int)g.dilation[2];
+    const int step_h = d1 * xs1, step_w = d2 * xs2;
+    const int first = (int)hc_thread_id(), stride = (int)hc_thread_count();
     HC_ROW_LOOP(plane, planes) {
         const hc_qr n_k = hc_divmod(plane, g.k);
         const hc_i64 channel = hc_divmod(n_k.r, g.k_per_group).q;
         const typename Ty::T* xp = x + n_k.q * xs.n + channel * xs.c;
+        typename Ty::T* yp = y + n_k.q * ys.n + n_k.r * ys.c;
         C wv[KH][KW];
 #pragma unroll
         for (int kh = 0; kh < KH; ++kh)
 #pragma unroll
             for (int kw = 0; kw < KW; ++kw)
                 wv[kh][kw] = Ty::load(w[n_k.r * ws.n + kh * ws.spatial[1] + kw * ws.spatial[2]]);
-        HC_GRID_LOOP(o, g.output_len) {
-            const hc_qr od_rest = hc_divmod(o, out_hw);
-            const hc_qr oh_ow = hc_divmod(od_rest.r, g.output[2]);
-            const hc_i64 id = od_rest.q * g.stride[0] - g.pad[0];
-            const hc_i64 h0 = oh_ow.q * g.stride[1] - g.pad[1];
-            const hc_i64 w0 = oh_ow.r * g.stride[2] - g.pad[2];
+        for (int o = first; o < out_len; o += stride) {
+            const int od = o / out_hw, rest = o - od * out_hw;
+            const int oh = rest / out_w, ow = rest - oh * out_w;
+            const int id = od * st0 - p0, h0 = oh * st1 - p1, w0 = ow * st2 - p2;
             C acc = C(0);
-            if (id >= 0 && id < g.input[0]) {
-                const hc_i64 base = id * xs.spatial[0] + h0 * xs.spatial[1] + w0 * xs.spatial[2];
+            if (id >= 0 && id < in_d) {
+                const int base = id * xs0 + h0 * xs1 + w0 * xs2;
 #pragma unroll
                 for (int kh = 0; kh < KH; ++kh) {
-                    const hc_i64 ih = h0 + kh * g.dilation[1];
-                    if (ih < 0 || ih >= g.input[1]) continue;
+                    const int ih = h0 + kh * d1;
+                    if (ih < 0 || ih >= in_h) continue;
 #pragma unroll
                     for (int kw = 0; kw < KW; ++kw) {
-                        const hc_i64 iw = w0 + kw * g.dilation[2];
-                        if (iw < 0 || iw >= g.input[2]) continue;
+                        const int iw = w0 + kw * d2;
+                        if (iw < 0 || iw >= in_w) continue;
                         acc += Ty::load(xp[base + kh * step_h + kw * step_w]) * wv[kh][kw];
                     }
                 }
             }
-            typename Ty::T* p = y + n_k.q * ys.n + n_k.r * ys.c + od_rest.q * ys.spatial[0] +
-                                oh_ow.q * ys.spatial[1] + oh_ow.r * ys.spatial[2];
+            typename Ty::T* p = yp + (od * ys0 + oh * ys1 + ow * ys2);
             *p = hc_blend<Ty>(acc, alpha, beta, p);
         }
     }
@@ -182,8 +189,9 @@ HC_DEVICE void depthwise_bwd_data_impl(const KernelGeom& g, const KernelStrides&
     }
 }
 
-// Backward-data for a fixed KH x KW 2-D filter and stride 1: every tap reads dy at a fixed
-// offset from the input position (a correlation with the flipped filter).
+// Backward-data for a fixed KH x KW 2-D filter and stride 1, in 32-bit index arithmetic (as
+// the forward one): every tap reads dy at a fixed offset from the input position (a
+// correlation with the flipped filter).
 template <class Ty, int KH, int KW>
 HC_DEVICE void depthwise_bwd_data_fixed(const KernelGeom& g, const KernelStrides& ys,
                                         const KernelStrides& ws, const KernelStrides& xs,
@@ -193,39 +201,46 @@ HC_DEVICE void depthwise_bwd_data_fixed(const KernelGeom& g, const KernelStrides
                                         typename Ty::C beta) {
     typedef typename Ty::C C;
     const hc_i64 planes = g.n * g.c;
-    const hc_i64 in_hw = g.input[1] * g.input[2];
-    const hc_i64 step_h = g.dilation[1] * ys.spatial[1], step_w = g.dilation[2] * ys.spatial[2];
+    const int in_w = (int)g.input[2], in_hw = (int)(g.input[1] * g.input[2]);
+    const int in_len = (int)g.input_len;
+    const int out_d = (int)g.output[0], out_h = (int)g.output[1], out_w = (int)g.output[2];
+    const int xs0 = (int)xs.spatial[0], xs1 = (int)xs.spatial[1], xs2 = (int)xs.spatial[2];
+    const int ys0 = (int)ys.spatial[0], ys1 = (int)ys.spatial[1], ys2 = (int)ys.spatial[2];
+    const int p0 = (int)g.pad[0], p1 = (int)g.pad[1], p2 = (int)g.pad[2];
+    const int d1 = (int)g.dilation[1], d2 = (int)g.dilation[2];
+    const int step_h = d1 * ys1, step_w = d2 * ys2;
+    const int mult = (int)g.k_per_group;
+    const int first = (int)hc_thread_id(), stride = (int)hc_thread_count();
     HC_ROW_LOOP(plane, planes) {
         const hc_qr n_c = hc_divmod(plane, g.c);
-        HC_GRID_LOOP(i, g.input_len) {
-            const hc_qr id_rest = hc_divmod(i, in_hw);
-            const hc_qr ih_iw = hc_divmod(id_rest.r, g.input[2]);
-            const hc_i64 od = id_rest.q + g.pad[0];
-            const hc_i64 h0 = ih_iw.q + g.pad[1], w0 = ih_iw.r + g.pad[2];
+        const typename Ty::T* dyp = dy + n_c.q * ys.n + n_c.r * mult * ys.c;
+        const typename Ty::T* wp = w + n_c.r * mult * ws.n;
+        typename Ty::T* xp = dx + n_c.q * xs.n + n_c.r * xs.c;
+        for (int i = first; i < in_len; i += stride) {
+            const int id = i / in_hw, rest = i - id * in_hw;
+            const int ih = rest / in_w, iw = rest - ih * in_w;
+            const int od = id + p0, h0 = ih + p1, w0 = iw + p2;
             C acc = C(0);
-            if (od < g.output[0]) {
-                for (hc_i64 j = 0; j < g.k_per_group; ++j) {
-                    const hc_i64 k = n_c.r * g.k_per_group + j;
-                    const typename Ty::T* dyp = dy + n_c.q * ys.n + k * ys.c;
-                    const hc_i64 base =
-                        od * ys.spatial[0] + h0 * ys.spatial[1] + w0 * ys.spatial[2];
-                    const typename Ty::T* wp = w + k * ws.n;
+            if (od < out_d) {
+                const int base = od * ys0 + h0 * ys1 + w0 * ys2;
+                for (int j = 0; j < mult; ++j) {
+                    const typename Ty::T* dj = dyp + j * ys.c;
+                    const typename Ty::T* wj = wp + j * ws.n;
 #pragma unroll
                     for (int kh = 0; kh < KH; ++kh) {
-                        const hc_i64 oh = h0 - kh * g.dilation[1];
-                        if (oh < 0 || oh >= g.output[1]) continue;
+                        const int oh = h0 - kh * d1;
+                        if (oh < 0 || oh >= out_h) continue;
 #pragma unroll
                         for (int kw = 0; kw < KW; ++kw) {
-                            const hc_i64 ow = w0 - kw * g.dilation[2];
-                            if (ow < 0 || ow >= g.output[2]) continue;
-                            acc += Ty::load(dyp[base - kh * step_h - kw * step_w]) *
-                                   Ty::load(wp[kh * ws.spatial[1] + kw * ws.spatial[2]]);
+                            const int ow = w0 - kw * d2;
+                            if (ow < 0 || ow >= out_w) continue;
+                            acc += Ty::load(dj[base - kh * step_h - kw * step_w]) *
+                                   Ty::load(wj[kh * ws.spatial[1] + kw * ws.spatial[2]]);
                         }
                     }
                 }
             }
-            typename Ty::T* p = dx + n_c.q * xs.n + n_c.r * xs.c + id_rest.q * xs.spatial[0] +
-                                ih_iw.q * xs.spatial[1] + ih_iw.r * xs.spatial[2];
+            typename Ty::T* p = xp + (id * xs0 + ih * xs1 + iw * xs2);
             *p = hc_blend<Ty>(acc, alpha, beta, p);
         }
     }
@@ -391,38 +406,40 @@ HC_DEVICE void depthwise_wgrad_fixed(const KernelGeom& g, const KernelStrides& x
     }
 }
 
-// True for the 2-D 3x3 filters the unrolled instantiations serve.
-HC_DEVICE bool hc_is_3x3(const KernelGeom& g) {
-    return g.kernel[0] == 1 && g.kernel[1] == 3 && g.kernel[2] == 3;
-}
-
+// Generic entry points (any filter) and unrolled 3x3 ones (separate kernels, so each gets the
+// registers it needs; the host picks: 2-D 3x3 filters, and stride 1 for backward-data).
 #define HC_DEPTHWISE(name, Ty)                                                                \
     extern "C" __global__ void depthwise_fwd_##name(                                          \
         KernelGeom g, KernelStrides xs, KernelStrides ws, KernelStrides ys, const Ty::T* x,   \
         const Ty::T* w, Ty::T* y, Ty::C alpha, Ty::C beta) {                                  \
-        if (hc_is_3x3(g))                                                                     \
-            depthwise_fwd_fixed<Ty, 3, 3>(g, xs, ws, ys, x, w, y, alpha, beta);               \
-        else                                                                                  \
-            depthwise_fwd_impl<Ty, 0, 0>(g, xs, ws, ys, x, w, y, alpha, beta);                \
+        depthwise_fwd_impl<Ty, 0, 0>(g, xs, ws, ys, x, w, y, alpha, beta);                    \
+    }                                                                                         \
+    extern "C" __global__ void depthwise_fwd3_##name(                                         \
+        KernelGeom g, KernelStrides xs, KernelStrides ws, KernelStrides ys, const Ty::T* x,   \
+        const Ty::T* w, Ty::T* y, Ty::C alpha, Ty::C beta) {                                  \
+        depthwise_fwd_fixed<Ty, 3, 3>(g, xs, ws, ys, x, w, y, alpha, beta);                   \
     }                                                                                         \
     extern "C" __global__ void depthwise_bwd_data_##name(                                     \
         KernelGeom g, KernelStrides ys, KernelStrides ws, KernelStrides xs, const Ty::T* dy,  \
         const Ty::T* w, Ty::T* dx, Ty::C alpha, Ty::C beta) {                                 \
-        if (hc_is_3x3(g) && g.stride[0] == 1 && g.stride[1] == 1 && g.stride[2] == 1)         \
-            depthwise_bwd_data_fixed<Ty, 3, 3>(g, ys, ws, xs, dy, w, dx, alpha, beta);        \
-        else if (hc_is_3x3(g))                                                                \
-            depthwise_bwd_data_impl<Ty, 3, 3>(g, ys, ws, xs, dy, w, dx, alpha, beta);         \
-        else                                                                                  \
-            depthwise_bwd_data_impl<Ty, 0, 0>(g, ys, ws, xs, dy, w, dx, alpha, beta);         \
+        depthwise_bwd_data_impl<Ty, 0, 0>(g, ys, ws, xs, dy, w, dx, alpha, beta);             \
+    }                                                                                         \
+    extern "C" __global__ void depthwise_bwd_data3_##name(                                    \
+        KernelGeom g, KernelStrides ys, KernelStrides ws, KernelStrides xs, const Ty::T* dy,  \
+        const Ty::T* w, Ty::T* dx, Ty::C alpha, Ty::C beta) {                                 \
+        depthwise_bwd_data_fixed<Ty, 3, 3>(g, ys, ws, xs, dy, w, dx, alpha, beta);            \
     }                                                                                         \
     extern "C" __global__ void depthwise_wgrad_##name(KernelGeom g, KernelStrides xs,         \
                                                       KernelStrides ys, const Ty::T* x,       \
                                                       const Ty::T* dy, Ty::C* part,           \
                                                       hc_i64 slices) {                        \
-        if (hc_is_3x3(g))                                                                     \
-            depthwise_wgrad_fixed<Ty, 3, 3>(g, xs, ys, x, dy, part, slices);                  \
-        else                                                                                  \
-            depthwise_wgrad_impl<Ty, 0, 0>(g, xs, ys, x, dy, part, slices);                   \
+        depthwise_wgrad_impl<Ty, 0, 0>(g, xs, ys, x, dy, part, slices);                       \
+    }                                                                                         \
+    extern "C" __global__ void depthwise_wgrad3_##name(KernelGeom g, KernelStrides xs,        \
+                                                       KernelStrides ys, const Ty::T* x,      \
+                                                       const Ty::T* dy, Ty::C* part,          \
+                                                       hc_i64 slices) {                       \
+        depthwise_wgrad_fixed<Ty, 3, 3>(g, xs, ys, x, dy, part, slices);                      \
     }
 HC_FOR_EACH_TYPE(HC_DEPTHWISE)
 #undef HC_DEPTHWISE

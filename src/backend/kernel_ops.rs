@@ -366,10 +366,15 @@ pub unsafe fn depthwise_fwd<L: Launcher + ?Sized>(
     let (mut xp, mut wp, mut yp) = (x.addr, w.addr, y.addr);
     let (mut a, mut b) = (Scalar::of(dt, alpha), Scalar::of(dt, beta));
     let (total, planes) = (geom.output_len, geom.n * geom.k);
+    let op = if is_3x3(geom) && fits_31_bits(geom, &[x.desc, w.desc, y.desc]) {
+        "depthwise_fwd3"
+    } else {
+        "depthwise_fwd"
+    };
     // SAFETY: forwarded contract.
     unsafe {
         l.launch(
-            "depthwise_fwd",
+            op,
             dt,
             total,
             planes,
@@ -514,10 +519,18 @@ pub unsafe fn depthwise_bwd_data<L: Launcher + ?Sized>(
     let (mut a, mut b) = (Scalar::of(dt, alpha), Scalar::of(dt, beta));
     // Input positions along x, (image, channel) planes along y.
     let (total, planes) = (geom.input_len, geom.n * geom.c);
+    let op = if is_3x3(geom)
+        && geom.stride == [1, 1, 1]
+        && fits_31_bits(geom, &[dy.desc, w.desc, dx.desc])
+    {
+        "depthwise_bwd_data3"
+    } else {
+        "depthwise_bwd_data"
+    };
     // SAFETY: forwarded contract.
     unsafe {
         l.launch(
-            "depthwise_bwd_data",
+            op,
             dt,
             total,
             planes,
@@ -555,10 +568,15 @@ pub unsafe fn depthwise_wgrad<L: Launcher + ?Sized>(
     let mut count = slices as i64;
     // One block per (output channel, slice).
     let total = geom.k * count * BLOCK as i64;
+    let op = if is_3x3(geom) {
+        "depthwise_wgrad3"
+    } else {
+        "depthwise_wgrad"
+    };
     // SAFETY: forwarded contract.
     unsafe {
         l.launch(
-            "depthwise_wgrad",
+            op,
             dt,
             total,
             1,
@@ -573,4 +591,22 @@ pub unsafe fn depthwise_wgrad<L: Launcher + ?Sized>(
             ],
         )
     }
+}
+
+/// Whether the depthwise filter is 2-D 3×3 (the unrolled `*3` kernels).
+fn is_3x3(geom: &KernelGeom) -> bool {
+    geom.kernel == [1, 3, 3]
+}
+
+/// Whether every tensor extent and geometry value fits the 32-bit index arithmetic of the
+/// unrolled depthwise kernels.
+fn fits_31_bits(geom: &KernelGeom, tensors: &[&crate::problem::TensorDesc]) -> bool {
+    const LIMIT: i64 = 1 << 30;
+    let values = [geom.input, geom.output, geom.pad, geom.stride, geom.dilation];
+    values.iter().flatten().all(|&v| v < LIMIT)
+        && geom.input_len < LIMIT
+        && geom.output_len < LIMIT
+        && tensors
+            .iter()
+            .all(|t| t.element_space().is_ok_and(|e| (e as i64) < LIMIT))
 }
