@@ -528,14 +528,34 @@ def inference(report, quick):
             y = unet(xu)
             y.backward(dy)
             res[m] = (y.detach(), [p.grad.clone() for p in unet.parameters()], backend.calls - c0)
+            names = [n for n, _ in unet.named_parameters()]
             res[m + "_ms"] = timed(lambda: unet(xu).backward(dy), runs=5)
     y_err = rel(res["hipconv"][0], res["cudnn"][0])
-    g_err = max(rel(a, b) for a, b in zip(res["hipconv"][1], res["cudnn"][1]))
-    ok = max(y_err, g_err) <= TOL[torch.float32] and res["hipconv"][2] > 0
+    g_errs = [rel(a, b) for a, b in zip(res["hipconv"][1], res["cudnn"][1])]
+    g_err = max(g_errs)
+    # Parameter gradients behind batch norm can be ill-conditioned: two float32 runs may differ
+    # by more than TOL while both are as far from the exact result. So each float32 gradient is
+    # judged against the same network in float64 (cuDNN): hipconv's error must stay within TOL,
+    # or within twice cuDNN's own float32 error where that is larger.
+    u64 = UNet().cuda().double()
+    u64.load_state_dict({k: v.double() for k, v in unet.state_dict().items()})
+    with mode("cudnn"):
+        u64.zero_grad(set_to_none=True)
+        u64(xu.double()).backward(dy.double())
+    ref = [p.grad for p in u64.parameters()]
+    e_hip = [rel(a, r) for a, r in zip(res["hipconv"][1], ref)]
+    e_cud = [rel(b, r) for b, r in zip(res["cudnn"][1], ref)]
+    margin = [h / max(TOL[torch.float32], 2 * c) for h, c in zip(e_hip, e_cud)]
+    i = margin.index(max(margin))
+    grads_ok = max(margin) <= 1.0
+    print(f"UNet parameter gradients vs float64: worst {names[i]}: hipconv {e_hip[i]:.1e}, cuDNN {e_cud[i]:.1e} "
+          f"(max over parameters: hipconv {max(e_hip):.1e}, cuDNN {max(e_cud):.1e}; hipconv vs cuDNN {g_err:.1e})",
+          flush=True)
+    ok = y_err <= TOL[torch.float32] and grads_ok and res["hipconv"][2] > 0
     failures += not ok
     rows.append(dict(model="UNet (ConvTranspose2d up-sampling, skips), fwd+bwd", layout="nchw", batch=4, rel_err=y_err,
-                     grad_rel_err=g_err, ok=ok, hipconv_convs=res["hipconv"][2], cudnn_ms=res["cudnn_ms"], hipconv_ms=res["hipconv_ms"]))
-    print(f"inference UNet: y rel err {y_err:.2e}, max param-grad rel err {g_err:.2e}, {res['hipconv'][2]} convs via hipconv, "
+                     grad_rel_err=g_err, grad_f64_hipconv=max(e_hip), grad_f64_cudnn=max(e_cud), ok=ok, hipconv_convs=res["hipconv"][2], cudnn_ms=res["cudnn_ms"], hipconv_ms=res["hipconv_ms"]))
+    print(f"inference UNet: y rel err {y_err:.2e}, max param-grad rel err vs cuDNN {g_err:.2e}, {res['hipconv'][2]} convs via hipconv, "
           f"cuDNN {res['cudnn_ms']:.2f} ms, hipconv {res['hipconv_ms']:.2f} ms (fwd+bwd){'' if ok else ' FAIL'}", flush=True)
     report["inference"] = dict(rows=rows, failures=failures)
     return failures
@@ -587,7 +607,9 @@ def markdown(rep):
         L += ["## c. Inference with random weights", "",
               "| model | layout | batch | rel err | hipconv calls | cuDNN ms | hipconv ms | ok |", "|---|---|---|---|---|---|---|---|"]
         for r in i["rows"]:
-            err = f"{r['rel_err']:.1e}" + (f" (param grads {r['grad_rel_err']:.1e})" if "grad_rel_err" in r else "")
+            err = f"{r['rel_err']:.1e}" + (
+                f" (param grads: vs cuDNN {r['grad_rel_err']:.1e}; vs float64 hipconv {r['grad_f64_hipconv']:.1e},"
+                f" cuDNN {r['grad_f64_cudnn']:.1e})" if "grad_rel_err" in r else "")
             L.append(f"| {r['model']} | {r['layout']} | {r['batch']} | {err} | {r['hipconv_convs']} | {r['cudnn_ms']:.2f} | "
                      f"{r['hipconv_ms']:.2f} | {'ok' if r['ok'] else 'FAIL'} |")
         L.append("")

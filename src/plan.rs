@@ -103,7 +103,7 @@ impl PlanOptions {
             tile_bytes,
             per_image_weight_gemms: true,
             direct_depthwise: false,
-            winograd: winograd::Choice::from_env(winograd::Choice::CPU),
+            winograd: winograd::Choice::from_env(winograd::Choice::CPU, winograd::Choice::CPU),
         }
     }
 
@@ -118,7 +118,7 @@ impl PlanOptions {
             tile_bytes,
             per_image_weight_gemms: false,
             direct_depthwise: true,
-            winograd: winograd::Choice::from_env(winograd::Choice::GPU),
+            winograd: winograd::Choice::from_env(winograd::Choice::GPU, winograd::Choice::GPU),
         }
     }
 }

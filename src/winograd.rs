@@ -183,6 +183,11 @@ pub struct Choice {
     /// Most source channels for F(4×4, 3×3), whose rounding error grows with the reduction
     /// (measured within the f32 tolerance up to 512).
     pub max_f4_channels: usize,
+    /// Whether backward-weights uses Winograd too. Its sums run over every tile of every
+    /// image, where the transforms' larger intermediate values cost accuracy when the
+    /// gradient is small next to its terms: behind batch norm, a UNet's weight gradient came
+    /// out 4.8e-2 from the float64 result (cuDNN: 1e-5), so the defaults keep im2col for it.
+    pub backward_weights: bool,
 }
 
 impl Choice {
@@ -191,6 +196,7 @@ impl Choice {
         tiles: &[],
         min_tiles: 0,
         max_f4_channels: 0,
+        backward_weights: false,
     };
 
     /// The CPU default: F(4×4) where there are enough tiles to amortise the filter transform
@@ -199,6 +205,7 @@ impl Choice {
         tiles: &[4],
         min_tiles: 64,
         max_f4_channels: 512,
+        backward_weights: false,
     };
 
     /// The GPU default: F(4×4), else F(2×2), where there are enough tiles.
@@ -206,6 +213,7 @@ impl Choice {
         tiles: &[4, 2],
         min_tiles: 32,
         max_f4_channels: 512,
+        backward_weights: false,
     };
 
     /// Exactly tile edge `m` on every eligible problem (2 or 4; anything else: never).
@@ -219,13 +227,16 @@ impl Choice {
             tiles,
             min_tiles: 0,
             max_f4_channels: usize::MAX,
+            backward_weights: true,
         }
     }
 
-    /// `default`, unless `HIPCONV_WINOGRAD` says `off`/`0` (never), `2` or `4` (that edge on
-    /// every eligible problem).
-    pub fn from_env(default: Choice) -> Choice {
+    /// `default`, unless `HIPCONV_WINOGRAD` says `on` (`tuned`: this backend's tuned rule),
+    /// `off`/`0` (never), `2` or `4` (that edge on every eligible problem, backward-weights
+    /// included).
+    pub fn from_env(default: Choice, tuned: Choice) -> Choice {
         match std::env::var("HIPCONV_WINOGRAD").ok().as_deref() {
+            Some("on") => tuned,
             Some("off") | Some("0") => Choice::NEVER,
             Some("2") => Choice::only(2),
             Some("4") => Choice::only(4),
@@ -235,6 +246,9 @@ impl Choice {
 
     /// The geometry `direction` of `problem` runs with under this choice, if any.
     pub fn geometry(&self, problem: &ConvProblem, direction: Direction) -> Option<WinogradGeom> {
+        if direction == Direction::BackwardWeights && !self.backward_weights {
+            return None;
+        }
         self.tiles.iter().find_map(|&m| {
             let geom = WinogradGeom::of(problem, direction, m)?;
             let channels_ok = m != 4 || geom.src_c as usize <= self.max_f4_channels;

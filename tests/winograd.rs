@@ -214,4 +214,8 @@ fn defaults_need_enough_tiles_and_cap_f4_channels() {
     assert_eq!(edge(Choice::CPU, p(8, 1024, 28)), None);
     assert_eq!(edge(Choice::only(4), p(1, 1024, 7)), Some(4));
     assert_eq!(edge(Choice::NEVER, p(32, 64, 56)), None);
+    // Backward-weights only when asked for explicitly.
+    let wgrad = |choice: Choice| choice.geometry(&p(32, 64, 56), Direction::BackwardWeights);
+    assert!(wgrad(Choice::GPU).is_none() && wgrad(Choice::CPU).is_none());
+    assert!(wgrad(Choice::only(4)).is_some());
 }

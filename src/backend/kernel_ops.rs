@@ -602,7 +602,13 @@ fn is_3x3(geom: &KernelGeom) -> bool {
 /// unrolled depthwise kernels.
 fn fits_31_bits(geom: &KernelGeom, tensors: &[&crate::problem::TensorDesc]) -> bool {
     const LIMIT: i64 = 1 << 30;
-    let values = [geom.input, geom.output, geom.pad, geom.stride, geom.dilation];
+    let values = [
+        geom.input,
+        geom.output,
+        geom.pad,
+        geom.stride,
+        geom.dilation,
+    ];
     values.iter().flatten().all(|&v| v < LIMIT)
         && geom.input_len < LIMIT
         && geom.output_len < LIMIT
