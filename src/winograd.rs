@@ -183,11 +183,17 @@ pub struct Choice {
     /// Most source channels for F(4×4, 3×3), whose rounding error grows with the reduction
     /// (measured within the f32 tolerance up to 512).
     pub max_f4_channels: usize,
-    /// Whether backward-weights uses Winograd too. Its sums run over every tile of every
-    /// image, where the transforms' larger intermediate values cost accuracy when the
-    /// gradient is small next to its terms: behind batch norm, a UNet's weight gradient came
-    /// out 4.8e-2 from the float64 result (cuDNN: 1e-5), so the defaults keep im2col for it.
+    /// Whether backward-weights uses the tiles above too. Its sums run over every tile of
+    /// every image, where F(4×4)'s larger intermediate values cost accuracy when the gradient
+    /// is small next to its terms: behind batch norm, a UNet's weight gradient came out
+    /// 4.8e-2 from the float64 result (cuDNN: 1e-5). F(2×2) stayed within cuDNN's own error.
     pub backward_weights: bool,
+    /// Otherwise, the tile edge backward-weights may use (`None`: im2col), for filters with at
+    /// least [`Choice::weights_min_products`] input × output channels (below it the α² GEMMs
+    /// are too small to keep a GPU busy over their long reductions).
+    pub weights_tile: Option<usize>,
+    /// See [`Choice::weights_tile`].
+    pub weights_min_products: usize,
 }
 
 impl Choice {
@@ -197,6 +203,8 @@ impl Choice {
         min_tiles: 0,
         max_f4_channels: 0,
         backward_weights: false,
+        weights_tile: None,
+        weights_min_products: 0,
     };
 
     /// The CPU default: F(4×4) where there are enough tiles to amortise the filter transform
@@ -206,14 +214,19 @@ impl Choice {
         min_tiles: 64,
         max_f4_channels: 512,
         backward_weights: false,
+        weights_tile: None,
+        weights_min_products: 0,
     };
 
-    /// The GPU default: F(4×4), else F(2×2), where there are enough tiles.
+    /// The GPU default: F(4×4), else F(2×2), where there are enough tiles; backward-weights
+    /// F(2×2) for filters of at least 128 × 128 channels.
     pub const GPU: Choice = Choice {
         tiles: &[4, 2],
         min_tiles: 32,
         max_f4_channels: 512,
         backward_weights: false,
+        weights_tile: Some(2),
+        weights_min_products: 128 * 128,
     };
 
     /// Exactly tile edge `m` on every eligible problem (2 or 4; anything else: never).
@@ -228,6 +241,8 @@ impl Choice {
             min_tiles: 0,
             max_f4_channels: usize::MAX,
             backward_weights: true,
+            weights_tile: None,
+            weights_min_products: 0,
         }
     }
 
@@ -247,7 +262,11 @@ impl Choice {
     /// The geometry `direction` of `problem` runs with under this choice, if any.
     pub fn geometry(&self, problem: &ConvProblem, direction: Direction) -> Option<WinogradGeom> {
         if direction == Direction::BackwardWeights && !self.backward_weights {
-            return None;
+            let g = problem.geometry();
+            let m = self.weights_tile?;
+            let geom = WinogradGeom::of(problem, direction, m)?;
+            let big = g.c.saturating_mul(g.k) >= self.weights_min_products;
+            return (big && geom.tile_count() >= self.min_tiles).then_some(geom);
         }
         self.tiles.iter().find_map(|&m| {
             let geom = WinogradGeom::of(problem, direction, m)?;

@@ -214,8 +214,30 @@ fn defaults_need_enough_tiles_and_cap_f4_channels() {
     assert_eq!(edge(Choice::CPU, p(8, 1024, 28)), None);
     assert_eq!(edge(Choice::only(4), p(1, 1024, 7)), Some(4));
     assert_eq!(edge(Choice::NEVER, p(32, 64, 56)), None);
-    // Backward-weights only when asked for explicitly.
-    let wgrad = |choice: Choice| choice.geometry(&p(32, 64, 56), Direction::BackwardWeights);
-    assert!(wgrad(Choice::GPU).is_none() && wgrad(Choice::CPU).is_none());
-    assert!(wgrad(Choice::only(4)).is_some());
+    // Backward-weights: F(2×2) on GPUs for filters of 128 × 128 channels or more; F(4×4) only
+    // when asked for explicitly.
+    let wgrad = |choice: Choice, prob| {
+        choice
+            .geometry(&prob, Direction::BackwardWeights)
+            .map(|g| g.m)
+    };
+    assert_eq!(wgrad(Choice::GPU, p(32, 64, 56)), None);
+    assert_eq!(wgrad(Choice::CPU, p(32, 64, 56)), None);
+    assert_eq!(wgrad(Choice::only(4), p(32, 64, 56)), Some(4));
+    let wide = problem(
+        DType::F32,
+        32,
+        256,
+        &[14, 14],
+        256,
+        &[3, 3],
+        &[1, 1],
+        &[1, 1],
+        &[1, 1],
+        1,
+        0,
+    )
+    .unwrap();
+    assert_eq!(wgrad(Choice::GPU, wide.clone()), Some(2));
+    assert_eq!(wgrad(Choice::CPU, wide), None);
 }

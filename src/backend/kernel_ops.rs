@@ -356,36 +356,54 @@ pub unsafe fn depthwise_fwd<L: Launcher + ?Sized>(
     alpha: f64,
     beta: f64,
 ) -> Result<()> {
-    let dt = y.desc.dtype();
-    let mut g = *geom;
-    let (mut xs, mut ws, mut ys) = (
-        KernelStrides::of(x.desc),
-        KernelStrides::of(w.desc),
-        KernelStrides::of(y.desc),
-    );
-    let (mut xp, mut wp, mut yp) = (x.addr, w.addr, y.addr);
-    let (mut a, mut b) = (Scalar::of(dt, alpha), Scalar::of(dt, beta));
-    let (total, planes) = (geom.output_len, geom.n * geom.k);
     let op = if is_3x3(geom) && fits_31_bits(geom, &[x.desc, w.desc, y.desc]) {
         "depthwise_fwd3"
     } else {
         "depthwise_fwd"
     };
+    // Output positions along x, (image, output channel) planes along y.
+    let shape = (geom.output_len, geom.n * geom.k);
+    // SAFETY: forwarded contract.
+    unsafe { depthwise_direct(l, op, geom, [x, w, y], (alpha, beta), shape) }
+}
+
+/// Launches a direct depthwise kernel whose parameters are (geometry, the strides of its
+/// input, filter and output, their addresses, alpha, beta) over `(total, rows)`.
+///
+/// # Safety
+/// As the depthwise trait methods.
+unsafe fn depthwise_direct<L: Launcher + ?Sized>(
+    l: &L,
+    op: &str,
+    geom: &KernelGeom,
+    [input, w, out]: [TensorArg<'_>; 3],
+    (alpha, beta): (f64, f64),
+    (total, rows): (i64, i64),
+) -> Result<()> {
+    let dt = out.desc.dtype();
+    let mut g = *geom;
+    let (mut is, mut ws, mut os) = (
+        KernelStrides::of(input.desc),
+        KernelStrides::of(w.desc),
+        KernelStrides::of(out.desc),
+    );
+    let (mut ip, mut wp, mut op_addr) = (input.addr, w.addr, out.addr);
+    let (mut a, mut b) = (Scalar::of(dt, alpha), Scalar::of(dt, beta));
     // SAFETY: forwarded contract.
     unsafe {
         l.launch(
             op,
             dt,
             total,
-            planes,
+            rows,
             &mut [
                 arg(&mut g),
-                arg(&mut xs),
+                arg(&mut is),
                 arg(&mut ws),
-                arg(&mut ys),
-                arg(&mut xp),
+                arg(&mut os),
+                arg(&mut ip),
                 arg(&mut wp),
-                arg(&mut yp),
+                arg(&mut op_addr),
                 a.ptr(),
                 b.ptr(),
             ],
@@ -508,17 +526,6 @@ pub unsafe fn depthwise_bwd_data<L: Launcher + ?Sized>(
     alpha: f64,
     beta: f64,
 ) -> Result<()> {
-    let dt = dx.desc.dtype();
-    let mut g = *geom;
-    let (mut ys, mut ws, mut xs) = (
-        KernelStrides::of(dy.desc),
-        KernelStrides::of(w.desc),
-        KernelStrides::of(dx.desc),
-    );
-    let (mut yp, mut wp, mut xp) = (dy.addr, w.addr, dx.addr);
-    let (mut a, mut b) = (Scalar::of(dt, alpha), Scalar::of(dt, beta));
-    // Input positions along x, (image, channel) planes along y.
-    let (total, planes) = (geom.input_len, geom.n * geom.c);
     let op = if is_3x3(geom)
         && geom.stride == [1, 1, 1]
         && fits_31_bits(geom, &[dy.desc, w.desc, dx.desc])
@@ -527,26 +534,10 @@ pub unsafe fn depthwise_bwd_data<L: Launcher + ?Sized>(
     } else {
         "depthwise_bwd_data"
     };
+    // Input positions along x, (image, input channel) planes along y.
+    let shape = (geom.input_len, geom.n * geom.c);
     // SAFETY: forwarded contract.
-    unsafe {
-        l.launch(
-            op,
-            dt,
-            total,
-            planes,
-            &mut [
-                arg(&mut g),
-                arg(&mut ys),
-                arg(&mut ws),
-                arg(&mut xs),
-                arg(&mut yp),
-                arg(&mut wp),
-                arg(&mut xp),
-                a.ptr(),
-                b.ptr(),
-            ],
-        )
-    }
+    unsafe { depthwise_direct(l, op, geom, [dy, w, dx], (alpha, beta), shape) }
 }
 
 /// See [`super::Backend::depthwise_wgrad`].

@@ -8,8 +8,8 @@ use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
 use crate::plan::KernelStrides;
 use crate::winograd::{
-    F2, F4, LANES, Lane, Lanes, MAX_ALPHA, Square, Step, Transforms, WinogradGeom, transform_2d,
-    transform_2d_into,
+    F2, F4, LANES, Lane, Lanes, MAX_ALPHA, Row, Square, Step, Transforms, WinogradGeom,
+    transform_2d, transform_2d_into,
 };
 use half::{bf16, f16};
 use rayon::prelude::*;
@@ -255,35 +255,66 @@ unsafe fn data<T: Element, F: Transforms>(
     v: SharedPtr<f32>,
     tiles: Pixels,
 ) {
-    let (sc, a, m) = (g.src_c as usize, F::ALPHA, F::M);
-    let len = tiles.len;
+    let patches = Patches {
+        channels: g.src_c as usize,
+        dims: (g.src_h, g.src_w),
+        edge: F::ALPHA,
+        origin: (g.pad_h, g.pad_w),
+    };
+    // SAFETY: forwarded contract (V holds α²·S·len elements).
+    unsafe { tiles_in::<T, F>(g, src, patches, F::data, v, tiles) }
+}
+
+/// Where a step's input patches come from: `edge × edge` values per tile, starting `origin`
+/// before the tile's first output position, zero outside the `dims` of the tensor.
+#[derive(Clone, Copy)]
+struct Patches {
+    channels: usize,
+    dims: (i64, i64),
+    edge: usize,
+    origin: (i64, i64),
+}
+
+/// Reads every tile's patch of every channel, transforms it with `f` (edge → α along both
+/// axes) and stores the result as `[α²][channels][tiles.len]`; one task per channel.
+///
+/// # Safety
+/// The tensor must address its extent; `out` must hold α²·channels·tiles.len elements.
+unsafe fn tiles_in<T: Element, F: Transforms>(
+    g: &WinogradGeom,
+    t: Tensor<T>,
+    p: Patches,
+    f: impl Fn(&Row<Lanes>) -> Row<Lanes> + Sync + Send + Copy,
+    out: SharedPtr<f32>,
+    tiles: Pixels,
+) {
+    let (a, m, len) = (F::ALPHA, F::M, tiles.len);
     let chunks = tile_chunks(g, tiles);
-    (0..sc).into_par_iter().for_each(|s| {
+    (0..p.channels).into_par_iter().for_each(|ch| {
         let mut patch: Square<Lanes> = [[Lanes::ZERO; MAX_ALPHA]; MAX_ALPHA];
         let (mut rows, mut tr) = (patch, patch);
         let mut seg = [0.0f32; SEGMENT];
         for c in &chunks {
             for r in &c.runs {
-                let x0 = (r.tx * m) as i64 - g.pad_w;
-                let span = r.count * m + 2;
-                for (i, row) in patch.iter_mut().enumerate().take(a) {
-                    let y = (r.ty * m + i) as i64 - g.pad_h;
-                    let dims = (g.src_h, g.src_w);
-                    // SAFETY: the caller guarantees the source tensor's extent.
-                    unsafe { load_segment(&src, (r.n, s), y, x0, span, dims, &mut seg) };
-                    for (j, p) in row.iter_mut().enumerate().take(a) {
+                let x0 = (r.tx * m) as i64 - p.origin.1;
+                let span = r.count * m + p.edge - m;
+                for (i, row) in patch.iter_mut().enumerate().take(p.edge) {
+                    let y = (r.ty * m + i) as i64 - p.origin.0;
+                    // SAFETY: the caller guarantees the tensor's extent.
+                    unsafe { load_segment(&t, (r.n, ch), y, x0, span, p.dims, &mut seg) };
+                    for (j, v) in row.iter_mut().enumerate().take(p.edge) {
                         for l in 0..r.count {
-                            p.0[r.lane + l] = seg[l * m + j];
+                            v.0[r.lane + l] = seg[l * m + j];
                         }
                     }
                 }
             }
-            transform_2d_into(&patch, a, a, F::data, &mut rows, &mut tr);
+            transform_2d_into(&patch, p.edge, a, f, &mut rows, &mut tr);
             for (i, row) in tr.iter().enumerate().take(a) {
                 for (j, val) in row.iter().enumerate().take(a) {
-                    let at = ((i * a + j) * sc + s) * len + c.col;
-                    // SAFETY: V holds α²·S·len elements; row s belongs to this task.
-                    unsafe { store_lanes(v, at, val, c.count) };
+                    let at = ((i * a + j) * p.channels + ch) * len + c.col;
+                    // SAFETY: `out` holds α²·channels·len elements; row ch belongs to this task.
+                    unsafe { store_lanes(out, at, val, c.count) };
                 }
             }
         }
@@ -346,39 +377,14 @@ unsafe fn grad<T: Element, F: Transforms>(
     d: SharedPtr<f32>,
     tiles: Pixels,
 ) {
-    let (tc, a, m) = (g.dst_c as usize, F::ALPHA, F::M);
-    let len = tiles.len;
-    let chunks = tile_chunks(g, tiles);
-    (0..tc).into_par_iter().for_each(|t| {
-        let mut e: Square<Lanes> = [[Lanes::ZERO; MAX_ALPHA]; MAX_ALPHA];
-        let (mut rows, mut tr) = (e, e);
-        let mut seg = [0.0f32; SEGMENT];
-        for c in &chunks {
-            for r in &c.runs {
-                let x0 = (r.tx * m) as i64;
-                for (i, row) in e.iter_mut().enumerate().take(m) {
-                    let y = (r.ty * m + i) as i64;
-                    let dims = (g.dst_h, g.dst_w);
-                    let span = r.count * m;
-                    // SAFETY: the caller guarantees the gradient tensor's extent.
-                    unsafe { load_segment(&dy, (r.n, t), y, x0, span, dims, &mut seg) };
-                    for (j, p) in row.iter_mut().enumerate().take(m) {
-                        for l in 0..r.count {
-                            p.0[r.lane + l] = seg[l * m + j];
-                        }
-                    }
-                }
-            }
-            transform_2d_into(&e, m, a, F::grad, &mut rows, &mut tr);
-            for (i, row) in tr.iter().enumerate().take(a) {
-                for (j, val) in row.iter().enumerate().take(a) {
-                    let at = ((i * a + j) * tc + t) * len + c.col;
-                    // SAFETY: D holds α²·T·len elements; row t belongs to this task.
-                    unsafe { store_lanes(d, at, val, c.count) };
-                }
-            }
-        }
-    });
+    let patches = Patches {
+        channels: g.dst_c as usize,
+        dims: (g.dst_h, g.dst_w),
+        edge: F::M,
+        origin: (0, 0),
+    };
+    // SAFETY: forwarded contract (D holds α²·T·len elements).
+    unsafe { tiles_in::<T, F>(g, dy, patches, F::grad, d, tiles) }
 }
 
 /// dF[t,s] = Gᵀ U'[·][t][s] G, blended into the filter gradient with alpha/beta; lanes are
