@@ -607,3 +607,190 @@ fn fits_31_bits(geom: &KernelGeom, tensors: &[&crate::problem::TensorDesc]) -> b
             .iter()
             .all(|t| t.element_space().is_ok_and(|e| (e as i64) < LIMIT))
 }
+
+/// The [`super::Backend`] methods that are one `hip-kernels/` launch, delegating to the
+/// functions above: expanded inside `impl Backend for …` of every GPU backend whose type
+/// implements [`Launcher`].
+macro_rules! launched_ops {
+    () => {
+        unsafe fn pack(
+            &self,
+            src: $crate::backend::TensorArg<'_>,
+            dst: $crate::backend::Addr,
+        ) -> $crate::error::Result<()> {
+            // SAFETY: forwarded contract.
+            unsafe { $crate::backend::kernel_ops::pack(self, src, dst) }
+        }
+
+        unsafe fn im2col(
+            &self,
+            geom: &$crate::plan::KernelGeom,
+            x: $crate::backend::TensorArg<'_>,
+            groups: $crate::backend::Channels,
+            pixels: $crate::backend::Pixels,
+            col: $crate::backend::Addr,
+        ) -> $crate::error::Result<()> {
+            // SAFETY: forwarded contract.
+            unsafe { $crate::backend::kernel_ops::im2col(self, geom, x, groups, pixels, col) }
+        }
+
+        unsafe fn gather_pixels(
+            &self,
+            geom: &$crate::plan::KernelGeom,
+            src: $crate::backend::TensorArg<'_>,
+            channels: $crate::backend::Channels,
+            pixels: $crate::backend::Pixels,
+            dst: $crate::backend::Addr,
+        ) -> $crate::error::Result<()> {
+            // SAFETY: forwarded contract.
+            unsafe {
+                $crate::backend::kernel_ops::gather_pixels(self, geom, src, channels, pixels, dst)
+            }
+        }
+
+        unsafe fn store_pixels(
+            &self,
+            geom: &$crate::plan::KernelGeom,
+            src: $crate::backend::Addr,
+            dst: $crate::backend::TensorArg<'_>,
+            channels: $crate::backend::Channels,
+            pixels: $crate::backend::Pixels,
+            alpha: f64,
+            beta: f64,
+        ) -> $crate::error::Result<()> {
+            // SAFETY: forwarded contract.
+            unsafe {
+                $crate::backend::kernel_ops::store_pixels(
+                    self, geom, src, dst, channels, pixels, alpha, beta,
+                )
+            }
+        }
+
+        unsafe fn col2im(
+            &self,
+            geom: &$crate::plan::KernelGeom,
+            col: $crate::backend::Addr,
+            dx: $crate::backend::TensorArg<'_>,
+            groups: $crate::backend::Channels,
+            channels: $crate::backend::Channels,
+            images: $crate::backend::Channels,
+            alpha: f64,
+            beta: f64,
+        ) -> $crate::error::Result<()> {
+            // SAFETY: forwarded contract.
+            unsafe {
+                $crate::backend::kernel_ops::col2im(
+                    self, geom, col, dx, groups, channels, images, alpha, beta,
+                )
+            }
+        }
+
+        unsafe fn unpack(
+            &self,
+            src: $crate::backend::Addr,
+            dst: $crate::backend::TensorArg<'_>,
+            alpha: f64,
+            beta: f64,
+        ) -> $crate::error::Result<()> {
+            // SAFETY: forwarded contract.
+            unsafe { $crate::backend::kernel_ops::unpack(self, src, dst, alpha, beta) }
+        }
+
+        unsafe fn sum_batches(
+            &self,
+            dtype: $crate::dtype::DType,
+            src: $crate::backend::Addr,
+            count: usize,
+            batches: usize,
+            dst: $crate::backend::Addr,
+            accumulate: bool,
+        ) -> $crate::error::Result<()> {
+            // SAFETY: forwarded contract.
+            unsafe {
+                $crate::backend::kernel_ops::sum_batches(
+                    self, dtype, src, count, batches, dst, accumulate,
+                )
+            }
+        }
+
+        unsafe fn depthwise_fwd(
+            &self,
+            geom: &$crate::plan::KernelGeom,
+            x: $crate::backend::TensorArg<'_>,
+            w: $crate::backend::TensorArg<'_>,
+            y: $crate::backend::TensorArg<'_>,
+            alpha: f64,
+            beta: f64,
+        ) -> $crate::error::Result<()> {
+            // SAFETY: forwarded contract.
+            unsafe { $crate::backend::kernel_ops::depthwise_fwd(self, geom, x, w, y, alpha, beta) }
+        }
+
+        unsafe fn depthwise_bwd_data(
+            &self,
+            geom: &$crate::plan::KernelGeom,
+            dy: $crate::backend::TensorArg<'_>,
+            w: $crate::backend::TensorArg<'_>,
+            dx: $crate::backend::TensorArg<'_>,
+            alpha: f64,
+            beta: f64,
+        ) -> $crate::error::Result<()> {
+            // SAFETY: forwarded contract.
+            unsafe {
+                $crate::backend::kernel_ops::depthwise_bwd_data(self, geom, dy, w, dx, alpha, beta)
+            }
+        }
+
+        unsafe fn depthwise_wgrad(
+            &self,
+            geom: &$crate::plan::KernelGeom,
+            x: $crate::backend::TensorArg<'_>,
+            dy: $crate::backend::TensorArg<'_>,
+            part: $crate::backend::Addr,
+            slices: usize,
+        ) -> $crate::error::Result<()> {
+            // SAFETY: forwarded contract.
+            unsafe { $crate::backend::kernel_ops::depthwise_wgrad(self, geom, x, dy, part, slices) }
+        }
+
+        unsafe fn winograd(
+            &self,
+            geom: &$crate::winograd::WinogradGeom,
+            step: $crate::winograd::Step,
+            tensor: $crate::backend::TensorArg<'_>,
+            work: $crate::backend::Addr,
+            tiles: $crate::backend::Pixels,
+            alpha: f64,
+            beta: f64,
+        ) -> $crate::error::Result<()> {
+            // SAFETY: forwarded contract.
+            unsafe {
+                $crate::backend::kernel_ops::winograd(
+                    self, geom, step, tensor, work, tiles, alpha, beta,
+                )
+            }
+        }
+
+        unsafe fn bias_add(
+            &self,
+            y: $crate::backend::TensorArg<'_>,
+            b: $crate::backend::Addr,
+            alpha: f64,
+        ) -> $crate::error::Result<()> {
+            // SAFETY: forwarded contract.
+            unsafe { $crate::backend::kernel_ops::bias_add(self, y, b, alpha) }
+        }
+
+        unsafe fn bias_grad(
+            &self,
+            dy: $crate::backend::TensorArg<'_>,
+            db: $crate::backend::Addr,
+            alpha: f64,
+            beta: f64,
+        ) -> $crate::error::Result<()> {
+            // SAFETY: forwarded contract.
+            unsafe { $crate::backend::kernel_ops::bias_grad(self, dy, db, alpha, beta) }
+        }
+    };
+}
+pub(crate) use launched_ops;

@@ -30,11 +30,10 @@ pub use runtime::{DeviceBuffer, HipApi, HipDevice, Workspace};
 
 use super::blas::ColumnMajorGemm;
 use super::kernel_ops::{self, BLOCK, Launcher};
-use super::{Addr, Backend, Channels, GemmArgs, Pixels, TensorArg};
+use super::{Backend, GemmArgs};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::kernels::{self, kernel_name};
-use crate::plan::KernelGeom;
 use runtime::check;
 use std::ffi::c_void;
 
@@ -172,133 +171,7 @@ impl Backend for HipBackend {
         format!("hip [{}]", object_label(self.device.code_object()))
     }
 
-    unsafe fn pack(&self, src: TensorArg<'_>, dst: Addr) -> Result<()> {
-        // SAFETY: forwarded contract.
-        unsafe { kernel_ops::pack(self, src, dst) }
-    }
-
-    unsafe fn im2col(
-        &self,
-        geom: &KernelGeom,
-        x: TensorArg<'_>,
-        groups: Channels,
-        pixels: Pixels,
-        col: Addr,
-    ) -> Result<()> {
-        // SAFETY: forwarded contract.
-        unsafe { kernel_ops::im2col(self, geom, x, groups, pixels, col) }
-    }
-
-    unsafe fn gather_pixels(
-        &self,
-        geom: &KernelGeom,
-        src: TensorArg<'_>,
-        channels: Channels,
-        pixels: Pixels,
-        dst: Addr,
-    ) -> Result<()> {
-        // SAFETY: forwarded contract.
-        unsafe { kernel_ops::gather_pixels(self, geom, src, channels, pixels, dst) }
-    }
-
-    unsafe fn store_pixels(
-        &self,
-        geom: &KernelGeom,
-        src: Addr,
-        dst: TensorArg<'_>,
-        channels: Channels,
-        pixels: Pixels,
-        alpha: f64,
-        beta: f64,
-    ) -> Result<()> {
-        // SAFETY: forwarded contract.
-        unsafe { kernel_ops::store_pixels(self, geom, src, dst, channels, pixels, alpha, beta) }
-    }
-
-    unsafe fn col2im(
-        &self,
-        geom: &KernelGeom,
-        col: Addr,
-        dx: TensorArg<'_>,
-        groups: Channels,
-        channels: Channels,
-        images: Channels,
-        alpha: f64,
-        beta: f64,
-    ) -> Result<()> {
-        // SAFETY: forwarded contract.
-        unsafe { kernel_ops::col2im(self, geom, col, dx, groups, channels, images, alpha, beta) }
-    }
-
-    unsafe fn unpack(&self, src: Addr, dst: TensorArg<'_>, alpha: f64, beta: f64) -> Result<()> {
-        // SAFETY: forwarded contract.
-        unsafe { kernel_ops::unpack(self, src, dst, alpha, beta) }
-    }
-
-    unsafe fn sum_batches(
-        &self,
-        dtype: DType,
-        src: Addr,
-        count: usize,
-        batches: usize,
-        dst: Addr,
-        accumulate: bool,
-    ) -> Result<()> {
-        // SAFETY: forwarded contract.
-        unsafe { kernel_ops::sum_batches(self, dtype, src, count, batches, dst, accumulate) }
-    }
-
-    unsafe fn depthwise_fwd(
-        &self,
-        geom: &KernelGeom,
-        x: TensorArg<'_>,
-        w: TensorArg<'_>,
-        y: TensorArg<'_>,
-        alpha: f64,
-        beta: f64,
-    ) -> Result<()> {
-        // SAFETY: forwarded contract.
-        unsafe { kernel_ops::depthwise_fwd(self, geom, x, w, y, alpha, beta) }
-    }
-
-    unsafe fn depthwise_bwd_data(
-        &self,
-        geom: &KernelGeom,
-        dy: TensorArg<'_>,
-        w: TensorArg<'_>,
-        dx: TensorArg<'_>,
-        alpha: f64,
-        beta: f64,
-    ) -> Result<()> {
-        // SAFETY: forwarded contract.
-        unsafe { kernel_ops::depthwise_bwd_data(self, geom, dy, w, dx, alpha, beta) }
-    }
-
-    unsafe fn depthwise_wgrad(
-        &self,
-        geom: &KernelGeom,
-        x: TensorArg<'_>,
-        dy: TensorArg<'_>,
-        part: Addr,
-        slices: usize,
-    ) -> Result<()> {
-        // SAFETY: forwarded contract.
-        unsafe { kernel_ops::depthwise_wgrad(self, geom, x, dy, part, slices) }
-    }
-
-    unsafe fn winograd(
-        &self,
-        geom: &crate::winograd::WinogradGeom,
-        step: crate::winograd::Step,
-        tensor: TensorArg<'_>,
-        work: Addr,
-        tiles: Pixels,
-        alpha: f64,
-        beta: f64,
-    ) -> Result<()> {
-        // SAFETY: forwarded contract.
-        unsafe { kernel_ops::winograd(self, geom, step, tensor, work, tiles, alpha, beta) }
-    }
+    kernel_ops::launched_ops!();
 
     unsafe fn gemm(&self, a: &GemmArgs) -> Result<()> {
         if a.m == 0 || a.n == 0 || a.batch == 0 {
@@ -379,16 +252,6 @@ impl Backend for HipBackend {
                 }
             }
         }
-    }
-
-    unsafe fn bias_add(&self, y: TensorArg<'_>, b: Addr, alpha: f64) -> Result<()> {
-        // SAFETY: forwarded contract.
-        unsafe { kernel_ops::bias_add(self, y, b, alpha) }
-    }
-
-    unsafe fn bias_grad(&self, dy: TensorArg<'_>, db: Addr, alpha: f64, beta: f64) -> Result<()> {
-        // SAFETY: forwarded contract.
-        unsafe { kernel_ops::bias_grad(self, dy, db, alpha, beta) }
     }
 
     fn synchronize(&self) -> Result<()> {
