@@ -80,6 +80,70 @@ fn random_problems_match_the_reference_on_the_gpu() {
     eprintln!("gpu parity: {checked} random problems passed");
 }
 
+/// The GPU's default Winograd rule on random eligible problems (F(4×4) and its F(2×2)
+/// fallback, forward and backward-data, and F(2×2) backward-weights on wide filters), at a
+/// roomy budget and at one that cuts the tiles into several ranges.
+#[test]
+fn winograd_problems_match_the_reference_on_the_gpu() {
+    // The plans are checked on any machine; the runs need a GPU.
+    let target = gpu();
+    let mut rng = Rng::new(3311);
+    let mut winograd_plans = 0;
+    for round in 0..90 {
+        let wide = round % 3 == 0;
+        let (c, k) = if wide {
+            (128 + rng.below(9), 128 + rng.below(9))
+        } else {
+            (16 + rng.below(17), 16 + rng.below(17))
+        };
+        let n = 2 + rng.below(2);
+        let hw = [8 + rng.below(12), 8 + rng.below(12)];
+        let pad = rng.below(3);
+        let dtype = [DType::F32, DType::F16, DType::BF16][rng.below(3)];
+        let p = problem(
+            dtype,
+            n,
+            c,
+            &hw,
+            k,
+            &[3, 3],
+            &[pad, pad],
+            &[1, 1],
+            &[1, 1],
+            1,
+            rng.below(3),
+        )
+        .unwrap();
+        let dir = Direction::ALL[(round / 3) % 3];
+        let roomy = hipconv::ConvPlan::new(&p, dir, 1 << 30).unwrap();
+        let tight = roomy.layout().col + (roomy.workspace_bytes() - roomy.layout().col) / 3;
+        for budget in [1 << 30, tight] {
+            let plan = hipconv::ConvPlan::new(&p, dir, budget).unwrap();
+            winograd_plans += usize::from(plan.path() == hipconv::plan::Path::Winograd);
+            let seed = rng.next_u64();
+            let Some(target) = target else { continue };
+            let err = gpu_error(target, &p, dir, budget, seed);
+            assert!(
+                err <= tolerance(dtype),
+                "{} {} budget {budget} ({}): error {err}",
+                p.summary(),
+                dir.name(),
+                plan.describe()
+            );
+        }
+    }
+    assert!(
+        winograd_plans >= 100,
+        "only {winograd_plans} Winograd plans of 180"
+    );
+    match target {
+        Some(_) => eprintln!("gpu winograd parity: 180 runs passed, {winograd_plans} on Winograd"),
+        None => eprintln!(
+            "gpu winograd parity: {winograd_plans} of 180 plans are Winograd; runs skipped"
+        ),
+    }
+}
+
 #[test]
 fn anchor_shapes_and_tiny_workspaces_on_the_gpu() {
     let Some(target) = gpu() else { return };
