@@ -71,7 +71,7 @@ HC_DEVICE void depthwise_fwd_impl(const KernelGeom& g, const KernelStrides& xs,
 
 // Forward for a fixed KH x KW 2-D filter, in 32-bit index arithmetic (the host launches it only
 // when every tensor's extent and every geometry value fits in 31 bits): weights held in
-// registers per plane, one multiply per axis per output for the input offsets.
+// registers per plane, two outputs of a row per thread (threads walk output pairs).
 template <class Ty, int KH, int KW>
 HC_DEVICE void depthwise_fwd_fixed(const KernelGeom& g, const KernelStrides& xs,
                                    const KernelStrides& ws, const KernelStrides& ys,
@@ -81,8 +81,9 @@ HC_DEVICE void depthwise_fwd_fixed(const KernelGeom& g, const KernelStrides& xs,
                                    typename Ty::C beta) {
     typedef typename Ty::C C;
     const hc_i64 planes = g.n * g.k;
-    const int out_w = (int)g.output[2], out_hw = (int)(g.output[1] * g.output[2]);
-    const int out_len = (int)g.output_len;
+    const int out_w = (int)g.output[2];
+    const int pairs = (out_w + 1) / 2, pairs_hw = (int)g.output[1] * pairs;
+    const int items = (int)g.output[0] * pairs_hw;
     const int in_d = (int)g.input[0], in_h = (int)g.input[1], in_w = (int)g.input[2];
     const int xs0 = (int)xs.spatial[0], xs1 = (int)xs.spatial[1], xs2 = (int)xs.spatial[2];
     const int ys0 = (int)ys.spatial[0], ys1 = (int)ys.spatial[1], ys2 = (int)ys.spatial[2];
@@ -102,27 +103,49 @@ HC_DEVICE void depthwise_fwd_fixed(const KernelGeom& g, const KernelStrides& xs,
 #pragma unroll
             for (int kw = 0; kw < KW; ++kw)
                 wv[kh][kw] = Ty::load(w[n_k.r * ws.n + kh * ws.spatial[1] + kw * ws.spatial[2]]);
-        for (int o = first; o < out_len; o += stride) {
-            const int od = o / out_hw, rest = o - od * out_hw;
-            const int oh = rest / out_w, ow = rest - oh * out_w;
+        // Two neighbouring outputs of a row per thread: with unit stride and dilation they
+        // share KW - 1 of each row's KW + 1 input values.
+        const bool unit = st2 == 1 && d2 == 1;
+        for (int q = first; q < items; q += stride) {
+            const int od = q / pairs_hw, rest = q - od * pairs_hw;
+            const int oh = rest / pairs, ow = 2 * (rest - oh * pairs);
+            const bool second = ow + 1 < out_w;
             const int id = od * st0 - p0, h0 = oh * st1 - p1, w0 = ow * st2 - p2;
-            C acc = C(0);
+            C acc0 = C(0), acc1 = C(0);
             if (id >= 0 && id < in_d) {
                 const int base = id * xs0 + h0 * xs1 + w0 * xs2;
 #pragma unroll
                 for (int kh = 0; kh < KH; ++kh) {
                     const int ih = h0 + kh * d1;
                     if (ih < 0 || ih >= in_h) continue;
+                    const int row = base + kh * step_h;
+                    if (unit) {
+                        C v[KW + 1];
 #pragma unroll
-                    for (int kw = 0; kw < KW; ++kw) {
-                        const int iw = w0 + kw * d2;
-                        if (iw < 0 || iw >= in_w) continue;
-                        acc += Ty::load(xp[base + kh * step_h + kw * step_w]) * wv[kh][kw];
+                        for (int j = 0; j <= KW; ++j) {
+                            const int iw = w0 + j;
+                            v[j] = iw >= 0 && iw < in_w ? Ty::load(xp[row + j * xs2]) : C(0);
+                        }
+#pragma unroll
+                        for (int kw = 0; kw < KW; ++kw) {
+                            acc0 += v[kw] * wv[kh][kw];
+                            acc1 += v[kw + 1] * wv[kh][kw];
+                        }
+                    } else {
+#pragma unroll
+                        for (int kw = 0; kw < KW; ++kw) {
+                            const int iw = w0 + kw * d2;
+                            if (iw >= 0 && iw < in_w)
+                                acc0 += Ty::load(xp[row + kw * step_w]) * wv[kh][kw];
+                            if (second && iw + st2 >= 0 && iw + st2 < in_w)
+                                acc1 += Ty::load(xp[row + kw * step_w + st2 * xs2]) * wv[kh][kw];
+                        }
                     }
                 }
             }
             typename Ty::T* p = yp + (od * ys0 + oh * ys1 + ow * ys2);
-            *p = hc_blend<Ty>(acc, alpha, beta, p);
+            *p = hc_blend<Ty>(acc0, alpha, beta, p);
+            if (second) p[ys2] = hc_blend<Ty>(acc1, alpha, beta, p + ys2);
         }
     }
 }

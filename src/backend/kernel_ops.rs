@@ -356,13 +356,15 @@ pub unsafe fn depthwise_fwd<L: Launcher + ?Sized>(
     alpha: f64,
     beta: f64,
 ) -> Result<()> {
-    let op = if is_3x3(geom) && fits_31_bits(geom, &[x.desc, w.desc, y.desc]) {
-        "depthwise_fwd3"
+    let planes = geom.n * geom.k;
+    // Output positions (pairs of a row for the unrolled kernel) along x, (image, output
+    // channel) planes along y.
+    let (op, shape) = if is_3x3(geom) && fits_31_bits(geom, &[x.desc, w.desc, y.desc]) {
+        let pairs = geom.output[0] * geom.output[1] * ((geom.output[2] + 1) / 2);
+        ("depthwise_fwd3", (pairs, planes))
     } else {
-        "depthwise_fwd"
+        ("depthwise_fwd", (geom.output_len, planes))
     };
-    // Output positions along x, (image, output channel) planes along y.
-    let shape = (geom.output_len, geom.n * geom.k);
     // SAFETY: forwarded contract.
     unsafe { depthwise_direct(l, op, geom, [x, w, y], (alpha, beta), shape) }
 }
