@@ -214,7 +214,7 @@ HC_DEVICE void depthwise_bwd_data_impl(const KernelGeom& g, const KernelStrides&
 
 // Backward-data for a fixed KH x KW 2-D filter and stride 1, in 32-bit index arithmetic (as
 // the forward one): every tap reads dy at a fixed offset from the input position (a
-// correlation with the flipped filter).
+// correlation with the flipped filter); two inputs of a row per thread.
 template <class Ty, int KH, int KW>
 HC_DEVICE void depthwise_bwd_data_fixed(const KernelGeom& g, const KernelStrides& ys,
                                         const KernelStrides& ws, const KernelStrides& xs,
@@ -224,8 +224,9 @@ HC_DEVICE void depthwise_bwd_data_fixed(const KernelGeom& g, const KernelStrides
                                         typename Ty::C beta) {
     typedef typename Ty::C C;
     const hc_i64 planes = g.n * g.c;
-    const int in_w = (int)g.input[2], in_hw = (int)(g.input[1] * g.input[2]);
-    const int in_len = (int)g.input_len;
+    const int in_w = (int)g.input[2];
+    const int pairs = (in_w + 1) / 2, pairs_hw = (int)g.input[1] * pairs;
+    const int items = (int)g.input[0] * pairs_hw;
     const int out_d = (int)g.output[0], out_h = (int)g.output[1], out_w = (int)g.output[2];
     const int xs0 = (int)xs.spatial[0], xs1 = (int)xs.spatial[1], xs2 = (int)xs.spatial[2];
     const int ys0 = (int)ys.spatial[0], ys1 = (int)ys.spatial[1], ys2 = (int)ys.spatial[2];
@@ -239,11 +240,14 @@ HC_DEVICE void depthwise_bwd_data_fixed(const KernelGeom& g, const KernelStrides
         const typename Ty::T* dyp = dy + n_c.q * ys.n + n_c.r * mult * ys.c;
         const typename Ty::T* wp = w + n_c.r * mult * ws.n;
         typename Ty::T* xp = dx + n_c.q * xs.n + n_c.r * xs.c;
-        for (int i = first; i < in_len; i += stride) {
-            const int id = i / in_hw, rest = i - id * in_hw;
-            const int ih = rest / in_w, iw = rest - ih * in_w;
+        // Two neighbouring inputs of a row per thread: with unit dilation they share KW - 1
+        // of each row's KW + 1 dy values.
+        for (int q = first; q < items; q += stride) {
+            const int id = q / pairs_hw, rest = q - id * pairs_hw;
+            const int ih = rest / pairs, iw = 2 * (rest - ih * pairs);
+            const bool second = iw + 1 < in_w;
             const int od = id + p0, h0 = ih + p1, w0 = iw + p2;
-            C acc = C(0);
+            C acc0 = C(0), acc1 = C(0);
             if (od < out_d) {
                 const int base = od * ys0 + h0 * ys1 + w0 * ys2;
                 for (int j = 0; j < mult; ++j) {
@@ -253,18 +257,42 @@ HC_DEVICE void depthwise_bwd_data_fixed(const KernelGeom& g, const KernelStrides
                     for (int kh = 0; kh < KH; ++kh) {
                         const int oh = h0 - kh * d1;
                         if (oh < 0 || oh >= out_h) continue;
+                        const int row = base - kh * step_h;
+                        C wv[KW];
 #pragma unroll
-                        for (int kw = 0; kw < KW; ++kw) {
-                            const int ow = w0 - kw * d2;
-                            if (ow < 0 || ow >= out_w) continue;
-                            acc += Ty::load(dj[base - kh * step_h - kw * step_w]) *
-                                   Ty::load(wj[kh * ws.spatial[1] + kw * ws.spatial[2]]);
+                        for (int kw = 0; kw < KW; ++kw)
+                            wv[kw] = Ty::load(wj[kh * ws.spatial[1] + kw * ws.spatial[2]]);
+                        if (d2 == 1) {
+                            // v[t] = dy at column w0 + 1 - t: input iw reads t = kw + 1,
+                            // input iw + 1 reads t = kw.
+                            C v[KW + 1];
+#pragma unroll
+                            for (int t = 0; t <= KW; ++t) {
+                                const int ow = w0 + 1 - t;
+                                v[t] = ow >= 0 && ow < out_w ? Ty::load(dj[row + (1 - t) * ys2])
+                                                             : C(0);
+                            }
+#pragma unroll
+                            for (int kw = 0; kw < KW; ++kw) {
+                                acc0 += v[kw + 1] * wv[kw];
+                                acc1 += v[kw] * wv[kw];
+                            }
+                        } else {
+#pragma unroll
+                            for (int kw = 0; kw < KW; ++kw) {
+                                const int ow = w0 - kw * d2;
+                                if (ow >= 0 && ow < out_w)
+                                    acc0 += Ty::load(dj[row - kw * step_w]) * wv[kw];
+                                if (second && ow + 1 >= 0 && ow + 1 < out_w)
+                                    acc1 += Ty::load(dj[row - kw * step_w + ys2]) * wv[kw];
+                            }
                         }
                     }
                 }
             }
             typename Ty::T* p = xp + (id * xs0 + ih * xs1 + iw * xs2);
-            *p = hc_blend<Ty>(acc, alpha, beta, p);
+            *p = hc_blend<Ty>(acc0, alpha, beta, p);
+            if (second) p[xs2] = hc_blend<Ty>(acc1, alpha, beta, p + xs2);
         }
     }
 }

@@ -528,16 +528,18 @@ pub unsafe fn depthwise_bwd_data<L: Launcher + ?Sized>(
     alpha: f64,
     beta: f64,
 ) -> Result<()> {
-    let op = if is_3x3(geom)
+    let planes = geom.n * geom.c;
+    // Input positions (pairs of a row for the unrolled kernel) along x, (image, input channel)
+    // planes along y.
+    let (op, shape) = if is_3x3(geom)
         && geom.stride == [1, 1, 1]
         && fits_31_bits(geom, &[dy.desc, w.desc, dx.desc])
     {
-        "depthwise_bwd_data3"
+        let pairs = geom.input[0] * geom.input[1] * ((geom.input[2] + 1) / 2);
+        ("depthwise_bwd_data3", (pairs, planes))
     } else {
-        "depthwise_bwd_data"
+        ("depthwise_bwd_data", (geom.input_len, planes))
     };
-    // Input positions along x, (image, input channel) planes along y.
-    let shape = (geom.input_len, geom.n * geom.c);
     // SAFETY: forwarded contract.
     unsafe { depthwise_direct(l, op, geom, [dy, w, dx], (alpha, beta), shape) }
 }
