@@ -1,6 +1,7 @@
 // Direct depthwise convolutions (groups == C, any channel multiplier M = K / C), all three
-// directions, for tensors of any strides. Accumulates in the compute type. 3x3 2-D filters get
-// an unrolled instantiation (KH = KW = 3); everything else runs the generic one (KH = KW = 0).
+// directions, for tensors of any strides. Accumulates in the compute type. 2-D 3x3 filters run
+// separate unrolled kernels (`*3` entry points, 32-bit indexing); everything else the generic
+// ones.
 //
 // forward:        y[n, k, o]  = alpha * sum_r x[n, k / M, i(o, r)] * w[k, 0, r] + beta * y
 // backward-data:  dx[n, c, i] = alpha * sum_{j < M} sum_r dy[n, c*M + j, o(i, r)] * w[c*M + j, 0, r]
@@ -11,16 +12,8 @@
 
 #include "common.h"
 
-// Taps of the filter: KH x KW when fixed at compile time (2-D filters), else from g.
-template <int KH, int KW>
-struct hc_taps {
-    static HC_DEVICE hc_i64 d(const KernelGeom& g) { return KH ? 1 : g.kernel[0]; }
-    static HC_DEVICE hc_i64 h(const KernelGeom& g) { return KH ? KH : g.kernel[1]; }
-    static HC_DEVICE hc_i64 w(const KernelGeom& g) { return KW ? KW : g.kernel[2]; }
-};
-
 // Forward: block rows are (image, output channel) planes, threads walk output positions.
-template <class Ty, int KH, int KW>
+template <class Ty>
 HC_DEVICE void depthwise_fwd_impl(const KernelGeom& g, const KernelStrides& xs,
                                   const KernelStrides& ws, const KernelStrides& ys,
                                   const typename Ty::T* __restrict__ x,
@@ -28,7 +21,6 @@ HC_DEVICE void depthwise_fwd_impl(const KernelGeom& g, const KernelStrides& xs,
                                   typename Ty::T* __restrict__ y, typename Ty::C alpha,
                                   typename Ty::C beta) {
     typedef typename Ty::C C;
-    typedef hc_taps<KH, KW> taps;
     const hc_i64 planes = g.n * g.k;
     const hc_i64 out_hw = g.output[1] * g.output[2];
     HC_ROW_LOOP(plane, planes) {
@@ -43,15 +35,13 @@ HC_DEVICE void depthwise_fwd_impl(const KernelGeom& g, const KernelStrides& xs,
             const hc_i64 h0 = oh_ow.q * g.stride[1] - g.pad[1];
             const hc_i64 w0 = oh_ow.r * g.stride[2] - g.pad[2];
             C acc = C(0);
-            for (hc_i64 kd = 0; kd < taps::d(g); ++kd) {
+            for (hc_i64 kd = 0; kd < g.kernel[0]; ++kd) {
                 const hc_i64 id = d0 + kd * g.dilation[0];
                 if (id < 0 || id >= g.input[0]) continue;
-#pragma unroll
-                for (hc_i64 kh = 0; kh < taps::h(g); ++kh) {
+                for (hc_i64 kh = 0; kh < g.kernel[1]; ++kh) {
                     const hc_i64 ih = h0 + kh * g.dilation[1];
                     if (ih < 0 || ih >= g.input[1]) continue;
-#pragma unroll
-                    for (hc_i64 kw = 0; kw < taps::w(g); ++kw) {
+                    for (hc_i64 kw = 0; kw < g.kernel[2]; ++kw) {
                         const hc_i64 iw = w0 + kw * g.dilation[2];
                         if (iw < 0 || iw >= g.input[2]) continue;
                         const C xv = Ty::load(
@@ -161,7 +151,7 @@ HC_DEVICE hc_i64 hc_tap_source(hc_i64 i, hc_i64 k, hc_i64 pad, hc_i64 stride, hc
 
 // Backward-data: block rows are (image, input channel) planes, threads walk input positions
 // and gather every (multiplier, tap) that reads them.
-template <class Ty, int KH, int KW>
+template <class Ty>
 HC_DEVICE void depthwise_bwd_data_impl(const KernelGeom& g, const KernelStrides& ys,
                                        const KernelStrides& ws, const KernelStrides& xs,
                                        const typename Ty::T* __restrict__ dy,
@@ -169,7 +159,6 @@ HC_DEVICE void depthwise_bwd_data_impl(const KernelGeom& g, const KernelStrides&
                                        typename Ty::T* __restrict__ dx, typename Ty::C alpha,
                                        typename Ty::C beta) {
     typedef typename Ty::C C;
-    typedef hc_taps<KH, KW> taps;
     const hc_i64 planes = g.n * g.c;
     const hc_i64 in_hw = g.input[1] * g.input[2];
     HC_ROW_LOOP(plane, planes) {
@@ -182,17 +171,15 @@ HC_DEVICE void depthwise_bwd_data_impl(const KernelGeom& g, const KernelStrides&
                 const hc_i64 k = n_c.r * g.k_per_group + j;
                 const typename Ty::T* dyp = dy + n_c.q * ys.n + k * ys.c;
                 const typename Ty::T* wp = w + k * ws.n;
-                for (hc_i64 kd = 0; kd < taps::d(g); ++kd) {
+                for (hc_i64 kd = 0; kd < g.kernel[0]; ++kd) {
                     const hc_i64 od = hc_tap_source(id_rest.q, kd, g.pad[0], g.stride[0],
                                                     g.dilation[0], g.output[0]);
                     if (od < 0) continue;
-#pragma unroll
-                    for (hc_i64 kh = 0; kh < taps::h(g); ++kh) {
+                    for (hc_i64 kh = 0; kh < g.kernel[1]; ++kh) {
                         const hc_i64 oh = hc_tap_source(ih_iw.q, kh, g.pad[1], g.stride[1],
                                                         g.dilation[1], g.output[1]);
                         if (oh < 0) continue;
-#pragma unroll
-                        for (hc_i64 kw = 0; kw < taps::w(g); ++kw) {
+                        for (hc_i64 kw = 0; kw < g.kernel[2]; ++kw) {
                             const hc_i64 ow = hc_tap_source(ih_iw.r, kw, g.pad[2], g.stride[2],
                                                             g.dilation[2], g.output[2]);
                             if (ow < 0) continue;
@@ -304,13 +291,12 @@ HC_DEVICE void depthwise_bwd_data_fixed(const KernelGeom& g, const KernelStrides
 // positions of the slice for up to HC_DW_TAPS taps at a time, then the block adds the threads'
 // sums in a fixed tree order (deterministic for a given launch). part is [slices][K][R] in
 // the compute type.
-template <class Ty, int KH, int KW>
+template <class Ty>
 HC_DEVICE void depthwise_wgrad_impl(const KernelGeom& g, const KernelStrides& xs,
                                     const KernelStrides& ys, const typename Ty::T* __restrict__ x,
                                     const typename Ty::T* __restrict__ dy,
                                     typename Ty::C* __restrict__ part, hc_i64 slices) {
     typedef typename Ty::C C;
-    typedef hc_taps<KH, KW> taps;
     __shared__ C red[HC_MAX_BLOCK];
     const hc_i64 t = hc_local_id();
     const hc_i64 block = hc_block_size();
@@ -318,7 +304,7 @@ HC_DEVICE void depthwise_wgrad_impl(const KernelGeom& g, const KernelStrides& xs
     while (width < block) width <<= 1;
     const hc_i64 positions = g.n * g.output_len;
     const hc_i64 out_hw = g.output[1] * g.output[2];
-    const hc_i64 hw_taps = taps::h(g) * taps::w(g);
+    const hc_i64 hw_taps = g.kernel[1] * g.kernel[2];
     for (hc_i64 row = hc_block_id(); row < g.k * slices; row += hc_block_count()) {
         const hc_qr k_s = hc_divmod(row, slices);
         const hc_i64 k = k_s.q;
@@ -342,11 +328,8 @@ HC_DEVICE void depthwise_wgrad_impl(const KernelGeom& g, const KernelStrides& xs
                 for (int q = 0; q < HC_DW_TAPS; ++q) {
                     const hc_i64 tap = tap0 + q;
                     if (tap >= g.kernel_len) break;
-                    // With a fixed 2-D filter tap0 is 0 and these fold to constants.
-                    const hc_i64 kd = KH ? 0 : tap / hw_taps;
-                    const hc_i64 rest = KH ? q : tap - kd * hw_taps;
-                    const hc_i64 kh = KH ? q / (KW ? KW : 1) : rest / taps::w(g);
-                    const hc_i64 kw = KH ? q % (KW ? KW : 1) : rest - kh * taps::w(g);
+                    const hc_i64 kd = tap / hw_taps, rest = tap - kd * hw_taps;
+                    const hc_i64 kh = rest / g.kernel[2], kw = rest - kh * g.kernel[2];
                     const hc_i64 id = d0 + kd * g.dilation[0];
                     const hc_i64 ih = h0 + kh * g.dilation[1];
                     const hc_i64 iw = w0 + kw * g.dilation[2];
@@ -463,7 +446,7 @@ HC_DEVICE void depthwise_wgrad_fixed(const KernelGeom& g, const KernelStrides& x
     extern "C" __global__ void depthwise_fwd_##name(                                          \
         KernelGeom g, KernelStrides xs, KernelStrides ws, KernelStrides ys, const Ty::T* x,   \
         const Ty::T* w, Ty::T* y, Ty::C alpha, Ty::C beta) {                                  \
-        depthwise_fwd_impl<Ty, 0, 0>(g, xs, ws, ys, x, w, y, alpha, beta);                    \
+        depthwise_fwd_impl<Ty>(g, xs, ws, ys, x, w, y, alpha, beta);                    \
     }                                                                                         \
     extern "C" __global__ void depthwise_fwd3_##name(                                         \
         KernelGeom g, KernelStrides xs, KernelStrides ws, KernelStrides ys, const Ty::T* x,   \
@@ -473,7 +456,7 @@ HC_DEVICE void depthwise_wgrad_fixed(const KernelGeom& g, const KernelStrides& x
     extern "C" __global__ void depthwise_bwd_data_##name(                                     \
         KernelGeom g, KernelStrides ys, KernelStrides ws, KernelStrides xs, const Ty::T* dy,  \
         const Ty::T* w, Ty::T* dx, Ty::C alpha, Ty::C beta) {                                 \
-        depthwise_bwd_data_impl<Ty, 0, 0>(g, ys, ws, xs, dy, w, dx, alpha, beta);             \
+        depthwise_bwd_data_impl<Ty>(g, ys, ws, xs, dy, w, dx, alpha, beta);             \
     }                                                                                         \
     extern "C" __global__ void depthwise_bwd_data3_##name(                                    \
         KernelGeom g, KernelStrides ys, KernelStrides ws, KernelStrides xs, const Ty::T* dy,  \
@@ -484,7 +467,7 @@ HC_DEVICE void depthwise_wgrad_fixed(const KernelGeom& g, const KernelStrides& x
                                                       KernelStrides ys, const Ty::T* x,       \
                                                       const Ty::T* dy, Ty::C* part,           \
                                                       hc_i64 slices) {                        \
-        depthwise_wgrad_impl<Ty, 0, 0>(g, xs, ys, x, dy, part, slices);                       \
+        depthwise_wgrad_impl<Ty>(g, xs, ys, x, dy, part, slices);                       \
     }                                                                                         \
     extern "C" __global__ void depthwise_wgrad3_##name(KernelGeom g, KernelStrides xs,        \
                                                        KernelStrides ys, const Ty::T* x,      \

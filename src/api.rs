@@ -1,6 +1,6 @@
 //! The Rust API: a validated problem, planned under a workspace budget, run on host slices.
 
-use crate::backend::cpu::CpuBackend;
+use crate::backend::cpu::{CpuBackend, SharedPtr};
 use crate::backend::{Backend, TensorArg};
 use crate::dtype::Element;
 use crate::error::{Error, Result};
@@ -35,20 +35,6 @@ struct Slice {
     x: u64,
     w: u64,
     y: u64,
-}
-
-/// A raw pointer that may cross threads; users state why their writes are disjoint.
-#[derive(Clone, Copy)]
-struct SendPtr<T>(*mut T);
-// SAFETY: only used for writes that the creating code partitions between tasks.
-unsafe impl<T> Send for SendPtr<T> {}
-// SAFETY: as above.
-unsafe impl<T> Sync for SendPtr<T> {}
-
-impl<T> SendPtr<T> {
-    fn at(self, offset: usize) -> *mut T {
-        self.0.wrapping_add(offset)
-    }
 }
 
 /// Host workspace buffers kept between runs: fresh allocations of this size come from the
@@ -329,7 +315,7 @@ impl Conv {
         // the copy, through a 16×16 tile so that both sides stay in L1.
         const B: usize = 16;
         let zero = T::from_f32(0.0);
-        let dst = SendPtr(out.as_mut_ptr());
+        let dst = SharedPtr(out.as_mut_ptr());
         (0..k.div_ceil(B)).into_par_iter().for_each(|block| {
             let f0 = block * B;
             let width = B.min(k - f0);

@@ -60,7 +60,7 @@ macro_rules! dispatch {
 
 /// A raw pointer that may cross threads. Users state why their accesses are disjoint.
 #[derive(Clone, Copy)]
-struct SharedPtr<T>(*mut T);
+pub(crate) struct SharedPtr<T>(pub(crate) *mut T);
 // SAFETY: the pointer is only dereferenced at offsets that the creating operation partitions
 // between tasks (see each use), so no two threads touch the same element.
 unsafe impl<T> Send for SharedPtr<T> {}
@@ -68,7 +68,7 @@ unsafe impl<T> Send for SharedPtr<T> {}
 unsafe impl<T> Sync for SharedPtr<T> {}
 
 impl<T> SharedPtr<T> {
-    fn at(self, offset: usize) -> *mut T {
+    pub(crate) fn at(self, offset: usize) -> *mut T {
         self.0.wrapping_add(offset)
     }
 }
