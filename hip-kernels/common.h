@@ -349,6 +349,17 @@ struct hc_f64 {
     static HC_DEVICE T store(C v) { return v; }
 };
 
+// The storage type kept as it is: T and C are both Ty's storage type and load/store copy
+// bits. im2col, gather_pixels and pack instantiated with it write 16-bit GEMM operands for
+// backends whose GEMM takes f16/bf16 with f32 accumulation (zero is all-zero bits in every type).
+template <class Ty>
+struct hc_raw {
+    typedef typename Ty::T T;
+    typedef typename Ty::T C;
+    static HC_DEVICE C load(T v) { return v; }
+    static HC_DEVICE T store(C v) { return v; }
+};
+
 // `alpha * value + beta * old`, rounded to the storage type; `*old` is read only when
 // beta != 0.
 template <class Ty>
@@ -367,5 +378,12 @@ HC_DEVICE typename Ty::T hc_blend(typename Ty::C value, typename Ty::C alpha, ty
     X(bf16, hc_bf16)        \
     X(f32, hc_f32)          \
     X(f64, hc_f64)
+
+// The same for the raw copies (see hc_raw): entry points `<op>_raw_<suffix>`.
+#define HC_FOR_EACH_RAW_TYPE(X) \
+    X(raw_f16, hc_raw<hc_f16>)  \
+    X(raw_bf16, hc_raw<hc_bf16>) \
+    X(raw_f32, hc_raw<hc_f32>)  \
+    X(raw_f64, hc_raw<hc_f64>)
 
 #endif  // HIPCONV_COMMON_H

@@ -5,7 +5,7 @@
 // column j is pixel p = pixel_start + j, p = n * O + o over flattened output positions.
 // Taps that fall into the padding read as zero. Launched on a 2-D grid: block rows walk blocks
 // of HC_IM2COL_ROWS column rows, threads walk pixels, so writes are coalesced; x may have any
-// strides.
+// strides. im2col_raw_* writes the storage type itself (16-bit GEMM operands).
 
 #include "common.h"
 
@@ -75,4 +75,5 @@ HC_DEVICE void im2col_impl(const KernelGeom& g, const KernelStrides& xs,
         im2col_impl<Ty>(g, xs, x, group, group_count, pixel_start, pixel_len, col);         \
     }
 HC_FOR_EACH_TYPE(HC_IM2COL)
+HC_FOR_EACH_RAW_TYPE(HC_IM2COL)
 #undef HC_IM2COL

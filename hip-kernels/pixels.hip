@@ -4,6 +4,7 @@
 // store_pixels:  dst[n, ch_start + row, o] = blend(src[row][j]) (same tile, alpha/beta)
 //   where pixel p = pixel_start + j = n * O + o runs over flattened OUTPUT positions.
 // pack:   dst[p] = src[element p]          (packed channels-first, compute type)
+//   gather_pixels_raw_* and pack_raw_* keep the storage type (16-bit GEMM operands).
 // unpack: dst[element p] = blend(src[p])   (alpha/beta)
 //   where p is the packed (row-major over dims) index of a KernelTensor.
 // gather/store: a 2-D grid (blocks of HC_PIXEL_ROWS channels along y, pixels along x); pack and
@@ -125,3 +126,17 @@ HC_DEVICE void sum_batches_impl(const typename Ty::C* __restrict__ src,
     }
 HC_FOR_EACH_TYPE(HC_PIXELS)
 #undef HC_PIXELS
+
+// The raw copies (hc_raw): 16-bit GEMM operands kept in their storage type.
+#define HC_PIXELS_RAW(name, Ty)                                                                 \
+    extern "C" __global__ void gather_pixels_##name(KernelGeom g, KernelStrides s,              \
+                                                    const Ty::T* src, hc_i64 ch_start,          \
+                                                    hc_i64 ch_len, hc_i64 pixel_start,          \
+                                                    hc_i64 pixel_len, Ty::C* dst) {             \
+        gather_pixels_impl<Ty>(g, s, src, ch_start, ch_len, pixel_start, pixel_len, dst);       \
+    }                                                                                           \
+    extern "C" __global__ void pack_##name(KernelTensor d, const Ty::T* src, Ty::C* dst) {      \
+        pack_impl<Ty>(d, src, dst);                                                             \
+    }
+HC_FOR_EACH_RAW_TYPE(HC_PIXELS_RAW)
+#undef HC_PIXELS_RAW

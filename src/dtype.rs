@@ -133,42 +133,67 @@ impl Element for f64 {
     }
 }
 
-/// A compute type: an [`Element`] with arithmetic, used for GEMM and accumulation.
+/// An element a tile (column matrix, gathered block, packed weights) can hold: a compute type,
+/// or a 16-bit storage type kept as it is for GEMMs that take half operands.
+pub trait TileElement: Element {
+    /// The additive identity (all-zero bits in every type).
+    const ZERO: Self;
+    /// Converts any element into this type (exact from itself and from narrower types).
+    fn from_elem<T: Element>(v: T) -> Self;
+}
+
+/// A compute type: a [`TileElement`] with arithmetic, used for GEMM and accumulation.
 pub trait Compute:
-    Element
+    TileElement
     + Default
     + PartialEq
     + std::ops::Add<Output = Self>
     + std::ops::Mul<Output = Self>
     + std::ops::AddAssign
 {
-    /// The additive identity.
-    const ZERO: Self;
     /// The multiplicative identity.
     const ONE: Self;
-    /// Converts any element into this compute type.
-    fn from_elem<T: Element>(v: T) -> Self;
     /// Rounds this value into any element type.
     fn to_elem<T: Element>(self) -> T;
 }
 
-impl Compute for f32 {
+impl TileElement for f16 {
+    const ZERO: Self = f16::ZERO;
+    fn from_elem<T: Element>(v: T) -> Self {
+        f16::from_f64(v.to_f64())
+    }
+}
+
+impl TileElement for bf16 {
+    const ZERO: Self = bf16::ZERO;
+    fn from_elem<T: Element>(v: T) -> Self {
+        bf16::from_f64(v.to_f64())
+    }
+}
+
+impl TileElement for f32 {
     const ZERO: Self = 0.0;
-    const ONE: Self = 1.0;
     fn from_elem<T: Element>(v: T) -> Self {
         v.to_f32()
     }
+}
+
+impl TileElement for f64 {
+    const ZERO: Self = 0.0;
+    fn from_elem<T: Element>(v: T) -> Self {
+        v.to_f64()
+    }
+}
+
+impl Compute for f32 {
+    const ONE: Self = 1.0;
     fn to_elem<T: Element>(self) -> T {
         T::from_f32(self)
     }
 }
 
 impl Compute for f64 {
-    const ZERO: Self = 0.0;
     const ONE: Self = 1.0;
-    fn from_elem<T: Element>(v: T) -> Self {
-        v.to_f64()
-    }
     fn to_elem<T: Element>(self) -> T {
         T::from_f64(self)
     }

@@ -5,6 +5,7 @@
 //! issued per image and per group from a double host loop.
 
 use crate::backend::{Addr, Backend, Channels, GemmArgs, Matrix, Pixels, TensorArg};
+use crate::dtype::DType;
 use crate::error::Result;
 use crate::plan::{ConvPlan, KernelGeom, Path, Tiling};
 use crate::problem::{Direction, TensorDesc};
@@ -39,7 +40,7 @@ pub unsafe fn execute<B: Backend + ?Sized>(
         plan,
         geom: KernelGeom::of(plan.problem()),
         bufs,
-        esize: plan.compute().size(),
+        sizes: plan.region_sizes(),
     };
     // SAFETY: forwarded contract.
     unsafe {
@@ -62,7 +63,17 @@ struct Walker<'a, B: ?Sized> {
     plan: &'a ConvPlan,
     geom: KernelGeom,
     bufs: Buffers,
-    esize: usize,
+    /// Bytes per element of the weights, col and stage regions ([`ConvPlan::region_sizes`]).
+    sizes: (usize, usize, usize),
+}
+
+/// The workspace regions of a plan ([`crate::plan::WorkspaceLayout`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Region {
+    Weights,
+    Col,
+    Stage,
+    Partials,
 }
 
 /// Consecutive images of a pixel tile that share the same range of output positions
@@ -128,7 +139,6 @@ type OperandAt<'f> = &'f dyn Fn(usize, usize) -> Matrix;
 fn tensor_view(
     base: Addr,
     desc: &TensorDesc,
-    esize: usize,
     image: usize,
     channel: usize,
     first: usize,
@@ -137,7 +147,7 @@ fn tensor_view(
     let sp = desc.flat_spatial_stride().unwrap_or(1);
     let offset = image * s[0] + channel * s[1] + first * sp;
     Matrix {
-        addr: base + (offset * esize) as Addr,
+        addr: base + (offset * desc.dtype().size()) as Addr,
         rs: s[1] as isize,
         cs: sp as isize,
         batch_stride: 0,
@@ -145,12 +155,21 @@ fn tensor_view(
 }
 
 impl<B: Backend + ?Sized> Walker<'_, B> {
-    fn ws(&self, byte_offset: usize, elems: usize) -> Addr {
-        self.bufs.workspace + (byte_offset + elems * self.esize) as Addr
+    /// The address of element `elems` of workspace region `region`.
+    fn ws(&self, region: Region, elems: usize) -> Addr {
+        let layout = self.plan.layout();
+        let compute = self.plan.compute().size();
+        let (offset, size) = match region {
+            Region::Weights => (layout.weights, self.sizes.0),
+            Region::Col => (layout.col, self.sizes.1),
+            Region::Stage => (layout.stage, self.sizes.2),
+            Region::Partials => (layout.partials, compute),
+        };
+        self.bufs.workspace + (offset + elems * size) as Addr
     }
 
     /// A dense row-major `[rows][ld]` matrix at workspace element `elem` of region `region`.
-    fn dense(&self, region: usize, elem: usize, ld: usize) -> Matrix {
+    fn dense(&self, region: Region, elem: usize, ld: usize) -> Matrix {
         Matrix {
             addr: self.ws(region, elem),
             rs: ld as isize,
@@ -163,9 +182,9 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
     /// the caller's tensor when the plan uses it in place, else the workspace copy.
     fn weights(&self, elem: usize) -> Addr {
         if self.plan.weights_in_place() {
-            self.bufs.w + (elem * self.esize) as Addr
+            self.bufs.w + (elem * self.sizes.0) as Addr
         } else {
-            self.ws(self.plan.layout().weights, elem)
+            self.ws(Region::Weights, elem)
         }
     }
 
@@ -182,13 +201,8 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
     /// The weights from filter `k0`, column `cr0` (= c·R + r) as a `[K][C/G·R]` matrix.
     fn weights_matrix(&self, k0: usize, cr0: usize) -> Matrix {
         let (ks, cs) = self.weight_strides();
-        let base = if self.plan.weights_in_place() {
-            self.bufs.w
-        } else {
-            self.ws(self.plan.layout().weights, 0)
-        };
         Matrix {
-            addr: base + ((k0 * ks + cr0 * cs) * self.esize) as Addr,
+            addr: self.weights(k0 * ks + cr0 * cs),
             rs: ks as isize,
             cs: cs as isize,
             batch_stride: 0,
@@ -210,9 +224,12 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
             start: 0,
             len: p.geometry().groups,
         };
-        let col = self.ws(self.plan.layout().col, 0);
+        let col = self.ws(Region::Col, 0);
         // SAFETY: forwarded contract of `execute`; the column region holds the tile.
-        unsafe { self.backend.im2col(&self.geom, x, groups, px, col) }
+        unsafe {
+            self.backend
+                .im2col(&self.geom, x, groups, px, col, self.plan.operand())
+        }
     }
 
     /// Packs the weights into the workspace unless the plan uses them in place.
@@ -229,6 +246,7 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
                     desc: p.w(),
                 },
                 self.weights(0),
+                self.plan.operand(),
             )
         }
     }
@@ -249,7 +267,9 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
     }
 
     /// Issues the GEMMs of `run` for `groups` groups, batched over whichever of images and
-    /// groups is larger. Batch strides are the address differences between neighbours.
+    /// groups is larger. Batch strides are the address differences between neighbours. The
+    /// operands are in the plan's operand type, `dst` in `output` (the compute type, or the
+    /// caller's tensor type when a GEMM writes it directly).
     #[allow(clippy::too_many_arguments)]
     unsafe fn gemm_run(
         &self,
@@ -258,16 +278,18 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
         groups: usize,
         lhs: OperandAt<'_>,
         rhs: OperandAt<'_>,
-        dst: OperandAt<'_>,
+        (dst, output): (OperandAt<'_>, DType),
         (alpha, beta): (f64, f64),
     ) -> Result<()> {
-        let stride = |f: OperandAt<'_>, a: (usize, usize), b: (usize, usize)| {
-            (f(b.0, b.1).addr as i64 - f(a.0, a.1).addr as i64) as isize / self.esize as isize
+        let operand = self.plan.operand();
+        let with = |f: OperandAt<'_>, size: usize, at: (usize, usize), next: (usize, usize)| {
+            let distance = f(next.0, next.1).addr as i64 - f(at.0, at.1).addr as i64;
+            Matrix {
+                batch_stride: (distance / size as i64) as isize,
+                ..f(at.0, at.1)
+            }
         };
-        let with = |f: OperandAt<'_>, at: (usize, usize), next: (usize, usize)| Matrix {
-            batch_stride: stride(f, at, next),
-            ..f(at.0, at.1)
-        };
+        let (osize, dsize) = (operand.size(), output.size());
         let dtype = self.plan.compute();
         if groups >= run.count {
             for i in 0..run.count {
@@ -276,13 +298,15 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
                 unsafe {
                     self.backend.gemm(&GemmArgs {
                         dtype,
+                        operand,
+                        output,
                         m,
                         n,
                         k,
                         batch: groups,
-                        lhs: with(lhs, at, next),
-                        rhs: with(rhs, at, next),
-                        dst: with(dst, at, next),
+                        lhs: with(lhs, osize, at, next),
+                        rhs: with(rhs, osize, at, next),
+                        dst: with(dst, dsize, at, next),
                         alpha,
                         beta,
                     })?;
@@ -295,13 +319,15 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
                 unsafe {
                     self.backend.gemm(&GemmArgs {
                         dtype,
+                        operand,
+                        output,
                         m,
                         n,
                         k,
                         batch: run.count,
-                        lhs: with(lhs, at, next),
-                        rhs: with(rhs, at, next),
-                        dst: with(dst, at, next),
+                        lhs: with(lhs, osize, at, next),
+                        rhs: with(rhs, osize, at, next),
+                        dst: with(dst, dsize, at, next),
                         alpha,
                         beta,
                     })?;
@@ -314,8 +340,6 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
     unsafe fn forward(&self, alpha: f64, beta: f64) -> Result<()> {
         let p = self.plan.problem();
         let g = p.geometry();
-        let layout = self.plan.layout();
-        let esize = self.esize;
         let direct = self.plan.direct_output();
         let pointwise = self.plan.path() == Path::Pointwise;
         // SAFETY (all blocks below): addresses are the caller's valid buffers and workspace
@@ -332,14 +356,13 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
                             tensor_view(
                                 self.bufs.x,
                                 p.x(),
-                                esize,
                                 run.image + i,
                                 gr * g.c_per_group,
                                 run.first,
                             )
                         } else {
                             self.dense(
-                                layout.col,
+                                Region::Col,
                                 gr * g.col_rows * px.len + run.col + i * run.len,
                                 px.len,
                             )
@@ -350,14 +373,13 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
                             tensor_view(
                                 self.bufs.y,
                                 p.y(),
-                                esize,
                                 run.image + i,
                                 gr * g.k_per_group,
                                 run.first,
                             )
                         } else {
                             self.dense(
-                                layout.stage,
+                                Region::Stage,
                                 gr * g.k_per_group * px.len + run.col + i * run.len,
                                 px.len,
                             )
@@ -370,7 +392,14 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
                         g.groups,
                         &lhs,
                         &rhs,
-                        &dst,
+                        (
+                            &dst,
+                            if direct {
+                                p.y().dtype()
+                            } else {
+                                self.plan.compute()
+                            },
+                        ),
                         scale,
                     )?;
                 }
@@ -382,7 +411,7 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
                     let channels = Channels { start: 0, len: g.k };
                     self.backend.store_pixels(
                         &self.geom,
-                        self.ws(layout.stage, 0),
+                        self.ws(Region::Stage, 0),
                         y,
                         channels,
                         px,
@@ -398,8 +427,6 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
     unsafe fn backward_weights(&self, alpha: f64, beta: f64) -> Result<()> {
         let p = self.plan.problem();
         let g = p.geometry();
-        let layout = self.plan.layout();
-        let esize = self.esize;
         let pointwise = self.plan.path() == Path::Pointwise;
         let direct_dy = self.plan.direct_dy();
         let in_place = self.plan.weights_in_place();
@@ -420,7 +447,8 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
                         dy,
                         channels,
                         px,
-                        self.ws(layout.stage, 0),
+                        self.ws(Region::Stage, 0),
+                        self.plan.operand(),
                     )?;
                 }
                 if self.plan.weight_partials() > 0 {
@@ -444,14 +472,13 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
                                 tensor_view(
                                     self.bufs.y,
                                     p.y(),
-                                    esize,
                                     single.image,
                                     gr * g.k_per_group,
                                     single.first,
                                 )
                             } else {
                                 self.dense(
-                                    layout.stage,
+                                    Region::Stage,
                                     gr * g.k_per_group * px.len + single.col,
                                     px.len,
                                 )
@@ -462,14 +489,13 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
                                 tensor_view(
                                     self.bufs.x,
                                     p.x(),
-                                    esize,
                                     single.image,
                                     gr * g.c_per_group,
                                     single.first,
                                 )
                             } else {
                                 self.dense(
-                                    layout.col,
+                                    Region::Col,
                                     gr * g.col_rows * px.len + single.col,
                                     px.len,
                                 )
@@ -494,7 +520,7 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
                             g.groups,
                             &lhs,
                             &rhs,
-                            &dst,
+                            (&dst, self.plan.compute()),
                             scale,
                         )?;
                     }
@@ -512,46 +538,38 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
     }
 
     /// Backward-weights of one tile of whole images with one partial weight gradient per
-    /// image: GEMMs batched over the images, then a sum over images in order into the
-    /// accumulator (`accumulate`: add to what earlier tiles left there).
+    /// chunk of [`ConvPlan::partial_chunk`] output positions: GEMMs batched over the chunks,
+    /// then a sum over the chunks in order into the accumulator (`accumulate`: add to what
+    /// earlier tiles left there).
     unsafe fn weight_partials(&self, px: Pixels, accumulate: bool) -> Result<()> {
         let p = self.plan.problem();
         let g = p.geometry();
-        let layout = self.plan.layout();
         let weights = g.k * g.col_rows;
         let pointwise = self.plan.path() == Path::Pointwise;
-        let images = px.len / g.output_len;
+        let chunk = self.plan.partial_chunk();
+        let chunks = px.len / chunk;
         let first_image = px.start / g.output_len;
+        // Chunk i covers tile columns i·chunk .. (i + 1)·chunk; pointwise plans have one chunk
+        // per image (x is read in place).
         let run = ImageRun {
             image: first_image,
-            count: images,
+            count: chunks,
             first: 0,
-            len: g.output_len,
+            len: chunk,
             col: 0,
         };
         let lhs = |i: usize, gr: usize| {
             self.dense(
-                layout.stage,
-                gr * g.k_per_group * px.len + i * g.output_len,
+                Region::Stage,
+                gr * g.k_per_group * px.len + i * chunk,
                 px.len,
             )
         };
         let rhs = |i: usize, gr: usize| {
             let m = if pointwise {
-                tensor_view(
-                    self.bufs.x,
-                    p.x(),
-                    self.esize,
-                    first_image + i,
-                    gr * g.c_per_group,
-                    0,
-                )
+                tensor_view(self.bufs.x, p.x(), first_image + i, gr * g.c_per_group, 0)
             } else {
-                self.dense(
-                    layout.col,
-                    gr * g.col_rows * px.len + i * g.output_len,
-                    px.len,
-                )
+                self.dense(Region::Col, gr * g.col_rows * px.len + i * chunk, px.len)
             };
             Matrix {
                 rs: m.cs,
@@ -561,7 +579,7 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
         };
         let dst = |i: usize, gr: usize| {
             self.dense(
-                layout.partials,
+                Region::Partials,
                 i * weights + gr * g.k_per_group * g.col_rows,
                 g.col_rows,
             )
@@ -570,19 +588,19 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
         // the accumulator holds the K·C/G·R weights.
         unsafe {
             self.gemm_run(
-                (g.k_per_group, g.col_rows, g.output_len),
+                (g.k_per_group, g.col_rows, chunk),
                 &run,
                 g.groups,
                 &lhs,
                 &rhs,
-                &dst,
+                (&dst, self.plan.compute()),
                 (1.0, 0.0),
             )?;
             self.backend.sum_batches(
                 p.dtype(),
-                self.ws(layout.partials, 0),
+                self.ws(Region::Partials, 0),
                 weights,
-                images,
+                chunks,
                 self.weights(0),
                 accumulate,
             )
@@ -600,7 +618,6 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
             tensor(self.bufs.w, p.w()),
             tensor(self.bufs.y, p.y()),
         );
-        let layout = self.plan.layout();
         let b = self.backend;
         // SAFETY: the caller's buffers cover their descriptors (contract of `execute`); the
         // partial and accumulator regions hold slices·K·R and K·R compute elements.
@@ -610,7 +627,7 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
                 Direction::BackwardData => b.depthwise_bwd_data(&self.geom, y, w, x, alpha, beta),
                 Direction::BackwardWeights => {
                     let slices = self.plan.weight_partials();
-                    let (part, acc) = (self.ws(layout.partials, 0), self.ws(layout.weights, 0));
+                    let (part, acc) = (self.ws(Region::Partials, 0), self.ws(Region::Weights, 0));
                     b.depthwise_wgrad(&self.geom, x, y, part, slices)?;
                     let count = g.k * g.kernel_len;
                     b.sum_batches(p.dtype(), part, count, slices, acc, false)?;
@@ -626,7 +643,6 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
     /// over all tile ranges, then transforms the sum into dw.
     unsafe fn winograd(&self, alpha: f64, beta: f64) -> Result<()> {
         let p = self.plan.problem();
-        let layout = self.plan.layout();
         let wg = *self
             .plan
             .winograd_geom()
@@ -643,9 +659,9 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
             tensor(self.bufs.y, p.y()),
         );
         let (filter, data, out) = (
-            self.ws(layout.weights, 0),
-            self.ws(layout.col, 0),
-            self.ws(layout.stage, 0),
+            self.ws(Region::Weights, 0),
+            self.ws(Region::Col, 0),
+            self.ws(Region::Stage, 0),
         );
         let all = Pixels {
             start: 0,
@@ -672,6 +688,8 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
                     backend.winograd(&wg, Step::Grad, y, out, t, 1.0, 0.0)?;
                     backend.gemm(&GemmArgs {
                         dtype,
+                        operand: dtype,
+                        output: dtype,
                         m: tc,
                         n: sc,
                         k: t.len,
@@ -698,6 +716,8 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
                 backend.winograd(&wg, Step::Data, src, data, t, 1.0, 0.0)?;
                 backend.gemm(&GemmArgs {
                     dtype,
+                    operand: dtype,
+                    output: dtype,
                     m: tc,
                     n: t.len,
                     k: sc,
@@ -717,8 +737,6 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
     unsafe fn backward_data(&self, alpha: f64, beta: f64) -> Result<()> {
         let p = self.plan.problem();
         let g = p.geometry();
-        let layout = self.plan.layout();
-        let esize = self.esize;
         let (images_per_tile, groups_per_tile, channels_per_tile) = match self.plan.tiling() {
             Tiling::Images {
                 images,
@@ -749,19 +767,17 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
                     col: 0,
                 };
                 let lhs = |_: usize, gr: usize| wt(gr, 0);
-                let rhs = |i: usize, gr: usize| {
-                    tensor_view(self.bufs.y, p.y(), esize, i, gr * g.k_per_group, 0)
-                };
-                let dst = |i: usize, gr: usize| {
-                    tensor_view(self.bufs.x, p.x(), esize, i, gr * g.c_per_group, 0)
-                };
+                let rhs =
+                    |i: usize, gr: usize| tensor_view(self.bufs.y, p.y(), i, gr * g.k_per_group, 0);
+                let dst =
+                    |i: usize, gr: usize| tensor_view(self.bufs.x, p.x(), i, gr * g.c_per_group, 0);
                 return self.gemm_run(
                     (g.c_per_group, g.output_len, g.k_per_group),
                     &run,
                     g.groups,
                     &lhs,
                     &rhs,
-                    &dst,
+                    (&dst, p.x().dtype()),
                     (alpha, beta),
                 );
             }
@@ -793,7 +809,8 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
                         dy,
                         k_range,
                         px,
-                        self.ws(layout.stage, 0),
+                        self.ws(Region::Stage, 0),
+                        self.plan.operand(),
                     )?;
                     for c0 in (0..g.c_per_group).step_by(channels_per_tile) {
                         let channels = Channels {
@@ -810,17 +827,17 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
                         };
                         let lhs = |_: usize, gi: usize| wt(group0 + gi, c0);
                         let rhs = |_: usize, gi: usize| {
-                            self.dense(layout.stage, gi * g.k_per_group * cols, cols)
+                            self.dense(Region::Stage, gi * g.k_per_group * cols, cols)
                         };
                         let dst =
-                            |_: usize, gi: usize| self.dense(layout.col, gi * rows * cols, cols);
+                            |_: usize, gi: usize| self.dense(Region::Col, gi * rows * cols, cols);
                         self.gemm_run(
                             (rows, cols, g.k_per_group),
                             &run,
                             groups.len,
                             &lhs,
                             &rhs,
-                            &dst,
+                            (&dst, self.plan.compute()),
                             (1.0, 0.0),
                         )?;
                         let dx = TensorArg {
@@ -829,7 +846,7 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
                         };
                         self.backend.col2im(
                             &self.geom,
-                            self.ws(layout.col, 0),
+                            self.ws(Region::Col, 0),
                             dx,
                             groups,
                             channels,

@@ -4,11 +4,16 @@
 //! `max(budget, floor)`, where the floor is the smallest tile the path can run with
 //! (one output pixel for forward and backward-weights, one image-channel for backward-data).
 //!
-//! Workspace contents (compute-type elements, in this order):
+//! Workspace contents, in this order:
 //! - `weights`: the weights packed as `[K][C/G·R]` (forward, backward-data) or the weight
 //!   gradient accumulator of the same shape (backward-weights);
 //! - `col`: a column tile;
 //! - `stage`: a dense `[K/G][tile]` block (GEMM output for forward, gathered dy otherwise).
+//!
+//! GEMM outputs and accumulators (forward stage, backward-data columns, weight gradients) hold
+//! compute-type elements; GEMM inputs (packed weights, columns, gathered dy) hold the plan's
+//! [operand type](ConvPlan::operand): the compute type, or f16/bf16 itself when the backend's
+//! GEMM takes half operands with f32 accumulation ([`PlanOptions::half_operands`]).
 
 use crate::dtype::DType;
 use crate::error::{Error, Result};
@@ -69,8 +74,15 @@ const DEPTHWISE_SLICE_POSITIONS: usize = 16384;
 /// Most partial sums of a depthwise weight gradient.
 const DEPTHWISE_MAX_SLICES: usize = 64;
 
-/// Largest weight gradient (elements) for which GPU plans keep one partial per image.
+/// Largest weight gradient (elements) for which GPU plans keep partial weight gradients.
 const PARTIALS_MAX_ELEMS: usize = 1 << 20;
+
+/// Default GEMM output blocks (of 128×128) GPU plans aim for per tile of weight-gradient
+/// partials (`HIPCONV_PARTIAL_BLOCKS` overrides; 0 keeps one partial per image).
+pub const PARTIAL_TARGET_BLOCKS: usize = 512;
+
+/// Shortest reduction (output positions) of one partial weight-gradient GEMM.
+const PARTIAL_MIN_CHUNK: usize = 256;
 
 /// Default largest column tile on the CPU (`HIPCONV_CPU_TILE_BYTES` overrides).
 pub const CPU_TILE_BYTES: usize = 1 << 20;
@@ -89,6 +101,14 @@ pub struct PlanOptions {
     pub direct_depthwise: bool,
     /// When eligible 3×3 problems use the Winograd path.
     pub winograd: winograd::Choice,
+    /// Backward-weights with partials: GEMM output blocks to aim for per tile, reached by
+    /// splitting each image's output positions into equal chunks with a partial each (0: one
+    /// partial per image).
+    pub partial_blocks: usize,
+    /// The backend's GEMM takes f16/bf16 operands with f32 accumulation: 16-bit problems keep
+    /// their columns, packed weights and gathered tiles in their own type (half the bytes, and
+    /// the GPU's half-precision GEMM units), and run im2col rather than the f32 Winograd path.
+    pub half_operands: bool,
 }
 
 impl PlanOptions {
@@ -104,6 +124,8 @@ impl PlanOptions {
             per_image_weight_gemms: true,
             direct_depthwise: false,
             winograd: winograd::Choice::from_env(winograd::Choice::CPU, winograd::Choice::CPU),
+            partial_blocks: 0,
+            half_operands: false,
         }
     }
 
@@ -119,6 +141,27 @@ impl PlanOptions {
             per_image_weight_gemms: false,
             direct_depthwise: true,
             winograd: winograd::Choice::from_env(winograd::Choice::GPU, winograd::Choice::GPU),
+            partial_blocks: std::env::var("HIPCONV_PARTIAL_BLOCKS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(PARTIAL_TARGET_BLOCKS),
+            half_operands: false,
+        }
+    }
+
+    /// The same options with what `backend` can do (half GEMM operands).
+    pub fn for_backend(self, backend: &(impl crate::backend::Backend + ?Sized)) -> Self {
+        PlanOptions {
+            half_operands: backend.half_operands(),
+            ..self
+        }
+    }
+
+    /// The type GEMM operands of a `dtype` problem are kept in under these options.
+    pub fn operand_type(&self, dtype: DType) -> DType {
+        match dtype {
+            DType::F16 | DType::BF16 if self.half_operands => dtype,
+            _ => dtype.compute(),
         }
     }
 }
@@ -139,7 +182,52 @@ pub struct ConvPlan {
     direct_dy: bool,
     weights_in_place: bool,
     weight_partials: usize,
+    partial_chunk: usize,
     winograd: Option<WinogradGeom>,
+    operand: DType,
+}
+
+/// Into how many equal chunks each image's output positions split for partial weight
+/// gradients: the fewest (≥ 1, dividing the image, chunks of at least [`PARTIAL_MIN_CHUNK`]
+/// positions) that give `target` GEMM output blocks over `images` images. Pointwise plans read
+/// x in place per image, so they keep one partial per image.
+fn partial_splits(
+    g: &crate::problem::Geometry,
+    images: usize,
+    pointwise: bool,
+    target: usize,
+) -> usize {
+    if pointwise || target == 0 {
+        return 1;
+    }
+    let blocks = g.groups * g.k_per_group.div_ceil(128) * g.col_rows.div_ceil(128);
+    let mut splits = 1;
+    for s in 2..=g.output_len / PARTIAL_MIN_CHUNK {
+        if images * splits * blocks >= target {
+            break;
+        }
+        if g.output_len % s == 0 {
+            splits = s;
+        }
+    }
+    splits
+}
+
+/// Bytes per element of the weights, col and stage regions: GEMM inputs (packed weights,
+/// columns, gathered dy) in the operand type, GEMM outputs and accumulators in the compute type.
+fn region_sizes(
+    path: Path,
+    direction: Direction,
+    operand: DType,
+    compute: DType,
+) -> (usize, usize, usize) {
+    let (o, c) = (operand.size(), compute.size());
+    match (path, direction) {
+        (Path::Im2col | Path::Pointwise, Direction::Forward) => (o, o, c),
+        (Path::Im2col | Path::Pointwise, Direction::BackwardData) => (o, c, o),
+        (Path::Im2col | Path::Pointwise, Direction::BackwardWeights) => (c, o, o),
+        (Path::Depthwise | Path::Winograd, _) => (c, c, c),
+    }
 }
 
 fn align(v: usize) -> Result<usize> {
@@ -172,8 +260,12 @@ impl ConvPlan {
             return Ok(plan);
         }
         let g = problem.geometry();
-        let esize = problem.dtype().compute().size();
-        let native = problem.dtype() == problem.dtype().compute();
+        let compute = problem.dtype().compute();
+        let operand = opts.operand_type(problem.dtype());
+        let (csize, osize) = (compute.size(), operand.size());
+        // The caller's tensors can be GEMM operands (or a direct GEMM output) in place when
+        // they are stored in the operand type.
+        let native = problem.dtype() == operand;
         let x_flat = native && problem.x().flat_spatial_stride().is_some();
         let y_flat = native && problem.y().flat_spatial_stride().is_some();
         let pointwise = problem.is_pointwise()
@@ -209,7 +301,6 @@ impl ConvPlan {
         let all_weights = checked_mul(g.k, g.col_rows, "weights")?;
         let partials_wanted = direction == Direction::BackwardWeights
             && !opts.per_image_weight_gemms
-            && g.n > 1
             && all_weights <= PARTIALS_MAX_ELEMS;
         // Forward and backward-data read the weights as a strided [K][C/G·R] matrix, so any
         // filter whose (c, r) axes are flat will do (packed, or the [C/G·R][K] transposed
@@ -219,8 +310,10 @@ impl ConvPlan {
             || (native
                 && !partials_wanted
                 && match direction {
+                    // The accumulator must be in the compute type.
                     Direction::BackwardWeights => {
-                        problem.w().layout() == crate::problem::Layout::ChannelsFirst
+                        operand == compute
+                            && problem.w().layout() == crate::problem::Layout::ChannelsFirst
                     }
                     // BLAS needs one of the two strides to be 1.
                     _ => matches!(
@@ -233,11 +326,18 @@ impl ConvPlan {
         } else {
             checked_mul(g.k, g.col_rows, "weights")?
         };
-        let weights_bytes = align(checked_mul(weight_elems, esize, "weights")?)?;
-        let avail_elems = opts.budget.saturating_sub(weights_bytes + 2 * REGION_ALIGN) / esize;
-        let tile_elems = (opts.tile_bytes / esize).max(1);
+        let (weights_size, col_size, stage_size) = region_sizes(path, direction, operand, compute);
+        let weights_bytes = align(checked_mul(weight_elems, weights_size, "weights")?)?;
+        // Tiles are sized in units of the narrowest element (so half-operand tiles get the
+        // room their smaller elements leave); `cw`, `sw` and `pw` are the units per column,
+        // stage and partial element.
+        let unit = osize.min(csize);
+        let (cw, sw, pw) = (col_size / unit, stage_size / unit, csize / unit);
+        // Rounding the col, stage and partial regions up to REGION_ALIGN costs up to 3 × 255 bytes.
+        let avail = opts.budget.saturating_sub(weights_bytes + 3 * REGION_ALIGN) / unit;
+        let tile_units = (opts.tile_bytes / unit).max(1);
         let all_col_rows = checked_mul(g.groups, g.col_rows, "column rows")?;
-        let mut weight_partials = 0;
+        let (mut weight_partials, mut partial_chunk) = (0, 0);
         let (tiling, col_elems, stage_elems) = match direction {
             Direction::Forward if depthwise => (
                 Tiling::Pixels {
@@ -249,26 +349,29 @@ impl ConvPlan {
             Direction::Forward | Direction::BackwardWeights => {
                 let col_rows = if pointwise { 0 } else { all_col_rows };
                 let stage_rows = if direct_output || direct_dy { 0 } else { g.k };
-                let per_pixel = checked_add(col_rows, stage_rows, "tile")?;
+                let col_units = checked_mul(col_rows, cw, "tile")?;
+                let per_pixel = checked_add(col_units, stage_rows * sw, "tile")?;
                 let total = checked_mul(g.n, g.output_len, "pixels")?;
+                let mut partial_images = 0;
                 if partials_wanted {
-                    let per_image = checked_add(
-                        checked_mul(per_pixel, g.output_len, "tile")?,
-                        all_weights,
-                        "tile",
-                    )?;
-                    let images = (avail_elems / per_image.max(1)).min(g.n);
-                    if images >= 2 {
-                        weight_partials = images;
+                    let image_units = checked_mul(per_pixel, g.output_len, "tile")?;
+                    let partial_units = checked_mul(all_weights, pw, "tile")?;
+                    let fit = |splits: usize| {
+                        (avail / (image_units + splits * partial_units).max(1)).min(g.n)
+                    };
+                    let splits = partial_splits(&g, fit(1).max(1), pointwise, opts.partial_blocks);
+                    let images = fit(splits);
+                    if images >= 1 && images * splits >= 2 {
+                        weight_partials = images * splits;
+                        partial_chunk = g.output_len / splits;
+                        partial_images = images;
                     }
                 }
-                let mut per_tile = avail_elems
-                    .checked_div(per_pixel)
-                    .map_or(total, |t| t.max(1));
-                if weight_partials > 0 {
-                    per_tile = weight_partials * g.output_len;
+                let mut per_tile = avail.checked_div(per_pixel).map_or(total, |t| t.max(1));
+                if partial_images > 0 {
+                    per_tile = partial_images * g.output_len;
                 }
-                if let Some(fit) = tile_elems.checked_div(col_rows) {
+                if let Some(fit) = tile_units.checked_div(col_units) {
                     per_tile = per_tile.min(fit.max(1));
                 }
                 per_tile = per_tile.min(total);
@@ -294,25 +397,29 @@ impl ConvPlan {
                 let stage_group = checked_mul(g.k_per_group, g.output_len, "tile")?;
                 let col_channel = checked_mul(g.kernel_len, g.output_len, "tile")?;
                 let col_group = checked_mul(col_channel, g.c_per_group, "tile")?;
-                let per_group = checked_add(stage_group, col_group, "tile")?;
+                // The same quantities in units.
+                let stage_group_u = checked_mul(stage_group, sw, "tile")?;
+                let col_channel_u = checked_mul(col_channel, cw, "tile")?;
+                let col_group_u = checked_mul(col_group, cw, "tile")?;
+                let per_group = checked_add(stage_group_u, col_group_u, "tile")?;
                 let per_image = checked_mul(per_group, g.groups, "tile")?;
-                let col_image = checked_mul(col_group, g.groups, "tile")?;
-                let fit = avail_elems / per_image.max(1);
-                let images = fit.min(tile_elems / col_image.max(1)).clamp(1, g.n);
-                let (groups, channels) = if fit >= 1 && col_image <= tile_elems {
+                let col_image = checked_mul(col_group_u, g.groups, "tile")?;
+                let fit = avail / per_image.max(1);
+                let images = fit.min(tile_units / col_image.max(1)).clamp(1, g.n);
+                let (groups, channels) = if fit >= 1 && col_image <= tile_units {
                     (g.groups, g.c_per_group)
                 } else {
-                    let groups = (avail_elems / per_group.max(1))
-                        .min(tile_elems / col_group.max(1))
+                    let groups = (avail / per_group.max(1))
+                        .min(tile_units / col_group_u.max(1))
                         .clamp(1, g.groups);
-                    let channels =
-                        if groups > 1 || (avail_elems >= per_group && col_group <= tile_elems) {
-                            g.c_per_group
-                        } else {
-                            (avail_elems.saturating_sub(stage_group).min(tile_elems)
-                                / col_channel.max(1))
+                    let channels = if groups > 1
+                        || (avail >= per_group && col_group_u <= tile_units)
+                    {
+                        g.c_per_group
+                    } else {
+                        (avail.saturating_sub(stage_group_u).min(tile_units) / col_channel_u.max(1))
                             .clamp(1, g.c_per_group)
-                        };
+                    };
                     (groups, channels)
                 };
                 (
@@ -326,11 +433,11 @@ impl ConvPlan {
                 )
             }
         };
-        let col_bytes = align(checked_mul(col_elems, esize, "column tile")?)?;
-        let stage_bytes = align(checked_mul(stage_elems, esize, "stage tile")?)?;
+        let col_bytes = align(checked_mul(col_elems, col_size, "column tile")?)?;
+        let stage_bytes = align(checked_mul(stage_elems, stage_size, "stage tile")?)?;
         let partial_bytes = align(checked_mul(
             checked_mul(weight_partials, all_weights, "partials")?,
-            esize,
+            csize,
             "partials",
         )?)?;
         let layout = WorkspaceLayout {
@@ -354,7 +461,13 @@ impl ConvPlan {
             direct_dy,
             weights_in_place,
             weight_partials,
+            partial_chunk,
             winograd: None,
+            operand: if path == Path::Depthwise {
+                compute
+            } else {
+                operand
+            },
         })
     }
 
@@ -365,6 +478,10 @@ impl ConvPlan {
         direction: Direction,
         opts: &PlanOptions,
     ) -> Result<Option<Self>> {
+        // Half operands: im2col on the half-precision GEMM beats f32 Winograd transforms.
+        if opts.operand_type(problem.dtype()) != problem.dtype().compute() {
+            return Ok(None);
+        }
         let Some(geom) = opts.winograd.geometry(problem, direction) else {
             return Ok(None);
         };
@@ -406,7 +523,9 @@ impl ConvPlan {
             direct_dy: false,
             weights_in_place: false,
             weight_partials: 0,
+            partial_chunk: 0,
             winograd: Some(geom),
+            operand: problem.dtype().compute(),
         }))
     }
 
@@ -468,7 +587,9 @@ impl ConvPlan {
             direct_dy: false,
             weights_in_place: direction != Direction::BackwardWeights,
             weight_partials: slices,
+            partial_chunk: 0,
             winograd: None,
+            operand: problem.dtype().compute(),
         }))
     }
 
@@ -511,6 +632,18 @@ impl ConvPlan {
         self.problem.dtype().compute()
     }
 
+    /// The type of the GEMM operands the plan builds (columns, packed weights, gathered
+    /// tiles): the compute type, or the problem's own f16/bf16 on half-operand backends.
+    pub fn operand(&self) -> DType {
+        self.operand
+    }
+
+    /// Bytes per element of each workspace region (weights, col, stage; partials are always
+    /// in the compute type): GEMM inputs in the operand type, GEMM outputs in the compute type.
+    pub fn region_sizes(&self) -> (usize, usize, usize) {
+        region_sizes(self.path, self.direction, self.operand, self.compute())
+    }
+
     /// True when GEMMs write the output tensor directly (no stage tile and store pass).
     pub fn direct_output(&self) -> bool {
         self.direct_output
@@ -522,10 +655,17 @@ impl ConvPlan {
         self.weights_in_place
     }
 
-    /// Backward-weights: images per tile that each GEMM into their own partial weight gradient
-    /// (summed afterwards in image order); 0 when the GEMMs accumulate directly.
+    /// Backward-weights: partial weight gradients per tile, one per chunk of
+    /// [`partial_chunk`](Self::partial_chunk) output positions, each its own GEMM (batched)
+    /// and summed afterwards in order; 0 when the GEMMs accumulate directly. Depthwise plans:
+    /// the slices of their weight-gradient kernel.
     pub fn weight_partials(&self) -> usize {
         self.weight_partials
+    }
+
+    /// Output positions per partial weight gradient (a divisor of an image's positions).
+    pub fn partial_chunk(&self) -> usize {
+        self.partial_chunk
     }
 
     /// True when backward-weights GEMMs read dy in place (no gather into the stage tile).
@@ -554,10 +694,15 @@ impl ConvPlan {
     /// One line for logs: path, tiling, workspace.
     pub fn describe(&self) -> String {
         format!(
-            "{} {:?}{} {:?} tiles={} workspace={}B",
+            "{} {:?}{}{} {:?} tiles={} workspace={}B",
             self.direction.name(),
             self.path,
             if self.direct_output { " direct" } else { "" },
+            if self.operand == self.compute() {
+                String::new()
+            } else {
+                format!(" {}-operands", self.operand)
+            },
             self.tiling,
             self.tile_count(),
             self.layout.total
@@ -676,6 +821,42 @@ mod tests {
             }
             assert!(ConvPlan::new(&p, dir, 1 << 30).unwrap().tile_count() <= 2);
         }
+    }
+
+    #[test]
+    fn partials_split_images_until_the_gemms_fill_the_chip() {
+        let im2col = PlanOptions {
+            winograd: winograd::Choice::NEVER,
+            ..PlanOptions::gpu(256 << 20)
+        };
+        let splits = |p: &ConvProblem| {
+            let plan = ConvPlan::with_options(p, Direction::BackwardWeights, im2col).unwrap();
+            assert_eq!(
+                plan.weight_partials() * plan.partial_chunk(),
+                match plan.tiling() {
+                    Tiling::Pixels { per_tile } => per_tile,
+                    t => panic!("{t:?}"),
+                }
+            );
+            p.geometry().output_len / plan.partial_chunk()
+        };
+        // ResNet-50 conv1 (64×147 weights: 2 blocks per partial; 24 images fit in 256 MiB):
+        // 14 chunks of 896 positions
+        let x = TensorDesc::packed(DType::F32, &[32, 3, 224, 224]).unwrap();
+        let w = TensorDesc::packed(DType::F32, &[64, 3, 7, 7]).unwrap();
+        let conv1 =
+            ConvProblem::forward_packed(x, w, ConvDesc::uniform(2, 3, 2, 1).unwrap()).unwrap();
+        assert_eq!(splits(&conv1), 14);
+        // 128 channels at 28×28 (9 blocks): 2 chunks; 256 at 14×14 (36 blocks): whole images
+        assert_eq!(splits(&problem(32, 128, 28, 128, 3)), 2);
+        assert_eq!(splits(&problem(32, 256, 14, 256, 3)), 1);
+        // no splitting when asked not to
+        let opts = PlanOptions {
+            partial_blocks: 0,
+            ..im2col
+        };
+        let plan = ConvPlan::with_options(&conv1, Direction::BackwardWeights, opts).unwrap();
+        assert_eq!(plan.partial_chunk(), conv1.geometry().output_len);
     }
 
     #[test]

@@ -255,7 +255,7 @@ fn run_on_device<T: Element, M: DeviceMemory>(
     let plan = ConvPlan::with_options(
         conv.problem(),
         direction,
-        PlanOptions::gpu(conv.workspace_budget()),
+        PlanOptions::gpu(conv.workspace_budget()).for_backend(backend),
     )?;
     let ws = alloc(plan.workspace_bytes())?;
     let o = dout.addr() + (GUARD * size) as u64;
@@ -310,13 +310,17 @@ fn run_on_device<T: Element, M: DeviceMemory>(
 
 /// The plan `target` runs for `direction` of `conv`.
 fn plan_for(target: Target, conv: &Conv, direction: Direction) -> Result<ConvPlan> {
-    match target {
-        Target::Cpu => conv.plan(direction),
-        Target::Cuda(_) | Target::Hip(_) => ConvPlan::with_options(
+    let gpu = |backend: &dyn Backend| {
+        ConvPlan::with_options(
             conv.problem(),
             direction,
-            PlanOptions::gpu(conv.workspace_budget()),
-        ),
+            PlanOptions::gpu(conv.workspace_budget()).for_backend(backend),
+        )
+    };
+    match target {
+        Target::Cpu => conv.plan(direction),
+        Target::Cuda(dev) => gpu(&CudaBackend::new(dev, std::ptr::null_mut(), false)),
+        Target::Hip(dev) => gpu(&HipBackend::new(dev, std::ptr::null_mut())),
     }
 }
 

@@ -175,6 +175,22 @@ fn gpu_plans_on_the_cpu_backend_match_the_reference() {
             0,
         )
         .unwrap(),
+        // images of 1024 positions and a tiny weight gradient: GPU plans split each image
+        // into chunks with a partial weight gradient each
+        problem(
+            DType::F64,
+            2,
+            3,
+            &[32, 32],
+            4,
+            &[3, 3],
+            &[1, 1],
+            &[1, 1],
+            &[1, 1],
+            1,
+            0,
+        )
+        .unwrap(),
         // depthwise with a channel multiplier of 2: the direct kernel path
         problem(
             DType::F64,
@@ -220,12 +236,17 @@ fn gpu_plans_on_the_cpu_backend_match_the_reference() {
         )
         .unwrap(),
     ];
-    let mut partial_plans = 0;
+    let (mut partial_plans, mut chunked_plans) = (0, 0);
     for p in &cases {
         for dir in Direction::ALL {
             for budget in [0usize, 1 << 12, 1 << 16, 1 << 26] {
                 let plan = ConvPlan::new(p, dir, budget).unwrap();
                 partial_plans += usize::from(plan.weight_partials() > 0);
+                chunked_plans += usize::from(
+                    plan.weight_partials() > 0
+                        && plan.path() != hipconv::plan::Path::Depthwise
+                        && plan.partial_chunk() < p.geometry().output_len,
+                );
                 let mut rng = Rng::new(17);
                 let (x, w, y) = (
                     random_packed(p.x(), &mut rng),
@@ -280,5 +301,9 @@ fn gpu_plans_on_the_cpu_backend_match_the_reference() {
             }
         }
     }
-    assert!(partial_plans > 0, "no plan used per-image weight partials");
+    assert!(partial_plans > 0, "no plan used weight partials");
+    assert!(
+        chunked_plans > 0,
+        "no plan split images into partial chunks"
+    );
 }

@@ -166,6 +166,8 @@ mod tests {
         for dst in [mat(dst_at, n as isize, 1, 6), mat(dst_at, 1, m as isize, 6)] {
             let args = GemmArgs {
                 dtype: DType::F64,
+                operand: DType::F64,
+                output: DType::F64,
                 m,
                 n,
                 k,
@@ -199,6 +201,8 @@ mod tests {
         mem[0] = 0.0;
         let bad = GemmArgs {
             dtype: DType::F32,
+            operand: DType::F32,
+            output: DType::F32,
             m,
             n,
             k,

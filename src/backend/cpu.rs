@@ -4,7 +4,7 @@
 //! fixed order, so results are bit-identical whatever the thread count.
 
 use super::{Addr, Backend, Channels, GemmArgs, Pixels, TensorArg};
-use crate::dtype::{Compute, DType, Element};
+use crate::dtype::{Compute, DType, Element, TileElement};
 use crate::error::Result;
 use crate::host::for_each_offset;
 use crate::plan::{KernelGeom, KernelStrides};
@@ -12,6 +12,7 @@ use half::{bf16, f16};
 use rayon::prelude::*;
 
 mod depthwise;
+mod mixed;
 mod winograd;
 
 /// Host-memory backend.
@@ -28,6 +29,44 @@ impl Default for CpuBackend {
             threaded_gemm: true,
         }
     }
+}
+
+/// Runs `$body` with `$t` bound to the storage type of `$dtype` and `$c` to the `$tile` type,
+/// which must be `$dtype`'s compute type or `$dtype` itself (an error otherwise).
+macro_rules! dispatch_tile {
+    ($dtype:expr, $tile:expr, $t:ident, $c:ident => $body:expr) => {{
+        let (dtype, tile) = ($dtype, $tile);
+        if tile == dtype.compute() {
+            dispatch!(dtype, $t, $c => $body);
+        } else if tile == dtype {
+            match dtype {
+                DType::F16 => {
+                    type $t = f16;
+                    type $c = f16;
+                    $body
+                }
+                DType::BF16 => {
+                    type $t = bf16;
+                    type $c = bf16;
+                    $body
+                }
+                DType::F32 => {
+                    type $t = f32;
+                    type $c = f32;
+                    $body
+                }
+                DType::F64 => {
+                    type $t = f64;
+                    type $c = f64;
+                    $body
+                }
+            }
+        } else {
+            return Err(crate::Error::unsupported(format!(
+                "a {dtype} tensor into a {tile} tile"
+            )));
+        }
+    }};
 }
 
 /// Runs `$body` with `$t` bound to the storage type and `$c` to the compute type of `$dtype`.
@@ -182,7 +221,7 @@ unsafe fn slice<'a, C>(ptr: Addr, len: usize) -> &'a [C] {
     unsafe { std::slice::from_raw_parts(ptr as usize as *const C, len) }
 }
 
-unsafe fn im2col_typed<T: Element, C: Compute>(
+unsafe fn im2col_typed<T: Element, C: TileElement>(
     g: &KernelGeom,
     x: TensorArg<'_>,
     groups: Channels,
@@ -244,7 +283,7 @@ unsafe fn im2col_typed<T: Element, C: Compute>(
         });
 }
 
-unsafe fn gather_typed<T: Element, C: Compute>(
+unsafe fn gather_typed<T: Element, C: TileElement>(
     g: &KernelGeom,
     src: TensorArg<'_>,
     ch: Channels,
@@ -399,8 +438,8 @@ impl Backend for CpuBackend {
         "cpu"
     }
 
-    unsafe fn pack(&self, src: TensorArg<'_>, dst: Addr) -> Result<()> {
-        dispatch!(src.desc.dtype(), T, C => {
+    unsafe fn pack(&self, src: TensorArg<'_>, dst: Addr, tile: DType) -> Result<()> {
+        dispatch_tile!(src.desc.dtype(), tile, T, C => {
             // SAFETY: the caller guarantees both extents.
             let out = unsafe { slice_mut::<C>(dst, src.desc.element_count()) };
             let sp = src.addr as usize as *const T;
@@ -417,9 +456,10 @@ impl Backend for CpuBackend {
         groups: Channels,
         pixels: Pixels,
         col: Addr,
+        tile: DType,
     ) -> Result<()> {
         // SAFETY: forwarded contract.
-        dispatch!(x.desc.dtype(), T, C => unsafe { im2col_typed::<T, C>(geom, x, groups, pixels, col) });
+        dispatch_tile!(x.desc.dtype(), tile, T, C => unsafe { im2col_typed::<T, C>(geom, x, groups, pixels, col) });
         Ok(())
     }
 
@@ -430,9 +470,10 @@ impl Backend for CpuBackend {
         channels: Channels,
         pixels: Pixels,
         dst: Addr,
+        tile: DType,
     ) -> Result<()> {
         // SAFETY: forwarded contract.
-        dispatch!(src.desc.dtype(), T, C => unsafe { gather_typed::<T, C>(geom, src, channels, pixels, dst) });
+        dispatch_tile!(src.desc.dtype(), tile, T, C => unsafe { gather_typed::<T, C>(geom, src, channels, pixels, dst) });
         Ok(())
     }
 
@@ -566,6 +607,10 @@ impl Backend for CpuBackend {
     unsafe fn gemm(&self, a: &GemmArgs) -> Result<()> {
         if a.m == 0 || a.n == 0 {
             return Ok(());
+        }
+        if a.operand != a.dtype || a.output != a.dtype {
+            // SAFETY: forwarded contract.
+            return unsafe { mixed::gemm(a, threads(self.threaded_gemm)) };
         }
         // A threaded batch runs its entries in parallel, each on one thread (the entries'
         // outputs are disjoint; each entry's arithmetic is the same as a serial run's).

@@ -6,7 +6,7 @@
 
 use super::{Addr, Channels, Pixels, TensorArg};
 use crate::dtype::DType;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::kernels::KernelTensor;
 use crate::plan::{KernelGeom, KernelStrides};
 use crate::winograd::{Step, WinogradGeom};
@@ -78,18 +78,45 @@ pub fn arg<T>(v: &mut T) -> *mut c_void {
     v as *mut T as *mut c_void
 }
 
+/// The kernel family writing `tile` elements from a `src` tensor: `op` converts into the compute
+/// type, `<op>_raw` copies the storage type as it is (16-bit GEMM operands).
+pub fn tile_op(op: &'static str, src: DType, tile: DType) -> Result<&'static str> {
+    let raw = match op {
+        "pack" => "pack_raw",
+        "im2col" => "im2col_raw",
+        "gather_pixels" => "gather_pixels_raw",
+        _ => return Err(Error::bad(format!("{op} has no raw-copy variant"))),
+    };
+    if tile == src.compute() {
+        Ok(op)
+    } else if tile == src {
+        Ok(raw)
+    } else {
+        Err(Error::unsupported(format!(
+            "{op} of {src} into a {tile} tile (only {} or {src})",
+            src.compute()
+        )))
+    }
+}
+
 /// See [`super::Backend::pack`].
 ///
 /// # Safety
 /// As the trait method.
-pub unsafe fn pack<L: Launcher + ?Sized>(l: &L, src: TensorArg<'_>, dst: Addr) -> Result<()> {
+pub unsafe fn pack<L: Launcher + ?Sized>(
+    l: &L,
+    src: TensorArg<'_>,
+    dst: Addr,
+    tile: DType,
+) -> Result<()> {
+    let op = tile_op("pack", src.desc.dtype(), tile)?;
     let mut t = KernelTensor::of(src.desc)?;
     let (mut s, mut d) = (src.addr, dst);
     let total = src.desc.element_count() as i64;
     // SAFETY: forwarded contract.
     unsafe {
         l.launch(
-            "pack",
+            op,
             src.desc.dtype(),
             total,
             1,
@@ -109,7 +136,9 @@ pub unsafe fn im2col<L: Launcher + ?Sized>(
     groups: Channels,
     pixels: Pixels,
     col: Addr,
+    tile: DType,
 ) -> Result<()> {
+    let op = tile_op("im2col", x.desc.dtype(), tile)?;
     let (mut g, mut xs) = (*geom, KernelStrides::of(x.desc));
     let (mut xp, mut c) = (x.addr, col);
     let (mut g0, mut gn, mut p0, mut pn) = (
@@ -123,7 +152,7 @@ pub unsafe fn im2col<L: Launcher + ?Sized>(
     // SAFETY: forwarded contract.
     unsafe {
         l.launch(
-            "im2col",
+            op,
             x.desc.dtype(),
             pn,
             rows,
@@ -152,7 +181,9 @@ pub unsafe fn gather_pixels<L: Launcher + ?Sized>(
     channels: Channels,
     pixels: Pixels,
     dst: Addr,
+    tile: DType,
 ) -> Result<()> {
+    let op = tile_op("gather_pixels", src.desc.dtype(), tile)?;
     let (mut g, mut s) = (*geom, KernelStrides::of(src.desc));
     let (mut sp, mut d) = (src.addr, dst);
     let (mut c0, mut cn, mut p0, mut pn) = (
@@ -164,7 +195,7 @@ pub unsafe fn gather_pixels<L: Launcher + ?Sized>(
     // SAFETY: forwarded contract.
     unsafe {
         l.launch(
-            "gather_pixels",
+            op,
             src.desc.dtype(),
             pn,
             (cn + PIXEL_ROWS - 1) / PIXEL_ROWS,
@@ -621,9 +652,10 @@ macro_rules! launched_ops {
             &self,
             src: $crate::backend::TensorArg<'_>,
             dst: $crate::backend::Addr,
+            tile: $crate::dtype::DType,
         ) -> $crate::error::Result<()> {
             // SAFETY: forwarded contract.
-            unsafe { $crate::backend::kernel_ops::pack(self, src, dst) }
+            unsafe { $crate::backend::kernel_ops::pack(self, src, dst, tile) }
         }
 
         unsafe fn im2col(
@@ -633,9 +665,10 @@ macro_rules! launched_ops {
             groups: $crate::backend::Channels,
             pixels: $crate::backend::Pixels,
             col: $crate::backend::Addr,
+            tile: $crate::dtype::DType,
         ) -> $crate::error::Result<()> {
             // SAFETY: forwarded contract.
-            unsafe { $crate::backend::kernel_ops::im2col(self, geom, x, groups, pixels, col) }
+            unsafe { $crate::backend::kernel_ops::im2col(self, geom, x, groups, pixels, col, tile) }
         }
 
         unsafe fn gather_pixels(
@@ -645,10 +678,13 @@ macro_rules! launched_ops {
             channels: $crate::backend::Channels,
             pixels: $crate::backend::Pixels,
             dst: $crate::backend::Addr,
+            tile: $crate::dtype::DType,
         ) -> $crate::error::Result<()> {
             // SAFETY: forwarded contract.
             unsafe {
-                $crate::backend::kernel_ops::gather_pixels(self, geom, src, channels, pixels, dst)
+                $crate::backend::kernel_ops::gather_pixels(
+                    self, geom, src, channels, pixels, dst, tile,
+                )
             }
         }
 

@@ -47,13 +47,20 @@ pub struct Channels {
     pub len: usize,
 }
 
-/// A batch of GEMMs `dst = alpha·lhs·rhs + beta·dst` with arbitrary element strides, in the
-/// compute type (`beta == 0` never reads dst). Entry `b` of the batch uses each operand's
+/// A batch of GEMMs `dst = alpha·lhs·rhs + beta·dst` with arbitrary element strides,
+/// accumulating in the compute type `dtype` (`beta == 0` never reads dst). `lhs` and `rhs` are
+/// stored as `operand`, `dst` as `output`: each is `dtype` itself, or f16/bf16 on backends
+/// whose [`Backend::half_operands`] is true. Entry `b` of the batch uses each operand's
 /// address advanced by `b·batch_stride` elements. `dst` is `m × n`, `lhs` is `m × k`, `rhs` is
 /// `k × n`; element (i, j) of a matrix lives at `addr + (i·rs + j·cs)·size`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GemmArgs {
+    /// The compute (accumulation) type: f32 or f64.
     pub dtype: DType,
+    /// Storage type of `lhs` and `rhs`.
+    pub operand: DType,
+    /// Storage type of `dst`.
+    pub output: DType,
     pub m: usize,
     pub n: usize,
     pub k: usize,
@@ -85,14 +92,22 @@ pub trait Backend: Sync {
         self.name().to_string()
     }
 
-    /// Converts `src` (any strides) into a packed channels-first compute-type copy at `dst`.
+    /// Whether [`Backend::gemm`] takes f16/bf16 operands (accumulating in f32), so that plans
+    /// may keep 16-bit tiles in their own type ([`crate::plan::PlanOptions::half_operands`]).
+    fn half_operands(&self) -> bool {
+        false
+    }
+
+    /// Converts `src` (any strides) into a packed channels-first copy at `dst` in the `tile`
+    /// type: src's compute type, or src's own type (a plain copy).
     ///
     /// # Safety
-    /// `src` must address its descriptor's extent; `dst` must hold `element_count` compute elements.
-    unsafe fn pack(&self, src: TensorArg<'_>, dst: Addr) -> Result<()>;
+    /// `src` must address its descriptor's extent; `dst` must hold `element_count` elements.
+    unsafe fn pack(&self, src: TensorArg<'_>, dst: Addr, tile: DType) -> Result<()>;
 
-    /// Writes the column tile `[groups.len·C/G·R][pixels.len]` for the input `x`: row
-    /// `(g, c, r)` holds input channel `(groups.start + g)·C/G + c` under kernel tap `r`.
+    /// Writes the column tile `[groups.len·C/G·R][pixels.len]` for the input `x` in the `tile`
+    /// type (x's compute type or its own type): row `(g, c, r)` holds input channel
+    /// `(groups.start + g)·C/G + c` under kernel tap `r`.
     ///
     /// # Safety
     /// `x` must address its descriptor's extent; `col` must hold the tile.
@@ -103,9 +118,11 @@ pub trait Backend: Sync {
         groups: Channels,
         pixels: Pixels,
         col: Addr,
+        tile: DType,
     ) -> Result<()>;
 
-    /// Gathers `src[:, channels, pixels]` into the dense compute-type tile `[channels][pixels]`.
+    /// Gathers `src[:, channels, pixels]` into the dense tile `[channels][pixels]` of the
+    /// `tile` type (src's compute type or its own type).
     ///
     /// # Safety
     /// `src` must address its descriptor's extent; `dst` must hold the tile.
@@ -116,6 +133,7 @@ pub trait Backend: Sync {
         channels: Channels,
         pixels: Pixels,
         dst: Addr,
+        tile: DType,
     ) -> Result<()>;
 
     /// Stores the dense tile `[channels][pixels]` into `dst[:, channels, pixels]` with alpha/beta.

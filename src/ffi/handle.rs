@@ -120,7 +120,7 @@ impl HandleState {
         if self.on_host() {
             PlanOptions::cpu(budget)
         } else {
-            PlanOptions::gpu(budget)
+            PlanOptions::gpu(budget).for_backend(self.backend.as_ref())
         }
     }
 

@@ -108,7 +108,20 @@ api_table!(Cublas {
     cublasSetMathMode: "cublasSetMathMode" => fn(CublasHandle, c_int) -> c_int;
     cublasSgemmStridedBatched: "cublasSgemmStridedBatched" => fn(CublasHandle, c_int, c_int, c_int, c_int, c_int, *const f32, *const f32, c_int, i64, *const f32, c_int, i64, *const f32, *mut f32, c_int, i64, c_int) -> c_int;
     cublasDgemmStridedBatched: "cublasDgemmStridedBatched" => fn(CublasHandle, c_int, c_int, c_int, c_int, c_int, *const f64, *const f64, c_int, i64, *const f64, c_int, i64, *const f64, *mut f64, c_int, i64, c_int) -> c_int;
+    // (handle, transa, transb, m, n, k, alpha, A, Atype, lda, strideA, B, Btype, ldb, strideB,
+    //  beta, C, Ctype, ldc, strideC, batchCount, computeType, algo)
+    cublasGemmStridedBatchedEx: "cublasGemmStridedBatchedEx" => fn(CublasHandle, c_int, c_int, c_int, c_int, c_int, *const c_void, *const c_void, c_int, c_int, i64, *const c_void, c_int, c_int, i64, *const c_void, *mut c_void, c_int, c_int, i64, c_int, c_int, c_int) -> c_int;
 });
+
+/// `cudaDataType` values of the element types.
+pub const CUDA_R_32F: c_int = 0;
+pub const CUDA_R_64F: c_int = 1;
+pub const CUDA_R_16F: c_int = 2;
+pub const CUDA_R_16BF: c_int = 14;
+/// `CUBLAS_COMPUTE_32F`: f32 accumulation (f16/bf16 inputs run on the tensor cores).
+pub const CUBLAS_COMPUTE_32F: c_int = 68;
+/// `CUBLAS_GEMM_DEFAULT`.
+pub const CUBLAS_GEMM_DEFAULT: c_int = -1;
 
 /// Turns a driver status into a result.
 pub fn check(api: &'static str, call: &'static str, code: c_int) -> Result<()> {

@@ -420,6 +420,8 @@ pub struct CudaBackend {
     device: &'static CudaDevice,
     stream: CuStream,
     allow_tf32: bool,
+    /// f16/bf16 GEMM operands on the tensor cores (`HIPCONV_GEMM` other than `sgemm`).
+    half_operands: bool,
 }
 
 // SAFETY: the stream handle is only passed to the driver and cuBLAS, which accept it from any
@@ -429,12 +431,16 @@ unsafe impl Send for CudaBackend {}
 unsafe impl Sync for CudaBackend {}
 
 impl CudaBackend {
-    /// A backend on `device` issuing work to `stream`.
+    /// A backend on `device` issuing work to `stream`. f16/bf16 problems run their GEMMs on
+    /// half operands with f32 accumulation unless `HIPCONV_GEMM=sgemm` asks for f32 tiles and
+    /// SGEMM (the policy AMD stacks under the RDNA1 override need).
     pub fn new(device: &'static CudaDevice, stream: *mut c_void, allow_tf32: bool) -> Self {
+        let policy = super::hip::GemmPolicy::from_env().unwrap_or_default();
         CudaBackend {
             device,
             stream,
             allow_tf32,
+            half_operands: policy != super::hip::GemmPolicy::Sgemm,
         }
     }
 
@@ -494,6 +500,10 @@ impl Backend for CudaBackend {
 
     kernel_ops::launched_ops!();
 
+    fn half_operands(&self) -> bool {
+        self.half_operands
+    }
+
     unsafe fn gemm(&self, a: &GemmArgs) -> Result<()> {
         if a.m == 0 || a.n == 0 || a.batch == 0 {
             return Ok(());
@@ -529,6 +539,50 @@ impl Backend for CudaBackend {
                     },
                 ),
             )?;
+            if a.operand != a.dtype || a.output != a.dtype {
+                let datatype = |d: DType| match d {
+                    DType::F16 => CUDA_R_16F,
+                    DType::BF16 => CUDA_R_16BF,
+                    DType::F32 => CUDA_R_32F,
+                    DType::F64 => CUDA_R_64F,
+                };
+                if a.dtype != DType::F32 {
+                    return Err(Error::unsupported(format!(
+                        "GEMM of {} operands accumulating in {}",
+                        a.operand, a.dtype
+                    )));
+                }
+                let (al, be) = (a.alpha as f32, a.beta as f32);
+                return check(
+                    "cublas",
+                    "cublasGemmStridedBatchedEx",
+                    (c.cublasGemmStridedBatchedEx)(
+                        *blas,
+                        op(ta),
+                        op(tb),
+                        mi,
+                        ni,
+                        ki,
+                        &al as *const f32 as *const c_void,
+                        x.addr as *const c_void,
+                        datatype(a.operand),
+                        lda,
+                        x.batch_stride as i64,
+                        y.addr as *const c_void,
+                        datatype(a.operand),
+                        ldb,
+                        y.batch_stride as i64,
+                        &be as *const f32 as *const c_void,
+                        a.dst.addr as *mut c_void,
+                        datatype(a.output),
+                        ldc,
+                        a.dst.batch_stride as i64,
+                        bi,
+                        CUBLAS_COMPUTE_32F,
+                        CUBLAS_GEMM_DEFAULT,
+                    ),
+                );
+            }
             match a.dtype.compute() {
                 DType::F64 => {
                     let (al, be) = (a.alpha, a.beta);

@@ -3,15 +3,16 @@
 //! loaded at run time, so the library builds and runs (on its CPU backend) without ROCm.
 //!
 //! # GEMM policy (`HIPCONV_GEMM=auto|sgemm|native`)
-//! Plans hand the backend compute-type tiles: f16/bf16 tensors are converted to f32 by
-//! hipconv's kernels, so every GEMM is an SGEMM (DGEMM for f64). That is deliberate: under
-//! `HSA_OVERRIDE_GFX_VERSION=10.3.0`, rocBLAS's half GEMM with f32 accumulation runs gfx1030
-//! kernels full of `v_dot2_f32_f16`, which RDNA1 lacks, while its SGEMM only uses instructions
-//! RDNA1 has. So rocBLAS's half GEMM is never needed and never called.
-//! - `auto` (default) and `sgemm`: SGEMM/DGEMM in the compute type.
-//! - `native`: reserved for a native (non-override) stack, where
-//!   `rocblas_gemm_strided_batched_ex` with half operands would be safe (it is bound in
-//!   [`rocblas`]). No plan produces half operands today, so it runs the same SGEMM path.
+//! By default plans hand this backend compute-type tiles: f16/bf16 tensors are converted to
+//! f32 by hipconv's kernels, so every GEMM is an SGEMM (DGEMM for f64). That is deliberate:
+//! under `HSA_OVERRIDE_GFX_VERSION=10.3.0`, rocBLAS's half GEMM with f32 accumulation runs
+//! gfx1030 kernels full of `v_dot2_f32_f16`, which RDNA1 lacks, while its SGEMM only uses
+//! instructions RDNA1 has.
+//! - `auto` (default) and `sgemm`: SGEMM/DGEMM in the compute type; rocBLAS's half GEMM is
+//!   never called.
+//! - `native`: for a native (non-override) stack only: the backend reports
+//!   [`Backend::half_operands`], plans keep f16/bf16 columns and weights in their own type, and
+//!   `rocblas_gemm_strided_batched_ex` runs them with f32 accumulation.
 
 pub mod arch;
 pub mod rocblas;
@@ -76,10 +77,10 @@ impl GemmPolicy {
         }
     }
 
-    /// Whether rocBLAS's half GEMM runs under this policy: never today, because the backend
-    /// only ever receives compute-type (f32/f64) operands. The seam for a native stack.
+    /// Whether rocBLAS's half GEMM runs under this policy: only `native`, which the user
+    /// chooses on a stack that runs without the RDNA1 override.
     pub fn uses_half_gemm(self) -> bool {
-        false
+        self == GemmPolicy::Native
     }
 }
 
@@ -121,6 +122,74 @@ impl HipBackend {
     /// The GEMM policy in force.
     pub fn gemm_policy(&self) -> GemmPolicy {
         self.gemm
+    }
+}
+
+impl HipBackend {
+    /// A GEMM with f16/bf16 operands (and output) accumulating in f32, through
+    /// `rocblas_gemm_strided_batched_ex`: only under the `native` policy.
+    ///
+    /// # Safety
+    /// As [`Backend::gemm`].
+    unsafe fn half_gemm(&self, a: &GemmArgs) -> Result<()> {
+        let datatype = |d: DType| match d {
+            DType::F16 => rocblas::DATATYPE_F16_R,
+            DType::BF16 => rocblas::DATATYPE_BF16_R,
+            DType::F32 => rocblas::DATATYPE_F32_R,
+            DType::F64 => rocblas::DATATYPE_F64_R,
+        };
+        if !self.gemm.uses_half_gemm() || a.dtype != DType::F32 {
+            return Err(Error::unsupported(format!(
+                "a GEMM of {} operands under {GEMM_ENV}={} (half GEMMs run only under native)",
+                a.operand,
+                self.gemm.name()
+            )));
+        }
+        let call = ColumnMajorGemm::of(a)?;
+        let [m, n, k, lda, ldb, ldc, batch] = call.int_args(a.batch)?;
+        let (al, be) = (a.alpha as f32, a.beta as f32);
+        let _g = self.device.guard()?;
+        let blas = self.device.blas()?;
+        let r = self.device.rocblas();
+        // SAFETY: the caller guarantees every operand's strided extent in its stated type; the
+        // handle is used under its lock; d is c (same matrix, same leading dimension).
+        unsafe {
+            rocblas::check("rocblas_set_stream", (r.set_stream)(*blas, self.stream))?;
+            rocblas::check(
+                "rocblas_gemm_strided_batched_ex",
+                (r.gemm_strided_batched_ex)(
+                    *blas,
+                    rocblas::operation(call.trans_a),
+                    rocblas::operation(call.trans_b),
+                    m,
+                    n,
+                    k,
+                    &al as *const f32 as *const c_void,
+                    call.a.addr as *const c_void,
+                    datatype(a.operand),
+                    lda,
+                    call.a.batch_stride as i64,
+                    call.b.addr as *const c_void,
+                    datatype(a.operand),
+                    ldb,
+                    call.b.batch_stride as i64,
+                    &be as *const f32 as *const c_void,
+                    call.c.addr as *const c_void,
+                    datatype(a.output),
+                    ldc,
+                    call.c.batch_stride as i64,
+                    call.c.addr as *mut c_void,
+                    datatype(a.output),
+                    ldc,
+                    call.c.batch_stride as i64,
+                    batch,
+                    rocblas::DATATYPE_F32_R,
+                    rocblas::GEMM_ALGO_STANDARD,
+                    0,
+                    0,
+                ),
+            )
+        }
     }
 }
 
@@ -173,9 +242,17 @@ impl Backend for HipBackend {
 
     kernel_ops::launched_ops!();
 
+    fn half_operands(&self) -> bool {
+        self.gemm.uses_half_gemm()
+    }
+
     unsafe fn gemm(&self, a: &GemmArgs) -> Result<()> {
         if a.m == 0 || a.n == 0 || a.batch == 0 {
             return Ok(());
+        }
+        if a.operand != a.dtype || a.output != a.dtype {
+            // SAFETY: forwarded contract.
+            return unsafe { self.half_gemm(a) };
         }
         let call = ColumnMajorGemm::of(a)?;
         let [m, n, k, lda, ldb, ldc, batch] = call.int_args(a.batch)?;
@@ -188,8 +265,6 @@ impl Backend for HipBackend {
             call.b.batch_stride as i64,
             call.c.batch_stride as i64,
         );
-        // every policy runs the compute-type GEMM (see the module docs)
-        debug_assert!(!self.gemm.uses_half_gemm());
         let _g = self.device.guard()?;
         let blas = self.device.blas()?;
         let r = self.device.rocblas();
@@ -397,6 +472,7 @@ pub fn doctor_lines() -> Vec<(bool, String)> {
         }
     }
     out.push(match GemmPolicy::from_env() {
+        Ok(p) if p.uses_half_gemm() => (true, format!("GEMM: rocBLAS half GEMM (gemm_ex, f32 accumulation) for f16/bf16 ({GEMM_ENV}={}: native stacks only, never under the RDNA1 override)", p.name())),
         Ok(p) => (true, format!("GEMM: rocBLAS SGEMM/DGEMM in the compute type ({GEMM_ENV}={}; half GEMM never used)", p.name())),
         Err(e) => (false, format!("GEMM: {e}; using auto")),
     });
@@ -416,7 +492,7 @@ mod tests {
         assert!(GemmPolicy::parse("hgemm").is_err());
         for p in [GemmPolicy::Auto, GemmPolicy::Sgemm, GemmPolicy::Native] {
             assert_eq!(GemmPolicy::parse(p.name()).unwrap(), p);
-            assert!(!p.uses_half_gemm(), "{p:?}");
+            assert_eq!(p.uses_half_gemm(), p == GemmPolicy::Native, "{p:?}");
         }
     }
 

@@ -126,7 +126,7 @@ pub struct Rocblas {
     pub set_stream: unsafe extern "C" fn(RocblasHandle, hipStream_t) -> RocblasStatus,
     pub sgemm_strided_batched: SgemmStridedBatched,
     pub dgemm_strided_batched: DgemmStridedBatched,
-    /// For a native stack's half GEMM; hipconv's plans compute f16/bf16 in f32 and never call it.
+    /// The half GEMM with f32 accumulation: called only under `HIPCONV_GEMM=native`.
     pub gemm_strided_batched_ex: GemmStridedBatchedEx,
 }
 

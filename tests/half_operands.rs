@@ -1,0 +1,253 @@
+//! Half-operand plans (f16/bf16 columns, packed weights and gathered tiles feeding a GEMM that
+//! accumulates in f32, as GPU backends with half GEMMs run them) executed by the CPU backend
+//! against the f64 reference, in every direction, with guard bands, alpha/beta and tight
+//! workspace budgets.
+
+mod common;
+use common::*;
+use half::{bf16, f16};
+use hipconv::backend::cpu::CpuBackend;
+use hipconv::exec::{Buffers, execute};
+use hipconv::host::{max_rel_error, to_packed_f64};
+use hipconv::plan::{ConvPlan, Path, PlanOptions};
+use hipconv::{ConvProblem, DType, Direction, Element, reference};
+
+/// What one run exercised.
+#[derive(Default)]
+struct Coverage {
+    runs: usize,
+    pointwise: usize,
+    direct_output: usize,
+    partials: usize,
+    multi_tile: usize,
+}
+
+/// Runs `plan` on typed buffers with guard bands; returns the max relative error against the
+/// reference blended with alpha/beta.
+fn run_plan<T: Element>(plan: &ConvPlan, alpha: f64, beta: f64, seed: u64) -> f64 {
+    let p = plan.problem();
+    let dir = plan.direction();
+    let mut rng = Rng::new(seed);
+    let dt = p.dtype();
+    let x = round_to(dt, &random_packed(p.x(), &mut rng));
+    let w = round_to(dt, &random_packed(p.w(), &mut rng));
+    let y = round_to(dt, &random_packed(p.y(), &mut rng));
+    let (raw, old, out_desc) = match dir {
+        Direction::Forward => (reference::forward(p, &x, &w), &y, p.y()),
+        Direction::BackwardData => (reference::backward_data(p, &y, &w), &x, p.x()),
+        Direction::BackwardWeights => (reference::backward_weights(p, &x, &y), &w, p.w()),
+    };
+    let want: Vec<f64> = raw
+        .iter()
+        .zip(old)
+        .map(|(r, o)| alpha * r + if beta == 0.0 { 0.0 } else { beta * o })
+        .collect();
+    // beta == 0 must never read the old output: it holds NaN then.
+    let old_vals = if beta == 0.0 {
+        vec![f64::NAN; old.len()]
+    } else {
+        old.clone()
+    };
+    let fill = |d: &hipconv::TensorDesc, v: &[f64], out: bool| {
+        if out {
+            guarded::<T>(d, &old_vals)
+        } else {
+            guarded::<T>(d, v)
+        }
+    };
+    let mut xb = fill(p.x(), &x, dir == Direction::BackwardData);
+    let mut wb = fill(p.w(), &w, dir == Direction::BackwardWeights);
+    let mut yb = fill(p.y(), &y, dir == Direction::Forward);
+    // The workspace gets poisoned guard words after its planned end.
+    let ws_words = plan.workspace_bytes().div_ceil(8);
+    let mut ws = vec![u64::MAX; ws_words + GUARD];
+    let at = |b: &mut Vec<T>| b[GUARD..].as_mut_ptr() as u64;
+    let bufs = Buffers {
+        x: at(&mut xb),
+        w: at(&mut wb),
+        y: at(&mut yb),
+        workspace: ws.as_mut_ptr() as u64,
+    };
+    // SAFETY: every buffer covers its descriptor (inside guard bands) and the workspace has
+    // the plan's size.
+    unsafe { execute(&CpuBackend::default(), plan, bufs, alpha, beta).unwrap() };
+    assert!(
+        ws[ws_words..].iter().all(|&v| v == u64::MAX),
+        "workspace written past its planned end: {}",
+        plan.describe()
+    );
+    let out = match dir {
+        Direction::Forward => &yb,
+        Direction::BackwardData => &xb,
+        Direction::BackwardWeights => &wb,
+    };
+    assert_guards_intact(out_desc, out, "output");
+    let space = out_desc.element_space().unwrap();
+    let got = to_packed_f64(out_desc, &out[GUARD..GUARD + space]).unwrap();
+    max_rel_error(&got, &want, 1e-6)
+}
+
+fn random_problem(rng: &mut Rng, dtype: DType) -> ConvProblem {
+    loop {
+        let rank = 1 + rng.below(3);
+        let groups = [1, 1, 1, 2, 3][rng.below(5)];
+        let c = groups * (1 + rng.below(5));
+        let k = groups * (1 + rng.below(4));
+        let pointwise = rng.below(4) == 0;
+        let mut input = Vec::new();
+        let (mut kernel, mut pads, mut strides, mut dils) = (vec![], vec![], vec![], vec![]);
+        for _ in 0..rank {
+            input.push(1 + rng.below(if rank == 3 { 6 } else { 13 }));
+            if pointwise {
+                kernel.push(1);
+                pads.push(0);
+                strides.push(1);
+                dils.push(1);
+            } else {
+                kernel.push(1 + rng.below(3));
+                pads.push(rng.below(2));
+                strides.push(1 + rng.below(2));
+                dils.push(1 + rng.below(2));
+            }
+        }
+        let layout = rng.below(3);
+        let n = 1 + rng.below(3);
+        if let Ok(p) = problem(
+            dtype, n, c, &input, k, &kernel, &pads, &strides, &dils, groups, layout,
+        ) {
+            return p;
+        }
+    }
+}
+
+#[test]
+fn half_operand_plans_match_the_reference() {
+    let mut rng = Rng::new(0x4A1F);
+    let mut cov = Coverage::default();
+    for round in 0..160 {
+        let dtype = [DType::F16, DType::BF16][round % 2];
+        let p = random_problem(&mut rng, dtype);
+        let dir = Direction::ALL[(round / 2) % 3];
+        // GPU-style (whole-budget tiles, weight partials) and CPU-style options.
+        let base = if round % 5 == 4 {
+            PlanOptions::cpu(1 << 30)
+        } else {
+            PlanOptions::gpu(1 << 30)
+        };
+        let roomy = PlanOptions {
+            half_operands: true,
+            ..base
+        };
+        let floor = ConvPlan::with_options(&p, dir, PlanOptions { budget: 0, ..roomy })
+            .unwrap()
+            .workspace_bytes();
+        let full = ConvPlan::with_options(&p, dir, roomy)
+            .unwrap()
+            .workspace_bytes();
+        for budget in [1 << 30, floor + (full - floor) / 3, 0] {
+            let opts = PlanOptions { budget, ..roomy };
+            let plan = ConvPlan::with_options(&p, dir, opts).unwrap();
+            assert!(
+                plan.workspace_bytes() <= budget.max(floor),
+                "{} {}: budget {budget} floor {floor}: {} {:?}",
+                p.summary(),
+                dir.name(),
+                plan.describe(),
+                plan.layout()
+            );
+            if matches!(plan.path(), Path::Im2col | Path::Pointwise) {
+                assert_eq!(plan.operand(), dtype, "{}", plan.describe());
+            }
+            cov.runs += 1;
+            cov.pointwise += usize::from(plan.path() == Path::Pointwise);
+            cov.direct_output += usize::from(plan.direct_output());
+            cov.partials += usize::from(plan.weight_partials() > 0);
+            cov.multi_tile += usize::from(plan.tile_count() > 1);
+            let (alpha, beta) = [(1.0, 0.0), (0.5, 0.75), (-2.0, 1.0)][rng.below(3)];
+            let seed = rng.next_u64();
+            let err = match dtype {
+                DType::F16 => run_plan::<f16>(&plan, alpha, beta, seed),
+                _ => run_plan::<bf16>(&plan, alpha, beta, seed),
+            };
+            assert!(
+                err <= tolerance(dtype),
+                "{} {} budget {budget} α={alpha} β={beta} ({}): error {err}",
+                p.summary(),
+                dir.name(),
+                plan.describe()
+            );
+        }
+    }
+    // The random problems must reach every executor branch half operands change.
+    assert!(cov.pointwise >= 20, "pointwise plans: {}", cov.pointwise);
+    assert!(
+        cov.direct_output >= 20,
+        "direct-output plans: {}",
+        cov.direct_output
+    );
+    assert!(cov.partials >= 10, "weight-partial plans: {}", cov.partials);
+    assert!(cov.multi_tile >= 40, "multi-tile plans: {}", cov.multi_tile);
+    eprintln!(
+        "half operands: {} runs ({} pointwise, {} direct output, {} with weight partials, {} multi-tile)",
+        cov.runs, cov.pointwise, cov.direct_output, cov.partials, cov.multi_tile
+    );
+}
+
+#[test]
+fn half_operands_change_only_16_bit_gemm_plans() {
+    let p = problem(
+        DType::F16,
+        2,
+        32,
+        &[12, 12],
+        32,
+        &[3, 3],
+        &[1, 1],
+        &[1, 1],
+        &[1, 1],
+        1,
+        0,
+    )
+    .unwrap();
+    let half = PlanOptions {
+        half_operands: true,
+        ..PlanOptions::gpu(1 << 30)
+    };
+    let plain = PlanOptions::gpu(1 << 30);
+    for dir in Direction::ALL {
+        // An eligible 3×3 f16 problem: Winograd in f32 without half operands, im2col on
+        // 16-bit operands with them.
+        let w = ConvPlan::with_options(&p, dir, plain).unwrap();
+        let h = ConvPlan::with_options(&p, dir, half).unwrap();
+        assert_eq!(w.operand(), DType::F32);
+        assert_eq!(h.path(), Path::Im2col, "{}", h.describe());
+        assert_eq!(h.operand(), DType::F16);
+        // f32 and f64 problems are unaffected.
+        for dt in [DType::F32, DType::F64] {
+            let q = p.with_dtype(dt);
+            assert_eq!(
+                ConvPlan::with_options(&q, dir, half).unwrap(),
+                ConvPlan::with_options(&q, dir, plain).unwrap()
+            );
+        }
+    }
+    // The same budget holds more 16-bit columns than f32 ones.
+    let budget = 96 << 10;
+    let f = ConvPlan::with_options(
+        &p,
+        Direction::Forward,
+        PlanOptions {
+            budget,
+            winograd: hipconv::winograd::Choice::NEVER,
+            ..plain
+        },
+    )
+    .unwrap();
+    let h = ConvPlan::with_options(&p, Direction::Forward, PlanOptions { budget, ..half }).unwrap();
+    assert!(
+        h.tile_count() < f.tile_count(),
+        "{} vs {}",
+        h.describe(),
+        f.describe()
+    );
+}
