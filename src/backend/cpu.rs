@@ -273,6 +273,17 @@ unsafe fn im2col_typed<T: Element, C: TileElement>(
                     for (d, v) in middle.iter_mut().zip(src) {
                         *d = C::from_elem(*v);
                     }
+                } else if step == 2 && !middle.is_empty() {
+                    // Every other element of one input row: pairs, so the copy vectorizes.
+                    let len = middle.len();
+                    // SAFETY: elements start, start + 2, …, start + 2·(len − 1) are in one row of
+                    // the input extent, and so is everything between them.
+                    let src = unsafe { std::slice::from_raw_parts(xp.at(start as usize), 2 * len - 1) };
+                    let (pairs, last) = src.split_at(2 * (len - 1));
+                    for (d, pair) in middle.iter_mut().zip(pairs.chunks_exact(2)) {
+                        *d = C::from_elem(pair[0]);
+                    }
+                    middle[len - 1] = C::from_elem(last[0]);
                 } else {
                     for (j, d) in middle.iter_mut().enumerate() {
                         // SAFETY: (n, channel, id, ih, iw) is inside the tensor.
