@@ -35,6 +35,10 @@ pub unsafe fn execute<B: Backend + ?Sized>(
     alpha: f64,
     beta: f64,
 ) -> Result<()> {
+    if !plan.parts().is_empty() {
+        // SAFETY: forwarded contract; each part's views lie inside the whole tensors.
+        return unsafe { execute_parts(backend, plan, bufs, alpha, beta) };
+    }
     let walker = Walker {
         backend,
         plan,
@@ -56,6 +60,38 @@ pub unsafe fn execute<B: Backend + ?Sized>(
             Direction::BackwardWeights => walker.backward_weights(alpha, beta),
         }
     }
+}
+
+/// The sub-grids of a dilated plan, one after another in the whole workspace: forward and
+/// backward-data write disjoint parts of their output; backward-weights adds each sub-grid's
+/// weight gradient to the previous ones (β = 1 after the first).
+///
+/// # Safety
+/// As [`execute`].
+unsafe fn execute_parts<B: Backend + ?Sized>(
+    backend: &B,
+    plan: &ConvPlan,
+    bufs: Buffers,
+    alpha: f64,
+    beta: f64,
+) -> Result<()> {
+    let esize = plan.problem().dtype().size() as Addr;
+    for (i, part) in plan.parts().iter().enumerate() {
+        let part_bufs = Buffers {
+            x: bufs.x + part.x_offset as Addr * esize,
+            y: bufs.y + part.y_offset as Addr * esize,
+            ..bufs
+        };
+        let part_beta = if plan.direction() == Direction::BackwardWeights && i > 0 {
+            1.0
+        } else {
+            beta
+        };
+        // SAFETY: the part's x and y views start at these offsets inside the caller's
+        // tensors; its workspace need is at most the plan's.
+        unsafe { execute(backend, &part.plan, part_bufs, alpha, part_beta)? };
+    }
+    Ok(())
 }
 
 struct Walker<'a, B: ?Sized> {

@@ -35,6 +35,7 @@ pub mod kernels;
 pub mod plan;
 pub mod problem;
 pub mod reference;
+pub mod subgrid;
 pub mod suite;
 pub mod verify;
 pub mod winograd;

@@ -170,6 +170,15 @@ impl PlanOptions {
 /// than by one GEMM per image.
 const DIRECT_MIN_PIXELS: usize = 128;
 
+/// One sub-grid of a dilated problem ([`crate::subgrid`]) with its own plan: its x and y are
+/// views starting `x_offset` / `y_offset` elements from the whole tensors' bases.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanPart {
+    pub plan: ConvPlan,
+    pub x_offset: usize,
+    pub y_offset: usize,
+}
+
 /// A complete, device-independent execution plan.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConvPlan {
@@ -185,6 +194,7 @@ pub struct ConvPlan {
     partial_chunk: usize,
     winograd: Option<WinogradGeom>,
     operand: DType,
+    parts: Vec<PlanPart>,
 }
 
 /// Into how many equal chunks each image's output positions split for partial weight
@@ -252,6 +262,9 @@ impl ConvPlan {
                 "{} spatial dims (hipconv handles 1 to 3)",
                 problem.conv().spatial_rank()
             )));
+        }
+        if let Some(plan) = Self::subgrids(problem, direction, &opts)? {
+            return Ok(plan);
         }
         if let Some(plan) = Self::winograd(problem, direction, &opts)? {
             return Ok(plan);
@@ -468,7 +481,69 @@ impl ConvPlan {
             } else {
                 operand
             },
+            parts: Vec::new(),
         })
+    }
+
+    /// A dilated problem as its undilated sub-grids ([`crate::subgrid`]) when each of them
+    /// takes the Winograd path; `None` otherwise. Backward-weights sums the sub-grids' weight
+    /// gradients in the output tensor, so it decomposes only when that holds the compute type.
+    fn subgrids(
+        problem: &ConvProblem,
+        direction: Direction,
+        opts: &PlanOptions,
+    ) -> Result<Option<Self>> {
+        let compute = problem.dtype().compute();
+        if direction == Direction::BackwardWeights && problem.dtype() != compute {
+            return Ok(None);
+        }
+        let Some(grids) = crate::subgrid::split(problem)? else {
+            return Ok(None);
+        };
+        let mut parts = Vec::with_capacity(grids.len());
+        for grid in grids {
+            let plan = Self::with_options(&grid.problem, direction, *opts)?;
+            if plan.path != Path::Winograd {
+                return Ok(None);
+            }
+            parts.push(PlanPart {
+                plan,
+                x_offset: grid.x_offset,
+                y_offset: grid.y_offset,
+            });
+        }
+        let total = parts
+            .iter()
+            .map(|p| p.plan.workspace_bytes())
+            .max()
+            .unwrap_or(0);
+        Ok(Some(ConvPlan {
+            problem: problem.clone(),
+            direction,
+            path: Path::Winograd,
+            tiling: parts[0].plan.tiling,
+            layout: WorkspaceLayout {
+                weights: 0,
+                col: 0,
+                stage: 0,
+                partials: 0,
+                total,
+            },
+            direct_output: false,
+            direct_dy: false,
+            weights_in_place: false,
+            weight_partials: 0,
+            partial_chunk: 0,
+            winograd: None,
+            operand: compute,
+            parts,
+        }))
+    }
+
+    /// The sub-grid plans of a dilated problem run as undilated ones (empty otherwise): the
+    /// executor runs them in order, each in the whole workspace.
+    pub fn parts(&self) -> &[PlanPart] {
+        &self.parts
     }
 
     /// A Winograd plan when the options ask for one, the problem is eligible and the
@@ -526,6 +601,7 @@ impl ConvPlan {
             partial_chunk: 0,
             winograd: Some(geom),
             operand: problem.dtype().compute(),
+            parts: Vec::new(),
         }))
     }
 
@@ -590,6 +666,7 @@ impl ConvPlan {
             partial_chunk: 0,
             winograd: None,
             operand: problem.dtype().compute(),
+            parts: Vec::new(),
         }))
     }
 
@@ -675,6 +752,9 @@ impl ConvPlan {
 
     /// Number of tiles the executor walks.
     pub fn tile_count(&self) -> usize {
+        if !self.parts.is_empty() {
+            return self.parts.iter().map(|p| p.plan.tile_count()).sum();
+        }
         let g = self.problem.geometry();
         match self.tiling {
             Tiling::Pixels { per_tile } => (g.n * g.output_len).div_ceil(per_tile),
@@ -693,6 +773,15 @@ impl ConvPlan {
 
     /// One line for logs: path, tiling, workspace.
     pub fn describe(&self) -> String {
+        if let Some(first) = self.parts.first() {
+            return format!(
+                "{} {} sub-grids of [{}] workspace={}B",
+                self.direction.name(),
+                self.parts.len(),
+                first.plan.describe(),
+                self.layout.total
+            );
+        }
         format!(
             "{} {:?}{}{} {:?} tiles={} workspace={}B",
             self.direction.name(),

@@ -155,7 +155,9 @@ fn only_eligible_problems_plan_winograd() {
     assert_eq!(plan(DType::F16, 32, 3, 1, 1, 1, 1), (true, true));
     assert_eq!(plan(DType::F64, 32, 3, 1, 1, 1, 1), (false, false));
     assert_eq!(plan(DType::F32, 32, 3, 2, 1, 1, 1), (false, false));
-    assert_eq!(plan(DType::F32, 32, 3, 1, 2, 1, 2), (false, false));
+    // Dilated: pads that are multiples of the dilation split into undilated sub-grids.
+    assert_eq!(plan(DType::F32, 32, 3, 1, 2, 1, 2), (true, true));
+    assert_eq!(plan(DType::F32, 32, 3, 1, 2, 1, 1), (false, false));
     assert_eq!(plan(DType::F32, 32, 3, 1, 1, 2, 1), (false, false));
     assert_eq!(plan(DType::F32, 32, 5, 1, 1, 1, 2), (false, false));
     assert_eq!(plan(DType::F32, 4, 3, 1, 1, 1, 1), (false, false));
@@ -205,7 +207,8 @@ fn defaults_need_enough_tiles_and_cap_f4_channels() {
     };
     let edge = |choice: Choice, prob| choice.geometry(&prob, Direction::Forward).map(|g| g.m);
     // 7×7 outputs: 4 tiles of F(4×4) per image, 16 of F(2×2).
-    assert_eq!(edge(Choice::CPU, p(4, 64, 7)), None);
+    assert_eq!(edge(Choice::CPU, p(2, 64, 7)), None);
+    assert_eq!(edge(Choice::CPU, p(4, 64, 7)), Some(2));
     assert_eq!(edge(Choice::CPU, p(16, 64, 7)), Some(4));
     assert_eq!(edge(Choice::GPU, p(4, 64, 7)), Some(2));
     assert_eq!(edge(Choice::GPU, p(8, 64, 7)), Some(4));
@@ -214,8 +217,8 @@ fn defaults_need_enough_tiles_and_cap_f4_channels() {
     assert_eq!(edge(Choice::CPU, p(8, 1024, 28)), None);
     assert_eq!(edge(Choice::only(4), p(1, 1024, 7)), Some(4));
     assert_eq!(edge(Choice::NEVER, p(32, 64, 56)), None);
-    // Backward-weights: F(2×2) on GPUs for filters of 128 × 128 channels or more; F(4×4) only
-    // when asked for explicitly.
+    // Backward-weights: F(2×2) for filters of 128 × 128 channels or more; F(4×4) only when
+    // asked for explicitly.
     let wgrad = |choice: Choice, prob| {
         choice
             .geometry(&prob, Direction::BackwardWeights)
@@ -239,5 +242,73 @@ fn defaults_need_enough_tiles_and_cap_f4_channels() {
     )
     .unwrap();
     assert_eq!(wgrad(Choice::GPU, wide.clone()), Some(2));
-    assert_eq!(wgrad(Choice::CPU, wide), None);
+    assert_eq!(wgrad(Choice::CPU, wide), Some(2));
+}
+
+/// A dilated 3×3 problem whose pads are multiples of its dilations (so it splits into
+/// undilated sub-grids), in any dtype and layout.
+fn dilated_problem(rng: &mut Rng) -> hipconv::ConvProblem {
+    let dtype = [DType::F32, DType::F16, DType::BF16][rng.below(3)];
+    let dil = [2 + rng.below(2), 2 + rng.below(2)];
+    let pads = [dil[0] * rng.below(2), dil[1] * rng.below(2)];
+    // Every residue class needs an input and an output position.
+    let size = |a: usize, r: &mut Rng| 2 * dil[a] + 2 * dil[a] - 2 * pads[a] + r.below(12);
+    let (h, w) = (size(0, rng), size(1, rng));
+    problem(
+        dtype,
+        1 + rng.below(3),
+        16 + rng.below(12),
+        &[h, w],
+        16 + rng.below(12),
+        &[3, 3],
+        &pads,
+        &[1, 1],
+        &dil,
+        1,
+        rng.below(3),
+    )
+    .unwrap()
+}
+
+#[test]
+fn dilated_problems_run_as_winograd_subgrids() {
+    let mut rng = Rng::new(0xD11A7);
+    let mut split = 0;
+    for round in 0..60 {
+        let p = dilated_problem(&mut rng);
+        let dir = Direction::ALL[round % 3];
+        let tile = [2, 4][rng.below(2)];
+        let conv = Conv::new(p.clone()).with_winograd(Some(tile));
+        let plan = conv.plan(dir).unwrap();
+        let d = p.conv().dilations();
+        // Backward-weights in f16/bf16 keeps the dilated im2col path (sub-grid sums would be
+        // rounded to the storage type); everything else splits.
+        if dir != Direction::BackwardWeights || p.dtype() == p.dtype().compute() {
+            assert_eq!(plan.parts().len(), d[0] * d[1], "{}", p.summary());
+            assert!(
+                plan.parts()
+                    .iter()
+                    .all(|part| part.plan.path() == Path::Winograd)
+            );
+            split += 1;
+        } else {
+            assert!(plan.parts().is_empty());
+        }
+        let scale = [
+            Scale::default(),
+            Scale {
+                alpha: -1.5,
+                beta: 0.25,
+            },
+        ][rng.below(2)];
+        let (_, err) = run_conv(&conv, dir, scale, rng.next_u64());
+        assert!(
+            err <= tolerance(p.dtype()),
+            "{} {} ({}): error {err:.2e}",
+            p.summary(),
+            dir.name(),
+            plan.describe()
+        );
+    }
+    assert!(split >= 40, "only {split} of 60 plans split into sub-grids");
 }

@@ -278,7 +278,8 @@ unsafe fn im2col_typed<T: Element, C: TileElement>(
                     let len = middle.len();
                     // SAFETY: elements start, start + 2, …, start + 2·(len − 1) are in one row of
                     // the input extent, and so is everything between them.
-                    let src = unsafe { std::slice::from_raw_parts(xp.at(start as usize), 2 * len - 1) };
+                    let src =
+                        unsafe { std::slice::from_raw_parts(xp.at(start as usize), 2 * len - 1) };
                     let (pairs, last) = src.split_at(2 * (len - 1));
                     for (d, pair) in middle.iter_mut().zip(pairs.chunks_exact(2)) {
                         *d = C::from_elem(pair[0]);

@@ -226,6 +226,9 @@ impl TensorDesc {
             .map(|(&d, &s)| (s, d))
             .collect();
         axes.sort_unstable();
+        // Axes by increasing stride: each stride must step past everything the smaller axes
+        // address (their extent), which makes every element's address unique. Views that take
+        // every n-th position interleave this way.
         let mut span = 1usize;
         for (stride, dim) in axes {
             if stride < span {
@@ -234,7 +237,11 @@ impl TensorDesc {
                     self.strides, self.dims
                 )));
             }
-            span = checked::mul(stride, dim, "tensor extent")?;
+            span = checked::add(
+                checked::mul(stride, dim - 1, "tensor extent")?,
+                span,
+                "tensor extent",
+            )?;
         }
         Ok(())
     }
