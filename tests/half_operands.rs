@@ -195,33 +195,48 @@ fn half_operand_plans_match_the_reference() {
 
 #[test]
 fn half_operands_change_only_16_bit_gemm_plans() {
-    let p = problem(
-        DType::F16,
-        2,
-        32,
-        &[12, 12],
-        32,
-        &[3, 3],
-        &[1, 1],
-        &[1, 1],
-        &[1, 1],
-        1,
-        0,
-    )
-    .unwrap();
+    let wide = |c: usize| {
+        problem(
+            DType::F16,
+            2,
+            c,
+            &[12, 12],
+            c,
+            &[3, 3],
+            &[1, 1],
+            &[1, 1],
+            &[1, 1],
+            1,
+            0,
+        )
+        .unwrap()
+    };
+    let p = wide(300);
     let half = PlanOptions {
         half_operands: true,
+        winograd: hipconv::winograd::Choice::only(2),
         ..PlanOptions::gpu(1 << 30)
     };
-    let plain = PlanOptions::gpu(1 << 30);
+    let plain = PlanOptions {
+        winograd: hipconv::winograd::Choice::only(2),
+        ..PlanOptions::gpu(1 << 30)
+    };
     for dir in Direction::ALL {
-        // An eligible 3×3 f16 problem: Winograd in f32 without half operands, im2col on
-        // 16-bit operands with them.
+        // An eligible 3×3 f16 problem: Winograd in f32 without half operands; with them,
+        // im2col on 16-bit operands when the channels are wide (and in backward-weights).
         let w = ConvPlan::with_options(&p, dir, plain).unwrap();
         let h = ConvPlan::with_options(&p, dir, half).unwrap();
+        assert_eq!(w.path(), Path::Winograd, "{}", w.describe());
         assert_eq!(w.operand(), DType::F32);
         assert_eq!(h.path(), Path::Im2col, "{}", h.describe());
         assert_eq!(h.operand(), DType::F16);
+        let narrow = ConvPlan::with_options(&wide(64), dir, half).unwrap();
+        let want = if dir == Direction::BackwardWeights {
+            Path::Im2col
+        } else {
+            Path::Winograd
+        };
+        assert_eq!(narrow.path(), want, "{}", narrow.describe());
         // f32 and f64 problems are unaffected.
         for dt in [DType::F32, DType::F64] {
             let q = p.with_dtype(dt);
