@@ -58,6 +58,76 @@ HC_DEVICE void col2im_impl(const KernelGeom& g, const KernelStrides& s,
     }
 }
 
+// The output position a tap reads input position `t` (= in + pad − k·dil) from, if any:
+// t = o·stride with 0 <= o < out. Strides 1 and 2 avoid the division.
+HC_DEVICE bool hc_col2im_out(int t, int stride, int out, int* o) {
+    if (stride == 1) {
+        *o = t;
+    } else if (stride == 2) {
+        if (t & 1) return false;
+        *o = t >> 1;
+    } else {
+        *o = t / stride;
+        if (*o * stride != t) return false;
+    }
+    return *o < out;
+}
+
+// col2im32: the same gather with 32-bit index arithmetic (64-bit division costs ~5× the
+// instructions), for tiles and tensors whose every index fits in 31 bits (checked by the host).
+// Same summation order as col2im.
+template <class Ty>
+HC_DEVICE void col2im32_impl(const KernelGeom& g, const KernelStrides& s,
+                             const typename Ty::C* __restrict__ col,
+                             typename Ty::T* __restrict__ dx, int group, int group_count,
+                             int ch_start, int ch_len, int image_start, int image_len,
+                             typename Ty::C alpha, typename Ty::C beta) {
+    typedef typename Ty::C C;
+    const int in_d = (int)g.input[0], in_h = (int)g.input[1], in_w = (int)g.input[2];
+    const int k_d = (int)g.kernel[0], k_h = (int)g.kernel[1], k_w = (int)g.kernel[2];
+    const int o_d = (int)g.output[0], o_h = (int)g.output[1], o_w = (int)g.output[2];
+    const int input_len = in_d * in_h * in_w, output_len = (int)g.output_len;
+    const int kernel_len = (int)g.kernel_len;
+    const int cols = image_len * output_len;
+    const int planes = group_count * ch_len;
+    const int total = image_len * planes * input_len;
+    for (int idx = (int)hc_thread_id(); idx < total; idx += (int)hc_thread_count()) {
+        const int plane_i = idx / input_len, spatial = idx - plane_i * input_len;
+        const int b = plane_i / planes, plane = plane_i - b * planes;
+        const int gi = plane / ch_len, cl = plane - gi * ch_len;
+        const int id = spatial / (in_h * in_w), hw = spatial - id * (in_h * in_w);
+        const int ih = hw / in_w, iw = hw - ih * in_w;
+        const C* rows = col + plane * kernel_len * cols + b * output_len;
+        C acc = C(0);
+        for (int kd = 0; kd < k_d; ++kd) {
+            const int td = id + (int)g.pad[0] - kd * (int)g.dilation[0];
+            if (td < 0) break;
+            int od;
+            if (!hc_col2im_out(td, (int)g.stride[0], o_d, &od)) continue;
+            for (int kh = 0; kh < k_h; ++kh) {
+                const int th = ih + (int)g.pad[1] - kh * (int)g.dilation[1];
+                if (th < 0) break;
+                int oh;
+                if (!hc_col2im_out(th, (int)g.stride[1], o_h, &oh)) continue;
+                const int row0 = (kd * k_h + kh) * k_w;
+                const int out0 = (od * o_h + oh) * o_w;
+                for (int kw = 0; kw < k_w; ++kw) {
+                    const int tw = iw + (int)g.pad[2] - kw * (int)g.dilation[2];
+                    if (tw < 0) break;
+                    int ow;
+                    if (!hc_col2im_out(tw, (int)g.stride[2], o_w, &ow)) continue;
+                    acc += rows[(row0 + kw) * cols + out0 + ow];
+                }
+            }
+        }
+        const hc_i64 channel = (hc_i64)(group + gi) * g.c_per_group + ch_start + cl;
+        typename Ty::T* p = dx + (hc_i64)(image_start + b) * s.n + channel * s.c +
+                            (hc_i64)id * s.spatial[0] + (hc_i64)ih * s.spatial[1] +
+                            (hc_i64)iw * s.spatial[2];
+        *p = hc_blend<Ty>(acc, alpha, beta, p);
+    }
+}
+
 #define HC_COL2IM(name, Ty)                                                                   \
     extern "C" __global__ void col2im_##name(KernelGeom g, KernelStrides s, const Ty::C* col, \
                                              Ty::T* dx, hc_i64 group, hc_i64 group_count,     \
@@ -66,6 +136,13 @@ HC_DEVICE void col2im_impl(const KernelGeom& g, const KernelStrides& s,
                                              Ty::C alpha, Ty::C beta) {                       \
         col2im_impl<Ty>(g, s, col, dx, group, group_count, ch_start, ch_len, image_start,     \
                         image_len, alpha, beta);                                              \
+    }                                                                                         \
+    extern "C" __global__ void col2im32_##name(                                               \
+        KernelGeom g, KernelStrides s, const Ty::C* col, Ty::T* dx, hc_i64 group,             \
+        hc_i64 group_count, hc_i64 ch_start, hc_i64 ch_len, hc_i64 image_start,               \
+        hc_i64 image_len, Ty::C alpha, Ty::C beta) {                                          \
+        col2im32_impl<Ty>(g, s, col, dx, (int)group, (int)group_count, (int)ch_start,          \
+                          (int)ch_len, (int)image_start, (int)image_len, alpha, beta);        \
     }
 HC_FOR_EACH_TYPE(HC_COL2IM)
 #undef HC_COL2IM

@@ -832,50 +832,81 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
                         start: group0,
                         len: groups_per_tile.min(g.groups - group0),
                     };
-                    let dy = TensorArg {
-                        addr: self.bufs.y,
-                        desc: p.y(),
-                    };
-                    let k_range = Channels {
-                        start: group0 * g.k_per_group,
-                        len: groups.len * g.k_per_group,
-                    };
-                    self.backend.gather_pixels(
-                        &self.geom,
-                        dy,
-                        k_range,
-                        px,
-                        self.ws(Region::Stage, 0),
-                        self.plan.operand(),
-                    )?;
+                    let direct_dy = self.plan.direct_dy();
+                    if !direct_dy {
+                        let dy = TensorArg {
+                            addr: self.bufs.y,
+                            desc: p.y(),
+                        };
+                        let k_range = Channels {
+                            start: group0 * g.k_per_group,
+                            len: groups.len * g.k_per_group,
+                        };
+                        self.backend.gather_pixels(
+                            &self.geom,
+                            dy,
+                            k_range,
+                            px,
+                            self.ws(Region::Stage, 0),
+                            self.plan.operand(),
+                        )?;
+                    }
                     for c0 in (0..g.c_per_group).step_by(channels_per_tile) {
                         let channels = Channels {
                             start: c0,
                             len: channels_per_tile.min(g.c_per_group - c0),
                         };
                         let rows = channels.len * g.kernel_len;
-                        let run = ImageRun {
-                            image: 0,
-                            count: 1,
-                            first: 0,
-                            len: cols,
-                            col: 0,
-                        };
                         let lhs = |_: usize, gi: usize| wt(group0 + gi, c0);
-                        let rhs = |_: usize, gi: usize| {
-                            self.dense(Region::Stage, gi * g.k_per_group * cols, cols)
-                        };
-                        let dst =
-                            |_: usize, gi: usize| self.dense(Region::Col, gi * rows * cols, cols);
-                        self.gemm_run(
-                            (rows, cols, g.k_per_group),
-                            &run,
-                            groups.len,
-                            &lhs,
-                            &rhs,
-                            (&dst, self.plan.compute()),
-                            (1.0, 0.0),
-                        )?;
+                        if direct_dy {
+                            // One GEMM per image straight from dy into its columns.
+                            let run = ImageRun {
+                                image: image0,
+                                count: images.len,
+                                first: 0,
+                                len: g.output_len,
+                                col: 0,
+                            };
+                            let rhs = |i: usize, gi: usize| {
+                                let k0 = (group0 + gi) * g.k_per_group;
+                                tensor_view(self.bufs.y, p.y(), image0 + i, k0, 0)
+                            };
+                            let dst = |i: usize, gi: usize| {
+                                self.dense(Region::Col, gi * rows * cols + i * g.output_len, cols)
+                            };
+                            self.gemm_run(
+                                (rows, g.output_len, g.k_per_group),
+                                &run,
+                                groups.len,
+                                &lhs,
+                                &rhs,
+                                (&dst, self.plan.compute()),
+                                (1.0, 0.0),
+                            )?;
+                        } else {
+                            let run = ImageRun {
+                                image: 0,
+                                count: 1,
+                                first: 0,
+                                len: cols,
+                                col: 0,
+                            };
+                            let rhs = |_: usize, gi: usize| {
+                                self.dense(Region::Stage, gi * g.k_per_group * cols, cols)
+                            };
+                            let dst = |_: usize, gi: usize| {
+                                self.dense(Region::Col, gi * rows * cols, cols)
+                            };
+                            self.gemm_run(
+                                (rows, cols, g.k_per_group),
+                                &run,
+                                groups.len,
+                                &lhs,
+                                &rhs,
+                                (&dst, self.plan.compute()),
+                                (1.0, 0.0),
+                            )?;
+                        }
                         let dx = TensorArg {
                             addr: self.bufs.x,
                             desc: p.x(),

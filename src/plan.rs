@@ -83,7 +83,7 @@ pub const PARTIAL_TARGET_BLOCKS: usize = 512;
 
 /// Most source channels for which 16-bit problems on a half GEMM still take the (f32) Winograd
 /// path forward and backward-data.
-const HALF_OPERAND_WINOGRAD_MAX_CHANNELS: usize = 256;
+const HALF_OPERAND_WINOGRAD_MAX_CHANNELS: usize = 128;
 
 /// Shortest reduction (output positions) of one partial weight-gradient GEMM.
 const PARTIAL_MIN_CHUNK: usize = 256;
@@ -308,10 +308,15 @@ impl ConvPlan {
             Direction::BackwardData => pointwise,
             Direction::BackwardWeights => false,
         };
-        let direct_dy = direction == Direction::BackwardWeights
-            && y_flat
+        // dy read in place by the GEMMs, one per image, instead of gathered into the stage
+        // tile: backward-weights on CPUs, backward-data through im2col everywhere.
+        let direct_dy = y_flat
             && big_images
-            && opts.per_image_weight_gemms;
+            && match direction {
+                Direction::BackwardWeights => opts.per_image_weight_gemms,
+                Direction::BackwardData => !pointwise,
+                Direction::Forward => false,
+            };
         // GPUs: one GEMM per image into its own partial dw (batched, so every image runs in
         // parallel), then a deterministic sum over images, instead of one GEMM with a very long
         // reduction that leaves most of the chip idle. Only when dw is small.
@@ -411,7 +416,11 @@ impl ConvPlan {
                 0,
             ),
             Direction::BackwardData => {
-                let stage_group = checked_mul(g.k_per_group, g.output_len, "tile")?;
+                let stage_group = if direct_dy {
+                    0
+                } else {
+                    checked_mul(g.k_per_group, g.output_len, "tile")?
+                };
                 let col_channel = checked_mul(g.kernel_len, g.output_len, "tile")?;
                 let col_group = checked_mul(col_channel, g.c_per_group, "tile")?;
                 // The same quantities in units.
@@ -562,8 +571,8 @@ impl ConvPlan {
         };
         // 16-bit problems on a half GEMM: im2col's GEMMs run on the half-precision units, and
         // beat the f32 Winograd GEMMs once the channels are wide, and in backward-weights
-        // (H100: Winograd 1.1–2.5× faster forward and backward-data up to 256 source channels,
-        // 1.6× slower at 512).
+        // (H100: Winograd 1.2–2.5× faster forward and backward-data at 64 and 128 source
+        // channels, even at 256 on 14×14 images, 1.5× slower on 32×32 ones, 1.6× at 512).
         if opts.operand_type(problem.dtype()) != problem.dtype().compute()
             && (direction == Direction::BackwardWeights
                 || geom.src_c as usize > HALF_OPERAND_WINOGRAD_MAX_CHANNELS)
@@ -755,7 +764,8 @@ impl ConvPlan {
         self.partial_chunk
     }
 
-    /// True when backward-weights GEMMs read dy in place (no gather into the stage tile).
+    /// True when backward-weights or backward-data GEMMs read dy in place (no gather into the
+    /// stage tile).
     pub fn direct_dy(&self) -> bool {
         self.direct_dy
     }

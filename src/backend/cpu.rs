@@ -400,7 +400,11 @@ unsafe fn col2im_typed<T: Element, C: Compute>(
         let rows = &col[plane * r_len * cols..(plane + 1) * r_len * cols];
         // One input row at a time: every (depth, height) tap adds a shifted slice of a column
         // row into the accumulator, in a fixed tap order (deterministic, no shared writes).
-        let mut acc = vec![C::ZERO; g.input[2] as usize];
+        // The accumulator is split by phase (iw mod stride), so that each tap's inputs, which
+        // are `stride` apart, are one contiguous run of it: acc[phase·pw + iw / stride].
+        let stride = g.stride[2] as usize;
+        let pw = (g.input[2] as usize).div_ceil(stride);
+        let mut acc = vec![C::ZERO; stride * pw];
         for (id, td) in t[0].iter().enumerate() {
             for (ih, th) in t[1].iter().enumerate() {
                 acc.fill(C::ZERO);
@@ -419,26 +423,20 @@ unsafe fn col2im_typed<T: Element, C: Compute>(
                             }
                             let first = (lo * g.stride[2] + offset) as usize;
                             let src = &src[lo as usize..hi as usize];
-                            if g.stride[2] == 1 {
-                                for (a, v) in acc[first..first + src.len()].iter_mut().zip(src) {
-                                    *a += *v;
-                                }
-                            } else {
-                                let step = g.stride[2] as usize;
-                                let dst = acc[first..].iter_mut().step_by(step);
-                                for (a, v) in dst.zip(src) {
-                                    *a += *v;
-                                }
+                            let at = (first % stride) * pw + first / stride;
+                            for (a, v) in acc[at..at + src.len()].iter_mut().zip(src) {
+                                *a += *v;
                             }
                         }
                     }
                 }
                 let row = base + id as i64 * s.spatial[0] + ih as i64 * s.spatial[1];
-                for (iw, v) in acc.iter().enumerate() {
+                for iw in 0..g.input[2] as usize {
+                    let v = acc[(iw % stride) * pw + iw / stride];
                     let p = out.at((row + iw as i64 * s.spatial[2]) as usize);
                     // SAFETY: each task owns one (image, channel) plane of a non-overlapping
                     // tensor; the element lies inside the guaranteed extent.
-                    unsafe { *p = blend(*v, alpha, beta, || *p) };
+                    unsafe { *p = blend(v, alpha, beta, || *p) };
                 }
             }
         }

@@ -289,10 +289,27 @@ pub unsafe fn col2im<L: Launcher + ?Sized>(
     );
     let (mut a, mut b) = (Scalar::of(dt, alpha), Scalar::of(dt, beta));
     let total = i_n * gn * cn * geom.input_len;
+    // The 32-bit kernel when every index fits: the thread range, the column tile, dx and the
+    // group/channel/image counters.
+    let col_elems = gn
+        .saturating_mul(cn)
+        .saturating_mul(geom.kernel_len)
+        .saturating_mul(i_n)
+        .saturating_mul(geom.output_len);
+    let op = if total < INDEX_LIMIT
+        && col_elems < INDEX_LIMIT
+        && (g0 + gn) * geom.c_per_group < INDEX_LIMIT
+        && i0 + i_n < INDEX_LIMIT
+        && fits_31_bits(geom, &[dx.desc])
+    {
+        "col2im32"
+    } else {
+        "col2im"
+    };
     // SAFETY: forwarded contract.
     unsafe {
         l.launch(
-            "col2im",
+            op,
             dt,
             total,
             1,
@@ -624,10 +641,23 @@ fn is_3x3(geom: &KernelGeom) -> bool {
     geom.kernel == [1, 3, 3]
 }
 
+/// Bound on every index the 32-bit kernels compute, so that a sum of two stays below 2^31.
+const INDEX_LIMIT: i64 = 1 << 30;
+
+/// `HIPCONV_INDEX64=1` keeps every launch on the 64-bit-index kernels (to test them on
+/// problems small enough for the 32-bit ones).
+fn index64_forced() -> bool {
+    static FORCED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *FORCED.get_or_init(|| std::env::var("HIPCONV_INDEX64").is_ok_and(|v| v == "1"))
+}
+
 /// Whether every tensor extent and geometry value fits the 32-bit index arithmetic of the
-/// unrolled depthwise kernels.
+/// unrolled depthwise kernels and `col2im32`.
 fn fits_31_bits(geom: &KernelGeom, tensors: &[&crate::problem::TensorDesc]) -> bool {
-    const LIMIT: i64 = 1 << 30;
+    const LIMIT: i64 = INDEX_LIMIT;
+    if index64_forced() {
+        return false;
+    }
     let values = [
         geom.input,
         geom.output,
