@@ -266,7 +266,10 @@ impl Conv {
                 y: base.y + slice.y * esize,
                 workspace: workspace.as_mut_ptr() as u64,
             };
-            let backend = CpuBackend { threaded_gemm };
+            let backend = CpuBackend {
+                threaded_gemm,
+                ..CpuBackend::default()
+            };
             // SAFETY: every slice was checked to cover its descriptor's extent; a slice's
             // descriptors address a sub-range of the full tensors at the given offsets, and
             // slices write disjoint parts of the output (the output is a unique borrow, so it
@@ -375,6 +378,7 @@ impl Conv {
                 };
                 let backend = CpuBackend {
                     threaded_gemm: false,
+                    ..CpuBackend::default()
                 };
                 // SAFETY: x and dy were checked to cover their descriptors, of which these are
                 // image ranges at the given offsets; `part` is a private packed dw; the

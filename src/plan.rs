@@ -227,6 +227,13 @@ fn partial_splits(
     splits
 }
 
+/// Whether a tensor's `[channels][positions]` view of one image has flat positions and a unit
+/// stride on one side, as a BLAS operand needs.
+fn gemm_view(desc: &crate::problem::TensorDesc) -> bool {
+    desc.flat_spatial_stride()
+        .is_some_and(|sp| sp == 1 || desc.strides()[1] == 1 || desc.dims()[1] == 1)
+}
+
 /// Bytes per element of the weights, col and stage regions: GEMM inputs (packed weights,
 /// columns, gathered dy) in the operand type, GEMM outputs and accumulators in the compute type.
 fn region_sizes(
@@ -283,8 +290,11 @@ impl ConvPlan {
         // The caller's tensors can be GEMM operands (or a direct GEMM output) in place when
         // they are stored in the operand type.
         let native = problem.dtype() == operand;
-        let x_flat = native && problem.x().flat_spatial_stride().is_some();
-        let y_flat = native && problem.y().flat_spatial_stride().is_some();
+        // x and y can be GEMM operands (or outputs) in place as `[channels][positions]`
+        // matrices when stored in the operand type, with flat positions and one unit stride
+        // (a BLAS needs a leading dimension).
+        let x_flat = native && gemm_view(problem.x());
+        let y_flat = native && gemm_view(problem.y());
         let pointwise = problem.is_pointwise()
             && match direction {
                 Direction::Forward | Direction::BackwardWeights => x_flat,

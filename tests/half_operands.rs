@@ -23,8 +23,9 @@ struct Coverage {
 }
 
 /// Runs `plan` on typed buffers with guard bands; returns the max relative error against the
-/// reference blended with alpha/beta.
-fn run_plan<T: Element>(plan: &ConvPlan, alpha: f64, beta: f64, seed: u64) -> f64 {
+/// reference blended with alpha/beta. `gpu`: the plan was made for a GPU backend, whose BLAS
+/// needs one unit stride in every GEMM operand.
+fn run_plan<T: Element>(plan: &ConvPlan, alpha: f64, beta: f64, seed: u64, gpu: bool) -> f64 {
     let p = plan.problem();
     let dir = plan.direction();
     let mut rng = Rng::new(seed);
@@ -70,7 +71,12 @@ fn run_plan<T: Element>(plan: &ConvPlan, alpha: f64, beta: f64, seed: u64) -> f6
     };
     // SAFETY: every buffer covers its descriptor (inside guard bands) and the workspace has
     // the plan's size.
-    unsafe { execute(&CpuBackend::default(), plan, bufs, alpha, beta).unwrap() };
+    // GPU-style plans must only issue GEMMs a column-major BLAS can take.
+    let backend = CpuBackend {
+        blas_layouts_only: gpu,
+        ..CpuBackend::default()
+    };
+    unsafe { execute(&backend, plan, bufs, alpha, beta).unwrap() };
     assert!(
         ws[ws_words..].iter().all(|&v| v == u64::MAX),
         "workspace written past its planned end: {}",
@@ -129,10 +135,11 @@ fn half_operand_plans_match_the_reference() {
         let p = random_problem(&mut rng, dtype);
         let dir = Direction::ALL[(round / 2) % 3];
         // GPU-style (whole-budget tiles, weight partials) and CPU-style options.
-        let base = if round % 5 == 4 {
-            PlanOptions::cpu(1 << 30)
-        } else {
+        let gpu = round % 5 != 4;
+        let base = if gpu {
             PlanOptions::gpu(1 << 30)
+        } else {
+            PlanOptions::cpu(1 << 30)
         };
         let roomy = PlanOptions {
             half_operands: true,
@@ -166,8 +173,8 @@ fn half_operand_plans_match_the_reference() {
             let (alpha, beta) = [(1.0, 0.0), (0.5, 0.75), (-2.0, 1.0)][rng.below(3)];
             let seed = rng.next_u64();
             let err = match dtype {
-                DType::F16 => run_plan::<f16>(&plan, alpha, beta, seed),
-                _ => run_plan::<bf16>(&plan, alpha, beta, seed),
+                DType::F16 => run_plan::<f16>(&plan, alpha, beta, seed, gpu),
+                _ => run_plan::<bf16>(&plan, alpha, beta, seed, gpu),
             };
             assert!(
                 err <= tolerance(dtype),
@@ -265,4 +272,60 @@ fn half_operands_change_only_16_bit_gemm_plans() {
         h.describe(),
         f.describe()
     );
+}
+
+/// Shapes whose GEMMs read dy or write y in place (images of ≥ 128 positions), in the layouts
+/// frameworks hand over, planned for a GPU: every GEMM must be one a column-major BLAS takes.
+#[test]
+fn gpu_plans_on_large_images_issue_blas_gemms() {
+    let mut runs = 0;
+    for dtype in [DType::F32, DType::F16] {
+        for half_operands in [false, true] {
+            for layout in 0..4 {
+                // (n, c, input, k, kernel, pad, stride, groups)
+                let shapes: [(usize, usize, [usize; 2], usize, usize, usize, usize, usize); 4] = [
+                    (2, 32, [28, 28], 64, 3, 1, 2, 1),
+                    (2, 16, [16, 12], 24, 3, 1, 1, 2),
+                    (1, 8, [20, 20], 8, 1, 0, 1, 1),
+                    (2, 12, [13, 14], 6, 2, 0, 1, 3),
+                ];
+                for (n, c, hw, k, ks, pad, stride, groups) in shapes {
+                    let p = problem(
+                        dtype,
+                        n,
+                        c,
+                        &hw,
+                        k,
+                        &[ks, ks],
+                        &[pad, pad],
+                        &[stride, stride],
+                        &[1, 1],
+                        groups,
+                        layout,
+                    )
+                    .unwrap();
+                    for dir in Direction::ALL {
+                        let opts = PlanOptions {
+                            half_operands,
+                            ..PlanOptions::gpu(1 << 30)
+                        };
+                        let plan = ConvPlan::with_options(&p, dir, opts).unwrap();
+                        let err = match dtype {
+                            DType::F16 => run_plan::<f16>(&plan, 1.0, 0.0, 5, true),
+                            _ => run_plan::<f32>(&plan, 0.5, 0.5, 5, true),
+                        };
+                        assert!(
+                            err <= tolerance(dtype),
+                            "{} {} ({}): {err}",
+                            p.summary(),
+                            dir.name(),
+                            plan.describe()
+                        );
+                        runs += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(runs, 192);
 }

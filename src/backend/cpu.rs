@@ -21,12 +21,16 @@ pub struct CpuBackend {
     /// Let each GEMM use every rayon thread. Off when the caller already runs independent
     /// slices of the problem on the threads (see [`crate::Conv`]).
     pub threaded_gemm: bool,
+    /// Refuse GEMMs a column-major BLAS could not take (operand views with two non-unit
+    /// strides), as the GPU backends do: lets GPU-style plans be checked on the CPU.
+    pub blas_layouts_only: bool,
 }
 
 impl Default for CpuBackend {
     fn default() -> Self {
         CpuBackend {
             threaded_gemm: true,
+            blas_layouts_only: false,
         }
     }
 }
@@ -617,6 +621,9 @@ impl Backend for CpuBackend {
     unsafe fn gemm(&self, a: &GemmArgs) -> Result<()> {
         if a.m == 0 || a.n == 0 {
             return Ok(());
+        }
+        if self.blas_layouts_only {
+            super::blas::ColumnMajorGemm::of(a)?.int_args(a.batch)?;
         }
         if a.operand != a.dtype || a.output != a.dtype {
             // SAFETY: forwarded contract.

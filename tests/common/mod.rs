@@ -176,11 +176,17 @@ fn run_typed<T: Element>(
 }
 
 /// A descriptor for `dims` in the given layout: 0 = channels-first, 1 = channels-last,
-/// 2 = a strided view with gaps (padding after every axis).
+/// 2 = a strided view with gaps (padding after every axis), 3 = every other element of a
+/// channels-first tensor (flat positions, no unit stride).
 pub fn desc_in_layout(dtype: DType, dims: &[usize], layout: usize) -> TensorDesc {
     match layout {
         0 => TensorDesc::packed(dtype, dims).unwrap(),
         1 => TensorDesc::packed_channels_last(dtype, dims).unwrap(),
+        3 => {
+            let packed = TensorDesc::packed(dtype, dims).unwrap();
+            let strides: Vec<usize> = packed.strides().iter().map(|s| 2 * s).collect();
+            TensorDesc::new(dtype, dims, &strides).unwrap()
+        }
         _ => {
             let mut strides = vec![0; dims.len()];
             let mut running = 1;
