@@ -268,6 +268,20 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
         }
     }
 
+    /// Gathers dy's `channels` over the pixel tile `px` into the stage region (operand type).
+    unsafe fn gather_dy(&self, channels: Channels, px: Pixels) -> Result<()> {
+        let dy = TensorArg {
+            addr: self.bufs.y,
+            desc: self.plan.problem().y(),
+        };
+        let stage = self.ws(Region::Stage, 0);
+        // SAFETY: forwarded contract of `execute`; the stage region holds the tile.
+        unsafe {
+            self.backend
+                .gather_pixels(&self.geom, dy, channels, px, stage, self.plan.operand())
+        }
+    }
+
     /// Packs the weights into the workspace unless the plan uses them in place.
     unsafe fn pack_weights(&self) -> Result<()> {
         if self.plan.weights_in_place() {
@@ -473,19 +487,7 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
             for px in self.pixel_tiles() {
                 self.columns(px)?;
                 if !direct_dy {
-                    let dy = TensorArg {
-                        addr: self.bufs.y,
-                        desc: p.y(),
-                    };
-                    let channels = Channels { start: 0, len: g.k };
-                    self.backend.gather_pixels(
-                        &self.geom,
-                        dy,
-                        channels,
-                        px,
-                        self.ws(Region::Stage, 0),
-                        self.plan.operand(),
-                    )?;
+                    self.gather_dy(Channels { start: 0, len: g.k }, px)?;
                 }
                 if self.plan.weight_partials() > 0 {
                     self.weight_partials(px, !first_product)?;
@@ -834,22 +836,11 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
                     };
                     let direct_dy = self.plan.direct_dy();
                     if !direct_dy {
-                        let dy = TensorArg {
-                            addr: self.bufs.y,
-                            desc: p.y(),
-                        };
                         let k_range = Channels {
                             start: group0 * g.k_per_group,
                             len: groups.len * g.k_per_group,
                         };
-                        self.backend.gather_pixels(
-                            &self.geom,
-                            dy,
-                            k_range,
-                            px,
-                            self.ws(Region::Stage, 0),
-                            self.plan.operand(),
-                        )?;
+                        self.gather_dy(k_range, px)?;
                     }
                     for c0 in (0..g.c_per_group).step_by(channels_per_tile) {
                         let channels = Channels {
@@ -858,8 +849,9 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
                         };
                         let rows = channels.len * g.kernel_len;
                         let lhs = |_: usize, gi: usize| wt(group0 + gi, c0);
-                        if direct_dy {
-                            // One GEMM per image straight from dy into its columns.
+                        // Directly: one GEMM per image from dy in place into its columns;
+                        // else one GEMM over the gathered tile.
+                        let (run, n) = if direct_dy {
                             let run = ImageRun {
                                 image: image0,
                                 count: images.len,
@@ -867,22 +859,7 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
                                 len: g.output_len,
                                 col: 0,
                             };
-                            let rhs = |i: usize, gi: usize| {
-                                let k0 = (group0 + gi) * g.k_per_group;
-                                tensor_view(self.bufs.y, p.y(), image0 + i, k0, 0)
-                            };
-                            let dst = |i: usize, gi: usize| {
-                                self.dense(Region::Col, gi * rows * cols + i * g.output_len, cols)
-                            };
-                            self.gemm_run(
-                                (rows, g.output_len, g.k_per_group),
-                                &run,
-                                groups.len,
-                                &lhs,
-                                &rhs,
-                                (&dst, self.plan.compute()),
-                                (1.0, 0.0),
-                            )?;
+                            (run, g.output_len)
                         } else {
                             let run = ImageRun {
                                 image: 0,
@@ -891,22 +868,28 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
                                 len: cols,
                                 col: 0,
                             };
-                            let rhs = |_: usize, gi: usize| {
+                            (run, cols)
+                        };
+                        let rhs = |i: usize, gi: usize| {
+                            if direct_dy {
+                                let k0 = (group0 + gi) * g.k_per_group;
+                                tensor_view(self.bufs.y, p.y(), image0 + i, k0, 0)
+                            } else {
                                 self.dense(Region::Stage, gi * g.k_per_group * cols, cols)
-                            };
-                            let dst = |_: usize, gi: usize| {
-                                self.dense(Region::Col, gi * rows * cols, cols)
-                            };
-                            self.gemm_run(
-                                (rows, cols, g.k_per_group),
-                                &run,
-                                groups.len,
-                                &lhs,
-                                &rhs,
-                                (&dst, self.plan.compute()),
-                                (1.0, 0.0),
-                            )?;
-                        }
+                            }
+                        };
+                        let dst = |i: usize, gi: usize| {
+                            self.dense(Region::Col, gi * rows * cols + i * g.output_len, cols)
+                        };
+                        self.gemm_run(
+                            (rows, n, g.k_per_group),
+                            &run,
+                            groups.len,
+                            &lhs,
+                            &rhs,
+                            (&dst, self.plan.compute()),
+                            (1.0, 0.0),
+                        )?;
                         let dx = TensorArg {
                             addr: self.bufs.x,
                             desc: p.x(),

@@ -220,7 +220,7 @@ fn partial_splits(
         if images * splits * blocks >= target {
             break;
         }
-        if g.output_len % s == 0 {
+        if g.output_len.is_multiple_of(s) {
             splits = s;
         }
     }
@@ -391,7 +391,7 @@ impl ConvPlan {
                     let fit = |splits: usize| {
                         (avail / (image_units + splits * partial_units).max(1)).min(g.n)
                     };
-                    let splits = partial_splits(&g, fit(1).max(1), pointwise, opts.partial_blocks);
+                    let splits = partial_splits(g, fit(1).max(1), pointwise, opts.partial_blocks);
                     let images = fit(splits);
                     if images >= 1 && images * splits >= 2 {
                         weight_partials = images * splits;

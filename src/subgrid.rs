@@ -46,7 +46,10 @@ pub fn split(p: &ConvProblem) -> Result<Option<Vec<Subgrid>>> {
     let d = c.dilations();
     if d.iter().all(|&v| v == 1)
         || c.strides().iter().any(|&s| s != 1)
-        || c.pads().iter().zip(d).any(|(&pad, &dil)| pad % dil != 0)
+        || c.pads()
+            .iter()
+            .zip(d)
+            .any(|(&pad, &dil)| !pad.is_multiple_of(dil))
         || (0..d.len()).any(|a| g.input[a] < d[a] || g.output[a] < d[a])
     {
         return Ok(None);

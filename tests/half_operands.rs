@@ -274,6 +274,9 @@ fn half_operands_change_only_16_bit_gemm_plans() {
     );
 }
 
+/// (n, c, input, k, kernel, pad, stride, groups)
+type Shape = (usize, usize, [usize; 2], usize, usize, usize, usize, usize);
+
 /// Shapes whose GEMMs read dy or write y in place (images of ≥ 128 positions), in the layouts
 /// frameworks hand over, planned for a GPU: every GEMM must be one a column-major BLAS takes.
 #[test]
@@ -283,7 +286,7 @@ fn gpu_plans_on_large_images_issue_blas_gemms() {
         for half_operands in [false, true] {
             for layout in 0..4 {
                 // (n, c, input, k, kernel, pad, stride, groups)
-                let shapes: [(usize, usize, [usize; 2], usize, usize, usize, usize, usize); 4] = [
+                let shapes: [Shape; 4] = [
                     (2, 32, [28, 28], 64, 3, 1, 2, 1),
                     (2, 16, [16, 12], 24, 3, 1, 1, 2),
                     (1, 8, [20, 20], 8, 1, 0, 1, 1),

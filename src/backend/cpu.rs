@@ -35,6 +35,42 @@ impl Default for CpuBackend {
     }
 }
 
+/// Runs `$body` with `$t` bound to the storage type of `$dtype` and `$c` to the type listed for
+/// it (f16, bf16, f32, f64 in that order).
+macro_rules! dispatch_as {
+    ($dtype:expr, $t:ident, $c:ident, [$h:ty, $b:ty, $s:ty, $d:ty] => $body:expr) => {
+        match $dtype {
+            DType::F16 => {
+                type $t = f16;
+                type $c = $h;
+                $body
+            }
+            DType::BF16 => {
+                type $t = bf16;
+                type $c = $b;
+                $body
+            }
+            DType::F32 => {
+                type $t = f32;
+                type $c = $s;
+                $body
+            }
+            DType::F64 => {
+                type $t = f64;
+                type $c = $d;
+                $body
+            }
+        }
+    };
+}
+
+/// Runs `$body` with `$t` bound to the storage type and `$c` to the compute type of `$dtype`.
+macro_rules! dispatch {
+    ($dtype:expr, $t:ident, $c:ident => $body:expr) => {
+        dispatch_as!($dtype, $t, $c, [f32, f32, f32, f64] => $body)
+    };
+}
+
 /// Runs `$body` with `$t` bound to the storage type of `$dtype` and `$c` to the `$tile` type,
 /// which must be `$dtype`'s compute type or `$dtype` itself (an error otherwise).
 macro_rules! dispatch_tile {
@@ -43,62 +79,13 @@ macro_rules! dispatch_tile {
         if tile == dtype.compute() {
             dispatch!(dtype, $t, $c => $body);
         } else if tile == dtype {
-            match dtype {
-                DType::F16 => {
-                    type $t = f16;
-                    type $c = f16;
-                    $body
-                }
-                DType::BF16 => {
-                    type $t = bf16;
-                    type $c = bf16;
-                    $body
-                }
-                DType::F32 => {
-                    type $t = f32;
-                    type $c = f32;
-                    $body
-                }
-                DType::F64 => {
-                    type $t = f64;
-                    type $c = f64;
-                    $body
-                }
-            }
+            dispatch_as!(dtype, $t, $c, [f16, bf16, f32, f64] => $body);
         } else {
             return Err(crate::Error::unsupported(format!(
                 "a {dtype} tensor into a {tile} tile"
             )));
         }
     }};
-}
-
-/// Runs `$body` with `$t` bound to the storage type and `$c` to the compute type of `$dtype`.
-macro_rules! dispatch {
-    ($dtype:expr, $t:ident, $c:ident => $body:expr) => {
-        match $dtype {
-            DType::F16 => {
-                type $t = f16;
-                type $c = f32;
-                $body
-            }
-            DType::BF16 => {
-                type $t = bf16;
-                type $c = f32;
-                $body
-            }
-            DType::F32 => {
-                type $t = f32;
-                type $c = f32;
-                $body
-            }
-            DType::F64 => {
-                type $t = f64;
-                type $c = f64;
-                $body
-            }
-        }
-    };
 }
 
 /// A raw pointer that may cross threads. Users state why their accesses are disjoint.
