@@ -139,13 +139,6 @@ pub unsafe fn im2col<L: Launcher + ?Sized>(
     tile: DType,
 ) -> Result<()> {
     let op = tile_op("im2col", x.desc.dtype(), tile)?;
-    // Two columns per thread with one store per row pair where the tile allows it.
-    let pairs = pixels.len % 2 == 0 && col % (2 * tile.size() as Addr) == 0 && im2col_pairs();
-    let op = match (pairs, op) {
-        (true, "im2col") => "im2col_pairs",
-        (true, _) => "im2col_pairs_raw",
-        (false, op) => op,
-    };
     let (mut g, mut xs) = (*geom, KernelStrides::of(x.desc));
     let (mut xp, mut c) = (x.addr, col);
     let (mut g0, mut gn, mut p0, mut pn) = (
@@ -154,16 +147,14 @@ pub unsafe fn im2col<L: Launcher + ?Sized>(
         pixels.start as i64,
         pixels.len as i64,
     );
-    // Blocks of IM2COL_ROWS column rows along y, pixels (or pixel pairs) along x
-    // (hip-kernels/im2col.hip).
+    // Blocks of IM2COL_ROWS column rows along y, pixels along x (hip-kernels/im2col.hip).
     let rows = (gn * geom.c_per_group * geom.kernel_len + IM2COL_ROWS - 1) / IM2COL_ROWS;
-    let threads = if pairs { pn / 2 } else { pn };
     // SAFETY: forwarded contract.
     unsafe {
         l.launch(
             op,
             x.desc.dtype(),
-            threads,
+            pn,
             rows,
             &mut [
                 arg(&mut g),
@@ -648,12 +639,6 @@ pub unsafe fn depthwise_wgrad<L: Launcher + ?Sized>(
 /// Whether the depthwise filter is 2-D 3×3 (the unrolled `*3` kernels).
 fn is_3x3(geom: &KernelGeom) -> bool {
     geom.kernel == [1, 3, 3]
-}
-
-/// `HIPCONV_IM2COL_PAIRS=0` keeps im2col on one column per thread (for measurements).
-fn im2col_pairs() -> bool {
-    static PAIRS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *PAIRS.get_or_init(|| std::env::var("HIPCONV_IM2COL_PAIRS").map_or(true, |v| v != "0"))
 }
 
 /// Bound on every index the 32-bit kernels compute, so that a sum of two stays below 2^31.
