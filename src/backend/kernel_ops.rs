@@ -139,6 +139,19 @@ pub unsafe fn im2col<L: Launcher + ?Sized>(
     tile: DType,
 ) -> Result<()> {
     let op = tile_op("im2col", x.desc.dtype(), tile)?;
+    // The 32-bit-index kernel when x, the tile and the pixel range fit.
+    let tile_elems = (groups.len as i64)
+        .saturating_mul(geom.c_per_group)
+        .saturating_mul(geom.kernel_len)
+        .saturating_mul(pixels.len as i64);
+    let narrow = tile_elems < INDEX_LIMIT
+        && ((pixels.start + pixels.len) as i64) < INDEX_LIMIT
+        && fits_31_bits(geom, &[x.desc]);
+    let op = match (narrow, op) {
+        (true, "im2col") => "im2col32",
+        (true, _) => "im2col32_raw",
+        (false, op) => op,
+    };
     let (mut g, mut xs) = (*geom, KernelStrides::of(x.desc));
     let (mut xp, mut c) = (x.addr, col);
     let (mut g0, mut gn, mut p0, mut pn) = (
@@ -652,7 +665,7 @@ fn index64_forced() -> bool {
 }
 
 /// Whether every tensor extent and geometry value fits the 32-bit index arithmetic of the
-/// unrolled depthwise kernels and `col2im32`.
+/// unrolled depthwise kernels, `im2col32` and `col2im32`.
 fn fits_31_bits(geom: &KernelGeom, tensors: &[&crate::problem::TensorDesc]) -> bool {
     const LIMIT: i64 = INDEX_LIMIT;
     if index64_forced() {
