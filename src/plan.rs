@@ -111,7 +111,8 @@ pub struct PlanOptions {
     pub partial_blocks: usize,
     /// The backend's GEMM takes f16/bf16 operands with f32 accumulation: 16-bit problems keep
     /// their columns, packed weights and gathered tiles in their own type (half the bytes, and
-    /// the GPU's half-precision GEMM units), and run im2col rather than the f32 Winograd path.
+    /// the GPU's half-precision GEMM units), and take the f32 Winograd path only where it
+    /// still wins (up to 128 source channels, forward and backward-data).
     pub half_operands: bool,
 }
 
@@ -217,7 +218,7 @@ fn partial_splits(
     let blocks = g.groups * g.k_per_group.div_ceil(128) * g.col_rows.div_ceil(128);
     let mut splits = 1;
     for s in 2..=g.output_len / PARTIAL_MIN_CHUNK {
-        if images * splits * blocks >= target {
+        if images.saturating_mul(splits).saturating_mul(blocks) >= target {
             break;
         }
         if g.output_len.is_multiple_of(s) {
@@ -287,12 +288,10 @@ impl ConvPlan {
         let compute = problem.dtype().compute();
         let operand = opts.operand_type(problem.dtype());
         let (csize, osize) = (compute.size(), operand.size());
-        // The caller's tensors can be GEMM operands (or a direct GEMM output) in place when
-        // they are stored in the operand type.
-        let native = problem.dtype() == operand;
         // x and y can be GEMM operands (or outputs) in place as `[channels][positions]`
         // matrices when stored in the operand type, with flat positions and one unit stride
         // (a BLAS needs a leading dimension).
+        let native = problem.dtype() == operand;
         let x_flat = native && gemm_view(problem.x());
         let y_flat = native && gemm_view(problem.y());
         let pointwise = problem.is_pointwise()
