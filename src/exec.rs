@@ -587,69 +587,53 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
         let chunk = self.plan.partial_chunk();
         let chunks = px.len / chunk;
         let first_image = px.start / g.output_len;
-        // Im2col: chunk i covers tile columns i·chunk .. (i + 1)·chunk, all chunks in one
-        // batched GEMM. Pointwise plans read x in place, whose images are not evenly spaced
-        // with the chunks: one batched GEMM per chunk position j, over the images.
-        let (rounds, count) = if pointwise {
-            (g.output_len / chunk, chunks / (g.output_len / chunk))
-        } else {
-            (1, chunks)
+        // Chunk i covers tile columns i·chunk .. (i + 1)·chunk; pointwise plans have one chunk
+        // per image (x is read in place).
+        let run = ImageRun {
+            image: first_image,
+            count: chunks,
+            first: 0,
+            len: chunk,
+            col: 0,
+        };
+        let lhs = |i: usize, gr: usize| {
+            self.dense(
+                Region::Stage,
+                gr * g.k_per_group * px.len + i * chunk,
+                px.len,
+            )
+        };
+        let rhs = |i: usize, gr: usize| {
+            let m = if pointwise {
+                tensor_view(self.bufs.x, p.x(), first_image + i, gr * g.c_per_group, 0)
+            } else {
+                self.dense(Region::Col, gr * g.col_rows * px.len + i * chunk, px.len)
+            };
+            Matrix {
+                rs: m.cs,
+                cs: m.rs,
+                ..m
+            }
+        };
+        let dst = |i: usize, gr: usize| {
+            self.dense(
+                Region::Partials,
+                i * weights + gr * g.k_per_group * g.col_rows,
+                g.col_rows,
+            )
         };
         // SAFETY: the stage, column and partial regions were sized by the plan for this tile;
         // the accumulator holds the K·C/G·R weights.
         unsafe {
-            for j in 0..rounds {
-                let column = |i: usize| {
-                    if pointwise {
-                        i * g.output_len + j * chunk
-                    } else {
-                        i * chunk
-                    }
-                };
-                let run = ImageRun {
-                    image: first_image,
-                    count,
-                    first: j * chunk,
-                    len: chunk,
-                    col: 0,
-                };
-                let lhs = |i: usize, gr: usize| {
-                    self.dense(
-                        Region::Stage,
-                        gr * g.k_per_group * px.len + column(i),
-                        px.len,
-                    )
-                };
-                let rhs = |i: usize, gr: usize| {
-                    let m = if pointwise {
-                        let c0 = gr * g.c_per_group;
-                        tensor_view(self.bufs.x, p.x(), first_image + i, c0, j * chunk)
-                    } else {
-                        self.dense(Region::Col, gr * g.col_rows * px.len + column(i), px.len)
-                    };
-                    Matrix {
-                        rs: m.cs,
-                        cs: m.rs,
-                        ..m
-                    }
-                };
-                let dst = |i: usize, gr: usize| {
-                    self.dense(
-                        Region::Partials,
-                        (j * count + i) * weights + gr * g.k_per_group * g.col_rows,
-                        g.col_rows,
-                    )
-                };
-                self.gemm_run(
-                    (g.k_per_group, g.col_rows, chunk),
-                    &run,
-                    g.groups,
-                    &lhs,
-                    &rhs,
-                    (&dst, self.plan.compute()),
-                    (1.0, 0.0),
-                )?;
-            }
+            self.gemm_run(
+                (g.k_per_group, g.col_rows, chunk),
+                &run,
+                g.groups,
+                &lhs,
+                &rhs,
+                (&dst, self.plan.compute()),
+                (1.0, 0.0),
+            )?;
             self.backend.sum_batches(
                 p.dtype(),
                 self.ws(Region::Partials, 0),

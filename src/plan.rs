@@ -204,9 +204,15 @@ pub struct ConvPlan {
 
 /// Into how many equal chunks each image's output positions split for partial weight
 /// gradients: the fewest (≥ 1, dividing the image, chunks of at least [`PARTIAL_MIN_CHUNK`]
-/// positions) that give `target` GEMM output blocks over `images` images.
-fn partial_splits(g: &crate::problem::Geometry, images: usize, target: usize) -> usize {
-    if target == 0 {
+/// positions) that give `target` GEMM output blocks over `images` images. Pointwise plans read
+/// x in place per image, so they keep one partial per image.
+fn partial_splits(
+    g: &crate::problem::Geometry,
+    images: usize,
+    pointwise: bool,
+    target: usize,
+) -> usize {
+    if pointwise || target == 0 {
         return 1;
     }
     let blocks = g.groups * g.k_per_group.div_ceil(128) * g.col_rows.div_ceil(128);
@@ -384,7 +390,7 @@ impl ConvPlan {
                     let fit = |splits: usize| {
                         (avail / (image_units + splits * partial_units).max(1)).min(g.n)
                     };
-                    let splits = partial_splits(g, fit(1).max(1), opts.partial_blocks);
+                    let splits = partial_splits(g, fit(1).max(1), pointwise, opts.partial_blocks);
                     let images = fit(splits);
                     if images >= 1 && images * splits >= 2 {
                         weight_partials = images * splits;
