@@ -7,5 +7,5 @@
 #include "col2im.hip"
 #include "pixels.hip"
 #include "bias.hip"
-#include "depthwise.hip"
+#include "direct.hip"
 #include "winograd.hip"

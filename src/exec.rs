@@ -51,8 +51,8 @@ pub unsafe fn execute<B: Backend + ?Sized>(
         if plan.path() == Path::Winograd {
             return walker.winograd(alpha, beta);
         }
-        if plan.path() == Path::Depthwise {
-            return walker.depthwise(alpha, beta);
+        if plan.path() == Path::Direct {
+            return walker.direct(alpha, beta);
         }
         match plan.direction() {
             Direction::Forward => walker.forward(alpha, beta),
@@ -645,9 +645,9 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
         }
     }
 
-    /// The direct depthwise kernels; backward-weights sums its partial weight gradients in
-    /// slice order into the accumulator and stores that into dw.
-    unsafe fn depthwise(&self, alpha: f64, beta: f64) -> Result<()> {
+    /// The direct kernels; backward-weights sums its partial weight gradients in slice order
+    /// into the accumulator and stores that into dw.
+    unsafe fn direct(&self, alpha: f64, beta: f64) -> Result<()> {
         let p = self.plan.problem();
         let g = p.geometry();
         let tensor = |addr, desc| TensorArg { addr, desc };
@@ -658,16 +658,16 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
         );
         let b = self.backend;
         // SAFETY: the caller's buffers cover their descriptors (contract of `execute`); the
-        // partial and accumulator regions hold slices·K·R and K·R compute elements.
+        // partial and accumulator regions hold slices·K·C/G·R and K·C/G·R compute elements.
         unsafe {
             match self.plan.direction() {
-                Direction::Forward => b.depthwise_fwd(&self.geom, x, w, y, alpha, beta),
-                Direction::BackwardData => b.depthwise_bwd_data(&self.geom, y, w, x, alpha, beta),
+                Direction::Forward => b.direct_fwd(&self.geom, x, w, y, alpha, beta),
+                Direction::BackwardData => b.direct_bwd_data(&self.geom, y, w, x, alpha, beta),
                 Direction::BackwardWeights => {
                     let slices = self.plan.weight_partials();
                     let (part, acc) = (self.ws(Region::Partials, 0), self.ws(Region::Weights, 0));
-                    b.depthwise_wgrad(&self.geom, x, y, part, slices)?;
-                    let count = g.k * g.kernel_len;
+                    b.direct_wgrad(&self.geom, x, y, part, slices)?;
+                    let count = g.k * g.col_rows;
                     b.sum_batches(p.dtype(), part, count, slices, acc, false)?;
                     b.unpack(acc, w, alpha, beta)
                 }

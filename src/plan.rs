@@ -35,8 +35,9 @@ pub enum Path {
     Pointwise,
     /// im2col into a column tile (col2im for backward-data), then GEMM.
     Im2col,
-    /// Depthwise (groups == C): direct kernels, no column matrix and no GEMM.
-    Depthwise,
+    /// Direct kernels, no column matrix and no GEMM: depthwise problems (groups == C) and
+    /// problems too small to be worth more than one launch.
+    Direct,
     /// Winograd minimal filtering (3×3, stride 1; see [`crate::winograd`]): transformed
     /// filter, data and output tiles with α² GEMMs between them.
     Winograd,
@@ -68,11 +69,20 @@ pub struct WorkspaceLayout {
     pub total: usize,
 }
 
-/// Output positions (over all images) per partial sum of a depthwise weight gradient.
-const DEPTHWISE_SLICE_POSITIONS: usize = 16384;
+/// Output positions (over all images) per partial sum of a direct weight gradient.
+const DIRECT_SLICE_POSITIONS: usize = 16384;
 
-/// Most partial sums of a depthwise weight gradient.
-const DEPTHWISE_MAX_SLICES: usize = 64;
+/// Most partial sums of a direct weight gradient.
+const DIRECT_MAX_SLICES: usize = 64;
+
+/// Default largest problem (multiply-adds) GPU plans run on the direct kernels whatever its
+/// groups (`HIPCONV_DIRECT_MACS` overrides; 0 keeps them for depthwise only): below this the
+/// host time of an im2col launch plus a BLAS call exceeds the work.
+pub const DIRECT_MAX_MACS: usize = 1 << 21;
+
+/// Most (input channel, filter position) pairs per output of a small problem on the direct
+/// kernels (each output walks them all).
+const DIRECT_MAX_TAPS: usize = 512;
 
 /// Largest weight gradient (elements) for which GPU plans keep partial weight gradients.
 const PARTIALS_MAX_ELEMS: usize = 1 << 20;
@@ -103,6 +113,10 @@ pub struct PlanOptions {
     pub per_image_weight_gemms: bool,
     /// Run depthwise convolutions with the direct kernels (GPUs) instead of im2col + GEMM.
     pub direct_depthwise: bool,
+    /// Problems of at most this many multiply-adds (and at most [`DIRECT_MAX_TAPS`] taps per
+    /// output) run on the direct kernels too (GPUs: one launch instead of two or more plus a
+    /// BLAS call; 0: never).
+    pub direct_max_macs: usize,
     /// When eligible 3×3 problems use the Winograd path.
     pub winograd: winograd::Choice,
     /// Backward-weights with partials: GEMM output blocks to aim for per tile, reached by
@@ -128,6 +142,7 @@ impl PlanOptions {
             tile_bytes,
             per_image_weight_gemms: true,
             direct_depthwise: false,
+            direct_max_macs: 0,
             winograd: winograd::Choice::from_env(winograd::Choice::CPU, winograd::Choice::CPU),
             partial_blocks: 0,
             half_operands: false,
@@ -145,6 +160,10 @@ impl PlanOptions {
             tile_bytes,
             per_image_weight_gemms: false,
             direct_depthwise: true,
+            direct_max_macs: std::env::var("HIPCONV_DIRECT_MACS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(DIRECT_MAX_MACS),
             winograd: winograd::Choice::from_env(winograd::Choice::GPU, winograd::Choice::GPU),
             partial_blocks: std::env::var("HIPCONV_PARTIAL_BLOCKS")
                 .ok()
@@ -248,7 +267,7 @@ fn region_sizes(
         (Path::Im2col | Path::Pointwise, Direction::Forward) => (o, o, c),
         (Path::Im2col | Path::Pointwise, Direction::BackwardData) => (o, c, o),
         (Path::Im2col | Path::Pointwise, Direction::BackwardWeights) => (c, o, o),
-        (Path::Depthwise | Path::Winograd, _) => (c, c, c),
+        (Path::Direct | Path::Winograd, _) => (c, c, c),
     }
 }
 
@@ -275,13 +294,13 @@ impl ConvPlan {
                 problem.conv().spatial_rank()
             )));
         }
+        if let Some(plan) = Self::direct(problem, direction, &opts)? {
+            return Ok(plan);
+        }
         if let Some(plan) = Self::subgrids(problem, direction, &opts)? {
             return Ok(plan);
         }
         if let Some(plan) = Self::winograd(problem, direction, &opts)? {
-            return Ok(plan);
-        }
-        if let Some(plan) = Self::depthwise(problem, direction, &opts)? {
             return Ok(plan);
         }
         let g = problem.geometry();
@@ -299,14 +318,7 @@ impl ConvPlan {
                 Direction::Forward | Direction::BackwardWeights => x_flat,
                 Direction::BackwardData => x_flat && y_flat,
             };
-        let depthwise = opts.direct_depthwise
-            && direction == Direction::Forward
-            && g.groups == g.c
-            && g.c_per_group == 1
-            && g.groups > 1;
-        let path = if depthwise {
-            Path::Depthwise
-        } else if pointwise {
+        let path = if pointwise {
             Path::Pointwise
         } else {
             Path::Im2col
@@ -337,21 +349,20 @@ impl ConvPlan {
         // filter whose (c, r) axes are flat will do (packed, or the [C/G·R][K] transposed
         // copy the CPU API makes for backward-data); backward-weights accumulates into a packed
         // channels-first dw.
-        let weights_in_place = depthwise
-            || (native
-                && !partials_wanted
-                && match direction {
-                    // The accumulator must be in the compute type.
-                    Direction::BackwardWeights => {
-                        operand == compute
-                            && problem.w().layout() == crate::problem::Layout::ChannelsFirst
-                    }
-                    // BLAS needs one of the two strides to be 1.
-                    _ => matches!(
-                        problem.w().flat_stride_from(1),
-                        Some(inner) if inner == 1 || problem.w().strides()[0] == 1
-                    ),
-                });
+        let weights_in_place = native
+            && !partials_wanted
+            && match direction {
+                // The accumulator must be in the compute type.
+                Direction::BackwardWeights => {
+                    operand == compute
+                        && problem.w().layout() == crate::problem::Layout::ChannelsFirst
+                }
+                // BLAS needs one of the two strides to be 1.
+                _ => matches!(
+                    problem.w().flat_stride_from(1),
+                    Some(inner) if inner == 1 || problem.w().strides()[0] == 1
+                ),
+            };
         let weight_elems = if weights_in_place {
             0
         } else {
@@ -370,13 +381,6 @@ impl ConvPlan {
         let all_col_rows = checked_mul(g.groups, g.col_rows, "column rows")?;
         let (mut weight_partials, mut partial_chunk) = (0, 0);
         let (tiling, col_elems, stage_elems) = match direction {
-            Direction::Forward if depthwise => (
-                Tiling::Pixels {
-                    per_tile: g.n * g.output_len,
-                },
-                0,
-                0,
-            ),
             Direction::Forward | Direction::BackwardWeights => {
                 let col_rows = if pointwise { 0 } else { all_col_rows };
                 let stage_rows = if direct_output || direct_dy { 0 } else { g.k };
@@ -498,11 +502,7 @@ impl ConvPlan {
             weight_partials,
             partial_chunk,
             winograd: None,
-            operand: if path == Path::Depthwise {
-                compute
-            } else {
-                operand
-            },
+            operand,
             parts: Vec::new(),
         })
     }
@@ -633,27 +633,35 @@ impl ConvPlan {
         }))
     }
 
-    /// A direct depthwise plan (groups == C, GPU-style options) for any direction: no
-    /// columns; backward-weights keeps `slices` partial weight gradients and their sum.
-    fn depthwise(
+    /// A direct plan (depthwise, or a problem of at most [`PlanOptions::direct_max_macs`]
+    /// multiply-adds; GPU-style options) for any direction: no columns; backward-weights keeps
+    /// `slices` partial weight gradients and their sum.
+    fn direct(
         problem: &ConvProblem,
         direction: Direction,
         opts: &PlanOptions,
     ) -> Result<Option<Self>> {
         let g = problem.geometry();
-        if !opts.direct_depthwise || g.groups != g.c || g.c_per_group != 1 || g.groups < 2 {
+        let depthwise =
+            opts.direct_depthwise && g.groups == g.c && g.c_per_group == 1 && g.groups >= 2;
+        let macs = [g.n, g.k, g.output_len, g.col_rows]
+            .iter()
+            .try_fold(1usize, |acc, &v| acc.checked_mul(v));
+        let small =
+            g.col_rows <= DIRECT_MAX_TAPS && macs.is_some_and(|m| m <= opts.direct_max_macs);
+        if !depthwise && !small {
             return Ok(None);
         }
         let esize = problem.dtype().compute().size();
-        let weights = checked_mul(g.k, g.kernel_len, "weights")?;
+        let weights = checked_mul(g.k, g.col_rows, "weights")?;
         let positions = checked_mul(g.n, g.output_len, "positions")?;
         let (slices, layout) = if direction == Direction::BackwardWeights {
             let weight_bytes = align(checked_mul(weights, esize, "weights")?)?;
             let slice_bytes = align(checked_mul(weights, esize, "weights")?)?;
             let fit = opts.budget.saturating_sub(weight_bytes) / slice_bytes;
             let slices = positions
-                .div_ceil(DEPTHWISE_SLICE_POSITIONS)
-                .clamp(1, DEPTHWISE_MAX_SLICES)
+                .div_ceil(DIRECT_SLICE_POSITIONS)
+                .clamp(1, DIRECT_MAX_SLICES)
                 .min(fit)
                 .max(1);
             let partial_bytes = align(checked_mul(slices, weights * esize, "partials")?)?;
@@ -682,7 +690,7 @@ impl ConvPlan {
         Ok(Some(ConvPlan {
             problem: problem.clone(),
             direction,
-            path: Path::Depthwise,
+            path: Path::Direct,
             tiling: Tiling::Pixels {
                 per_tile: positions.max(1),
             },

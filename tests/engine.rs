@@ -129,7 +129,7 @@ fn gpu_plans_on_the_cpu_backend_match_the_reference() {
     use hipconv::backend::cpu::CpuBackend;
     use hipconv::exec::{Buffers, execute};
     use hipconv::host::{from_packed_f64, max_rel_error, to_packed_f64};
-    use hipconv::plan::ConvPlan;
+    use hipconv::plan::{ConvPlan, PlanOptions};
     use hipconv::reference;
 
     let cases = [
@@ -236,15 +236,24 @@ fn gpu_plans_on_the_cpu_backend_match_the_reference() {
         )
         .unwrap(),
     ];
-    let (mut partial_plans, mut chunked_plans) = (0, 0);
+    let (mut partial_plans, mut chunked_plans, mut direct_plans) = (0, 0, 0);
     for p in &cases {
         for dir in Direction::ALL {
-            for budget in [0usize, 1 << 12, 1 << 16, 1 << 26] {
-                let plan = ConvPlan::new(p, dir, budget).unwrap();
+            // GEMM paths, and the direct kernels wherever they take the problem.
+            for (budget, direct) in [0usize, 1 << 12, 1 << 16, 1 << 26]
+                .into_iter()
+                .flat_map(|b| [(b, 0), (b, usize::MAX)])
+            {
+                let opts = PlanOptions {
+                    direct_max_macs: direct,
+                    ..PlanOptions::gpu(budget)
+                };
+                let plan = ConvPlan::with_options(p, dir, opts).unwrap();
+                direct_plans += usize::from(plan.path() == hipconv::plan::Path::Direct);
                 partial_plans += usize::from(plan.weight_partials() > 0);
                 chunked_plans += usize::from(
                     plan.weight_partials() > 0
-                        && plan.path() != hipconv::plan::Path::Depthwise
+                        && plan.path() != hipconv::plan::Path::Direct
                         && plan.partial_chunk() < p.geometry().output_len,
                 );
                 let mut rng = Rng::new(17);
@@ -263,7 +272,7 @@ fn gpu_plans_on_the_cpu_backend_match_the_reference() {
                 let plan = if p.dtype() == DType::F64 {
                     plan
                 } else {
-                    ConvPlan::new(&p64, dir, budget).unwrap()
+                    ConvPlan::with_options(&p64, dir, opts).unwrap()
                 };
                 let (mut xb, mut wb, mut yb) =
                     (buf(p64.x(), &x), buf(p64.w(), &w), buf(p64.y(), &y));
@@ -306,4 +315,7 @@ fn gpu_plans_on_the_cpu_backend_match_the_reference() {
         chunked_plans > 0,
         "no plan split images into partial chunks"
     );
+    // Every case is small: with no limit every direction of the cases with at most 512 taps
+    // per output runs on the direct kernels.
+    assert!(direct_plans >= 40, "only {direct_plans} direct plans");
 }

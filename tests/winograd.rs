@@ -4,6 +4,7 @@
 //! applies.
 
 mod common;
+use common::plans::gemm_gpu_options;
 use common::*;
 use hipconv::plan::{Path, PlanOptions};
 use hipconv::winograd::Choice;
@@ -130,7 +131,7 @@ fn resnet_shapes_stay_within_the_f32_tolerance() {
 fn only_eligible_problems_plan_winograd() {
     let opts = PlanOptions {
         winograd: Choice::only(4),
-        ..PlanOptions::gpu(1 << 30)
+        ..gemm_gpu_options(1 << 30)
     };
     let plan = |dtype, c, kernel: usize, stride, dilation, groups, pad| {
         let p = problem(
@@ -180,7 +181,7 @@ fn only_eligible_problems_plan_winograd() {
     .unwrap();
     let small = PlanOptions {
         winograd: Choice::only(4),
-        ..PlanOptions::gpu(64 << 10)
+        ..gemm_gpu_options(64 << 10)
     };
     let plan = ConvPlan::with_options(&p, Direction::Forward, small).unwrap();
     assert_eq!(plan.path(), Path::Im2col);

@@ -4,7 +4,7 @@
 //   nvcc -O2 -std=c++17 -arch=native -I hip-kernels hip-kernels/check/kernel_check.cu -o kc && ./kc
 //   ./kc --big   # also 64-bit indexing over a 2^32+ element tensor (needs ~32 GB of GPU memory)
 //
-// Exact (bitwise) agreement is required everywhere except bias_grad and depthwise_fwd, whose
+// Exact (bitwise) agreement is required everywhere except bias_grad and direct_fwd, whose
 // summation order differs from a sequential sum (checked against a double-precision sum).
 
 #include "all.hip"
@@ -89,7 +89,7 @@ struct Kernels;
         static constexpr auto unpack = unpack_##name;                   \
         static constexpr auto bias_add = bias_add_##name;               \
         static constexpr auto bias_grad = bias_grad_##name;             \
-        static constexpr auto depthwise = depthwise_fwd_##name;         \
+        static constexpr auto depthwise = direct_fwd_##name;         \
     };
 HC_FOR_EACH_TYPE(KERNEL_TABLE)
 
@@ -481,7 +481,7 @@ void run_depthwise(const Case& cs) {
                         got.push_back((double)H::load(out[off]));
                     }
     const double tol = sizeof(C) == 8 ? 1e-12 : (sizeof(T) == 2 ? 1e-2 : 1e-5);
-    expect_close(tag + " depthwise_fwd", got, want, tol);
+    expect_close(tag + " direct_fwd", got, want, tol);
 }
 
 // ----- 64-bit indexing: pack/unpack of a transposed f16 view with more than 2^32 elements ---

@@ -24,7 +24,7 @@ static std::string read(const std::string& path) {
 int main(int argc, char** argv) {
     const std::string dir = argc > 1 ? argv[1] : "hip-kernels";
     const char* header_names[] = {"common.h", "im2col.hip", "col2im.hip",
-                                  "pixels.hip", "bias.hip", "depthwise.hip"};
+                                  "pixels.hip", "bias.hip", "direct.hip"};
     std::vector<std::string> texts;
     std::vector<const char*> headers;
     for (const char* h : header_names) texts.push_back(read(dir + "/" + h));
@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
         return 1;
     }
     const char* ops[] = {"pack", "unpack", "im2col", "gather_pixels", "store_pixels",
-                         "col2im", "bias_add", "bias_grad", "depthwise_fwd"};
+                         "col2im", "bias_add", "bias_grad", "direct_fwd"};
     const char* types[] = {"f16", "bf16", "f32", "f64"};
     int found = 0;
     for (const char* op : ops)

@@ -11,7 +11,7 @@ use crate::plan::{KernelGeom, KernelStrides};
 use half::{bf16, f16};
 use rayon::prelude::*;
 
-mod depthwise;
+mod direct;
 mod mixed;
 mod winograd;
 
@@ -550,7 +550,7 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    unsafe fn depthwise_fwd(
+    unsafe fn direct_fwd(
         &self,
         g: &KernelGeom,
         x: TensorArg<'_>,
@@ -560,11 +560,11 @@ impl Backend for CpuBackend {
         beta: f64,
     ) -> Result<()> {
         // SAFETY: forwarded contract.
-        dispatch!(y.desc.dtype(), T, C => unsafe { depthwise::forward::<T, C>(g, x, w, y, alpha, beta) });
+        dispatch!(y.desc.dtype(), T, C => unsafe { direct::forward::<T, C>(g, x, w, y, alpha, beta) });
         Ok(())
     }
 
-    unsafe fn depthwise_bwd_data(
+    unsafe fn direct_bwd_data(
         &self,
         g: &KernelGeom,
         dy: TensorArg<'_>,
@@ -574,11 +574,11 @@ impl Backend for CpuBackend {
         beta: f64,
     ) -> Result<()> {
         // SAFETY: forwarded contract.
-        dispatch!(dx.desc.dtype(), T, C => unsafe { depthwise::backward_data::<T, C>(g, dy, w, dx, alpha, beta) });
+        dispatch!(dx.desc.dtype(), T, C => unsafe { direct::backward_data::<T, C>(g, dy, w, dx, alpha, beta) });
         Ok(())
     }
 
-    unsafe fn depthwise_wgrad(
+    unsafe fn direct_wgrad(
         &self,
         g: &KernelGeom,
         x: TensorArg<'_>,
@@ -587,7 +587,7 @@ impl Backend for CpuBackend {
         slices: usize,
     ) -> Result<()> {
         // SAFETY: forwarded contract.
-        dispatch!(dy.desc.dtype(), T, C => unsafe { depthwise::weight_partials::<T, C>(g, x, dy, part, slices) });
+        dispatch!(dy.desc.dtype(), T, C => unsafe { direct::weight_partials::<T, C>(g, x, dy, part, slices) });
         Ok(())
     }
 

@@ -404,11 +404,11 @@ pub unsafe fn sum_batches<L: Launcher + ?Sized>(
     }
 }
 
-/// See [`super::Backend::depthwise_fwd`].
+/// See [`super::Backend::direct_fwd`].
 ///
 /// # Safety
 /// As the trait method.
-pub unsafe fn depthwise_fwd<L: Launcher + ?Sized>(
+pub unsafe fn direct_fwd<L: Launcher + ?Sized>(
     l: &L,
     geom: &KernelGeom,
     x: TensorArg<'_>,
@@ -420,14 +420,14 @@ pub unsafe fn depthwise_fwd<L: Launcher + ?Sized>(
     let planes = geom.n * geom.k;
     // Output positions (pairs of a row for the unrolled kernel) along x, (image, output
     // channel) planes along y.
-    let (op, shape) = if is_3x3(geom) && fits_31_bits(geom, &[x.desc, w.desc, y.desc]) {
+    let (op, shape) = if is_depthwise_3x3(geom) && fits_31_bits(geom, &[x.desc, w.desc, y.desc]) {
         let pairs = geom.output[0] * geom.output[1] * ((geom.output[2] + 1) / 2);
-        ("depthwise_fwd3", (pairs, planes))
+        ("direct_fwd3", (pairs, planes))
     } else {
-        ("depthwise_fwd", (geom.output_len, planes))
+        ("direct_fwd", (geom.output_len, planes))
     };
     // SAFETY: forwarded contract.
-    unsafe { depthwise_direct(l, op, geom, [x, w, y], (alpha, beta), shape) }
+    unsafe { direct_launch(l, op, geom, [x, w, y], (alpha, beta), shape) }
 }
 
 /// Launches a direct depthwise kernel whose parameters are (geometry, the strides of its
@@ -435,7 +435,7 @@ pub unsafe fn depthwise_fwd<L: Launcher + ?Sized>(
 ///
 /// # Safety
 /// As the depthwise trait methods.
-unsafe fn depthwise_direct<L: Launcher + ?Sized>(
+unsafe fn direct_launch<L: Launcher + ?Sized>(
     l: &L,
     op: &str,
     geom: &KernelGeom,
@@ -576,11 +576,11 @@ pub unsafe fn winograd<L: Launcher + ?Sized>(
     }
 }
 
-/// See [`super::Backend::depthwise_bwd_data`].
+/// See [`super::Backend::direct_bwd_data`].
 ///
 /// # Safety
 /// As the trait method.
-pub unsafe fn depthwise_bwd_data<L: Launcher + ?Sized>(
+pub unsafe fn direct_bwd_data<L: Launcher + ?Sized>(
     l: &L,
     geom: &KernelGeom,
     dy: TensorArg<'_>,
@@ -592,24 +592,24 @@ pub unsafe fn depthwise_bwd_data<L: Launcher + ?Sized>(
     let planes = geom.n * geom.c;
     // Input positions (pairs of a row for the unrolled kernel) along x, (image, input channel)
     // planes along y.
-    let (op, shape) = if is_3x3(geom)
+    let (op, shape) = if is_depthwise_3x3(geom)
         && geom.stride == [1, 1, 1]
         && fits_31_bits(geom, &[dy.desc, w.desc, dx.desc])
     {
         let pairs = geom.input[0] * geom.input[1] * ((geom.input[2] + 1) / 2);
-        ("depthwise_bwd_data3", (pairs, planes))
+        ("direct_bwd_data3", (pairs, planes))
     } else {
-        ("depthwise_bwd_data", (geom.input_len, planes))
+        ("direct_bwd_data", (geom.input_len, planes))
     };
     // SAFETY: forwarded contract.
-    unsafe { depthwise_direct(l, op, geom, [dy, w, dx], (alpha, beta), shape) }
+    unsafe { direct_launch(l, op, geom, [dy, w, dx], (alpha, beta), shape) }
 }
 
-/// See [`super::Backend::depthwise_wgrad`].
+/// See [`super::Backend::direct_wgrad`].
 ///
 /// # Safety
 /// As the trait method.
-pub unsafe fn depthwise_wgrad<L: Launcher + ?Sized>(
+pub unsafe fn direct_wgrad<L: Launcher + ?Sized>(
     l: &L,
     geom: &KernelGeom,
     x: TensorArg<'_>,
@@ -624,10 +624,10 @@ pub unsafe fn depthwise_wgrad<L: Launcher + ?Sized>(
     let mut count = slices as i64;
     // One block per (output channel, slice).
     let total = geom.k * count * BLOCK as i64;
-    let op = if is_3x3(geom) {
-        "depthwise_wgrad3"
+    let op = if is_depthwise_3x3(geom) {
+        "direct_wgrad3"
     } else {
-        "depthwise_wgrad"
+        "direct_wgrad"
     };
     // SAFETY: forwarded contract.
     unsafe {
@@ -650,8 +650,9 @@ pub unsafe fn depthwise_wgrad<L: Launcher + ?Sized>(
 }
 
 /// Whether the depthwise filter is 2-D 3×3 (the unrolled `*3` kernels).
-fn is_3x3(geom: &KernelGeom) -> bool {
-    geom.kernel == [1, 3, 3]
+/// Whether the unrolled 3×3 depthwise kernels (one input channel per group) apply.
+fn is_depthwise_3x3(geom: &KernelGeom) -> bool {
+    geom.kernel == [1, 3, 3] && geom.c_per_group == 1
 }
 
 /// Bound on every index the 32-bit kernels compute, so that a sum of two stays below 2^31.
@@ -796,7 +797,7 @@ macro_rules! launched_ops {
             }
         }
 
-        unsafe fn depthwise_fwd(
+        unsafe fn direct_fwd(
             &self,
             geom: &$crate::plan::KernelGeom,
             x: $crate::backend::TensorArg<'_>,
@@ -806,10 +807,10 @@ macro_rules! launched_ops {
             beta: f64,
         ) -> $crate::error::Result<()> {
             // SAFETY: forwarded contract.
-            unsafe { $crate::backend::kernel_ops::depthwise_fwd(self, geom, x, w, y, alpha, beta) }
+            unsafe { $crate::backend::kernel_ops::direct_fwd(self, geom, x, w, y, alpha, beta) }
         }
 
-        unsafe fn depthwise_bwd_data(
+        unsafe fn direct_bwd_data(
             &self,
             geom: &$crate::plan::KernelGeom,
             dy: $crate::backend::TensorArg<'_>,
@@ -820,11 +821,11 @@ macro_rules! launched_ops {
         ) -> $crate::error::Result<()> {
             // SAFETY: forwarded contract.
             unsafe {
-                $crate::backend::kernel_ops::depthwise_bwd_data(self, geom, dy, w, dx, alpha, beta)
+                $crate::backend::kernel_ops::direct_bwd_data(self, geom, dy, w, dx, alpha, beta)
             }
         }
 
-        unsafe fn depthwise_wgrad(
+        unsafe fn direct_wgrad(
             &self,
             geom: &$crate::plan::KernelGeom,
             x: $crate::backend::TensorArg<'_>,
@@ -833,7 +834,7 @@ macro_rules! launched_ops {
             slices: usize,
         ) -> $crate::error::Result<()> {
             // SAFETY: forwarded contract.
-            unsafe { $crate::backend::kernel_ops::depthwise_wgrad(self, geom, x, dy, part, slices) }
+            unsafe { $crate::backend::kernel_ops::direct_wgrad(self, geom, x, dy, part, slices) }
         }
 
         unsafe fn winograd(

@@ -192,12 +192,12 @@ pub trait Backend: Sync {
         accumulate: bool,
     ) -> Result<()>;
 
-    /// Depthwise forward (groups == C, any channel multiplier), directly:
-    /// `y = alpha·conv(x, w) + beta·y`.
+    /// Direct grouped forward (depthwise, or any C/G channels per group; no columns, no
+    /// GEMM): `y = alpha·conv(x, w) + beta·y`.
     ///
     /// # Safety
     /// `x`, `w` and `y` must address their descriptors' extents; `y` overlaps neither input.
-    unsafe fn depthwise_fwd(
+    unsafe fn direct_fwd(
         &self,
         geom: &KernelGeom,
         x: TensorArg<'_>,
@@ -207,12 +207,12 @@ pub trait Backend: Sync {
         beta: f64,
     ) -> Result<()>;
 
-    /// Depthwise backward-data (groups == C, any channel multiplier), directly, as a gather:
+    /// Direct grouped backward-data, as a gather:
     /// `dx = alpha·conv_bwd_data(dy, w) + beta·dx`.
     ///
     /// # Safety
     /// `dy`, `w` and `dx` must address their descriptors' extents; `dx` overlaps neither input.
-    unsafe fn depthwise_bwd_data(
+    unsafe fn direct_bwd_data(
         &self,
         geom: &KernelGeom,
         dy: TensorArg<'_>,
@@ -222,13 +222,14 @@ pub trait Backend: Sync {
         beta: f64,
     ) -> Result<()>;
 
-    /// Depthwise weight-gradient partial sums: `part[s][k][r]` (compute type) is the sum of
-    /// `dy[n, k, o]·x[n, k / M, i(o, r)]` over slice `s` of `slices` equal slices of the
-    /// flattened (image, output position) range.
+    /// Direct grouped weight-gradient partial sums: `part[s][k][ci][r]` (compute type) is the
+    /// sum of `dy[n, k, o]·x[n, group(k)·C/G + ci, i(o, r)]` over slice `s` of `slices` equal
+    /// slices of the flattened (image, output position) range.
     ///
     /// # Safety
-    /// `x` and `dy` must address their extents; `part` must hold `slices·K·R` compute elements.
-    unsafe fn depthwise_wgrad(
+    /// `x` and `dy` must address their extents; `part` must hold `slices·K·C/G·R` compute
+    /// elements.
+    unsafe fn direct_wgrad(
         &self,
         geom: &KernelGeom,
         x: TensorArg<'_>,

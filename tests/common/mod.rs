@@ -2,6 +2,8 @@
 //! comparison with per-dtype tolerances.
 #![allow(dead_code)]
 
+pub mod plans;
+
 use half::{bf16, f16};
 use hipconv::host::{from_packed_f64, max_rel_error, to_packed_f64};
 use hipconv::{

@@ -1,6 +1,7 @@
-//! The CPU backend's direct depthwise convolutions (groups == C, channel multiplier M = K / C):
-//! one rayon task per (image, channel) plane, or per (output channel, slice) for the weight
-//! gradient's partial sums, so results do not depend on the thread count.
+//! The CPU backend's direct grouped convolutions (depthwise, or any C/G input channels per
+//! group; see `hip-kernels/direct.hip` for the formulas): one rayon task per (image, channel)
+//! plane, or per (output channel, slice) for the weight gradient's partial sums, so results do
+//! not depend on the thread count.
 
 use super::{SharedPtr, blend};
 use crate::backend::{Addr, TensorArg};
@@ -34,7 +35,7 @@ fn tap_input(g: &KernelGeom, o: (i64, i64, i64), k: (i64, i64, i64)) -> Option<(
 }
 
 /// # Safety
-/// As [`crate::backend::Backend::depthwise_fwd`].
+/// As [`crate::backend::Backend::direct_fwd`].
 pub(super) unsafe fn forward<T: Element, C: Compute>(
     g: &KernelGeom,
     x: TensorArg<'_>,
@@ -56,19 +57,21 @@ pub(super) unsafe fn forward<T: Element, C: Compute>(
     let (alpha, beta) = (C::from_f64(alpha), C::from_f64(beta));
     (0..(g.n * g.k) as usize).into_par_iter().for_each(|plane| {
         let (n, k) = (plane as i64 / g.k, plane as i64 % g.k);
-        let channel = k / g.k_per_group;
+        let first_channel = k / g.k_per_group * g.c_per_group;
         for o in positions(g.output) {
             let mut acc = C::ZERO;
-            for tap in positions(g.kernel) {
-                if let Some(i) = tap_input(g, o, tap) {
-                    // SAFETY: both indices are inside their tensors.
-                    let (xv, wv) = unsafe {
-                        (
-                            *xp.at(offset(&xs, n, channel, i)),
-                            *wp.at(offset(&ws, k, 0, tap)),
-                        )
-                    };
-                    acc += C::from_elem(xv) * C::from_elem(wv);
+            for ci in 0..g.c_per_group {
+                for tap in positions(g.kernel) {
+                    if let Some(i) = tap_input(g, o, tap) {
+                        // SAFETY: both indices are inside their tensors.
+                        let (xv, wv) = unsafe {
+                            (
+                                *xp.at(offset(&xs, n, first_channel + ci, i)),
+                                *wp.at(offset(&ws, k, ci, tap)),
+                            )
+                        };
+                        acc += C::from_elem(xv) * C::from_elem(wv);
+                    }
                 }
             }
             let p = yp.at(offset(&ys, n, k, o));
@@ -79,7 +82,7 @@ pub(super) unsafe fn forward<T: Element, C: Compute>(
 }
 
 /// # Safety
-/// As [`crate::backend::Backend::depthwise_bwd_data`].
+/// As [`crate::backend::Backend::direct_bwd_data`].
 pub(super) unsafe fn backward_data<T: Element, C: Compute>(
     g: &KernelGeom,
     dy: TensorArg<'_>,
@@ -101,10 +104,11 @@ pub(super) unsafe fn backward_data<T: Element, C: Compute>(
     let (alpha, beta) = (C::from_f64(alpha), C::from_f64(beta));
     (0..(g.n * g.c) as usize).into_par_iter().for_each(|plane| {
         let (n, c) = (plane as i64 / g.c, plane as i64 % g.c);
+        let (group, ci) = (c / g.c_per_group, c % g.c_per_group);
         for i in positions(g.input) {
             let mut acc = C::ZERO;
             for j in 0..g.k_per_group {
-                let k = c * g.k_per_group + j;
+                let k = group * g.k_per_group + j;
                 for tap in positions(g.kernel) {
                     let (Some(od), Some(oh), Some(ow)) = (
                         tap_source(g, 0, i.0, tap.0),
@@ -117,7 +121,7 @@ pub(super) unsafe fn backward_data<T: Element, C: Compute>(
                     let (dv, wv) = unsafe {
                         (
                             *yp.at(offset(&ys, n, k, (od, oh, ow))),
-                            *wp.at(offset(&ws, k, 0, tap)),
+                            *wp.at(offset(&ws, k, ci, tap)),
                         )
                     };
                     acc += C::from_elem(dv) * C::from_elem(wv);
@@ -131,7 +135,7 @@ pub(super) unsafe fn backward_data<T: Element, C: Compute>(
 }
 
 /// # Safety
-/// As [`crate::backend::Backend::depthwise_wgrad`].
+/// As [`crate::backend::Backend::direct_wgrad`].
 pub(super) unsafe fn weight_partials<T: Element, C: Compute>(
     g: &KernelGeom,
     x: TensorArg<'_>,
@@ -145,14 +149,17 @@ pub(super) unsafe fn weight_partials<T: Element, C: Compute>(
         SharedPtr(dy.addr as usize as *mut T),
     );
     let out = SharedPtr(part as usize as *mut C);
-    let taps: Vec<_> = positions(g.kernel).collect();
+    // Taps run over (input channel of the group, filter position).
+    let taps: Vec<_> = (0..g.c_per_group)
+        .flat_map(|ci| positions(g.kernel).map(move |tap| (ci, tap)))
+        .collect();
     let total = (g.n * g.output_len) as usize;
     let per_image: Vec<_> = positions(g.output).collect();
     (0..g.k as usize * slices).into_par_iter().for_each(|row| {
         let (k, s) = ((row / slices) as i64, row % slices);
-        let channel = k / g.k_per_group;
+        let first_channel = k / g.k_per_group * g.c_per_group;
         let (p0, p1) = (total * s / slices, total * (s + 1) / slices);
-        for (r, &tap) in taps.iter().enumerate() {
+        for (r, &(ci, tap)) in taps.iter().enumerate() {
             let mut acc = C::ZERO;
             for p in p0..p1 {
                 let (n, o) = (
@@ -164,13 +171,13 @@ pub(super) unsafe fn weight_partials<T: Element, C: Compute>(
                     let (dv, xv) = unsafe {
                         (
                             *yp.at(offset(&ys, n, k, o)),
-                            *xp.at(offset(&xs, n, channel, i)),
+                            *xp.at(offset(&xs, n, first_channel + ci, i)),
                         )
                     };
                     acc += C::from_elem(dv) * C::from_elem(xv);
                 }
             }
-            // SAFETY: part holds slices·K·R elements; (s, k, r) belongs to this task.
+            // SAFETY: part holds slices·K·(C/G)·R elements; (s, k, r) belongs to this task.
             unsafe { *out.at((s * g.k as usize + k as usize) * taps.len() + r) = acc };
         }
     });

@@ -1,20 +1,24 @@
-// Direct depthwise convolutions (groups == C, any channel multiplier M = K / C), all three
-// directions, for tensors of any strides. Accumulates in the compute type. 2-D 3x3 filters run
-// separate unrolled kernels (`*3` entry points, 32-bit indexing); everything else the generic
-// ones.
+// Direct grouped convolutions, all three directions, for tensors of any strides: depthwise
+// (groups == C, any channel multiplier M = K / C) and problems too small to be worth a column
+// matrix and a GEMM (any C/G input channels per group). Accumulates in the compute type. 2-D
+// 3x3 depthwise filters run separate unrolled kernels (`*3` entry points, 32-bit indexing,
+// C/G == 1 only); everything else the generic ones. With Cg = C/G, Kg = K/G, group(k) = k / Kg:
 //
-// forward:        y[n, k, o]  = alpha * sum_r x[n, k / M, i(o, r)] * w[k, 0, r] + beta * y
-// backward-data:  dx[n, c, i] = alpha * sum_{j < M} sum_r dy[n, c*M + j, o(i, r)] * w[c*M + j, 0, r]
-//                               + beta * dx      (a gather: o(i, r) only where it exists)
+// forward:        y[n, k, o]  = alpha * sum_{ci < Cg} sum_r x[n, group(k)*Cg + ci, i(o, r)]
+//                                 * w[k, ci, r] + beta * y
+// backward-data:  dx[n, c, i] = alpha * sum_{j < Kg} sum_r dy[n, (c / Cg)*Kg + j, o(i, r)]
+//                                 * w[(c / Cg)*Kg + j, c % Cg, r] + beta * dx
+//                               (a gather: o(i, r) only where it exists)
 // backward-weights, in two steps: partial sums over slices of the (image, output position)
 // range, then a deterministic sum over slices (sum_batches) and a store (unpack):
-//                 part[s][k][r] = sum_{(n, o) in slice s} dy[n, k, o] * x[n, k / M, i(o, r)]
+//                 part[s][k][ci][r] = sum_{(n, o) in slice s} dy[n, k, o]
+//                                     * x[n, group(k)*Cg + ci, i(o, r)]
 
 #include "common.h"
 
 // Forward: block rows are (image, output channel) planes, threads walk output positions.
 template <class Ty>
-HC_DEVICE void depthwise_fwd_impl(const KernelGeom& g, const KernelStrides& xs,
+HC_DEVICE void direct_fwd_impl(const KernelGeom& g, const KernelStrides& xs,
                                   const KernelStrides& ws, const KernelStrides& ys,
                                   const typename Ty::T* __restrict__ x,
                                   const typename Ty::T* __restrict__ w,
@@ -25,9 +29,7 @@ HC_DEVICE void depthwise_fwd_impl(const KernelGeom& g, const KernelStrides& xs,
     const hc_i64 out_hw = g.output[1] * g.output[2];
     HC_ROW_LOOP(plane, planes) {
         const hc_qr n_k = hc_divmod(plane, g.k);
-        const hc_i64 channel = hc_divmod(n_k.r, g.k_per_group).q;
-        const typename Ty::T* xp = x + n_k.q * xs.n + channel * xs.c;
-        const typename Ty::T* wp = w + n_k.r * ws.n;
+        const hc_i64 first_channel = hc_divmod(n_k.r, g.k_per_group).q * g.c_per_group;
         HC_GRID_LOOP(o, g.output_len) {
             const hc_qr od_rest = hc_divmod(o, out_hw);
             const hc_qr oh_ow = hc_divmod(od_rest.r, g.output[2]);
@@ -35,20 +37,24 @@ HC_DEVICE void depthwise_fwd_impl(const KernelGeom& g, const KernelStrides& xs,
             const hc_i64 h0 = oh_ow.q * g.stride[1] - g.pad[1];
             const hc_i64 w0 = oh_ow.r * g.stride[2] - g.pad[2];
             C acc = C(0);
-            for (hc_i64 kd = 0; kd < g.kernel[0]; ++kd) {
-                const hc_i64 id = d0 + kd * g.dilation[0];
-                if (id < 0 || id >= g.input[0]) continue;
-                for (hc_i64 kh = 0; kh < g.kernel[1]; ++kh) {
-                    const hc_i64 ih = h0 + kh * g.dilation[1];
-                    if (ih < 0 || ih >= g.input[1]) continue;
-                    for (hc_i64 kw = 0; kw < g.kernel[2]; ++kw) {
-                        const hc_i64 iw = w0 + kw * g.dilation[2];
-                        if (iw < 0 || iw >= g.input[2]) continue;
-                        const C xv = Ty::load(
-                            xp[id * xs.spatial[0] + ih * xs.spatial[1] + iw * xs.spatial[2]]);
-                        const C wv = Ty::load(
-                            wp[kd * ws.spatial[0] + kh * ws.spatial[1] + kw * ws.spatial[2]]);
-                        acc += xv * wv;
+            for (hc_i64 ci = 0; ci < g.c_per_group; ++ci) {
+                const typename Ty::T* xp = x + n_k.q * xs.n + (first_channel + ci) * xs.c;
+                const typename Ty::T* wp = w + n_k.r * ws.n + ci * ws.c;
+                for (hc_i64 kd = 0; kd < g.kernel[0]; ++kd) {
+                    const hc_i64 id = d0 + kd * g.dilation[0];
+                    if (id < 0 || id >= g.input[0]) continue;
+                    for (hc_i64 kh = 0; kh < g.kernel[1]; ++kh) {
+                        const hc_i64 ih = h0 + kh * g.dilation[1];
+                        if (ih < 0 || ih >= g.input[1]) continue;
+                        for (hc_i64 kw = 0; kw < g.kernel[2]; ++kw) {
+                            const hc_i64 iw = w0 + kw * g.dilation[2];
+                            if (iw < 0 || iw >= g.input[2]) continue;
+                            const C xv = Ty::load(
+                                xp[id * xs.spatial[0] + ih * xs.spatial[1] + iw * xs.spatial[2]]);
+                            const C wv = Ty::load(
+                                wp[kd * ws.spatial[0] + kh * ws.spatial[1] + kw * ws.spatial[2]]);
+                            acc += xv * wv;
+                        }
                     }
                 }
             }
@@ -63,7 +69,7 @@ HC_DEVICE void depthwise_fwd_impl(const KernelGeom& g, const KernelStrides& xs,
 // when every tensor's extent and every geometry value fits in 31 bits): weights held in
 // registers per plane, two outputs of a row per thread (threads walk output pairs).
 template <class Ty, int KH, int KW>
-HC_DEVICE void depthwise_fwd_fixed(const KernelGeom& g, const KernelStrides& xs,
+HC_DEVICE void direct_fwd_fixed(const KernelGeom& g, const KernelStrides& xs,
                                    const KernelStrides& ws, const KernelStrides& ys,
                                    const typename Ty::T* __restrict__ x,
                                    const typename Ty::T* __restrict__ w,
@@ -152,7 +158,7 @@ HC_DEVICE hc_i64 hc_tap_source(hc_i64 i, hc_i64 k, hc_i64 pad, hc_i64 stride, hc
 // Backward-data: block rows are (image, input channel) planes, threads walk input positions
 // and gather every (multiplier, tap) that reads them.
 template <class Ty>
-HC_DEVICE void depthwise_bwd_data_impl(const KernelGeom& g, const KernelStrides& ys,
+HC_DEVICE void direct_bwd_data_impl(const KernelGeom& g, const KernelStrides& ys,
                                        const KernelStrides& ws, const KernelStrides& xs,
                                        const typename Ty::T* __restrict__ dy,
                                        const typename Ty::T* __restrict__ w,
@@ -163,14 +169,15 @@ HC_DEVICE void depthwise_bwd_data_impl(const KernelGeom& g, const KernelStrides&
     const hc_i64 in_hw = g.input[1] * g.input[2];
     HC_ROW_LOOP(plane, planes) {
         const hc_qr n_c = hc_divmod(plane, g.c);
+        const hc_qr group_ci = hc_divmod(n_c.r, g.c_per_group);
         HC_GRID_LOOP(i, g.input_len) {
             const hc_qr id_rest = hc_divmod(i, in_hw);
             const hc_qr ih_iw = hc_divmod(id_rest.r, g.input[2]);
             C acc = C(0);
             for (hc_i64 j = 0; j < g.k_per_group; ++j) {
-                const hc_i64 k = n_c.r * g.k_per_group + j;
+                const hc_i64 k = group_ci.q * g.k_per_group + j;
                 const typename Ty::T* dyp = dy + n_c.q * ys.n + k * ys.c;
-                const typename Ty::T* wp = w + k * ws.n;
+                const typename Ty::T* wp = w + k * ws.n + group_ci.r * ws.c;
                 for (hc_i64 kd = 0; kd < g.kernel[0]; ++kd) {
                     const hc_i64 od = hc_tap_source(id_rest.q, kd, g.pad[0], g.stride[0],
                                                     g.dilation[0], g.output[0]);
@@ -203,7 +210,7 @@ HC_DEVICE void depthwise_bwd_data_impl(const KernelGeom& g, const KernelStrides&
 // the forward one): every tap reads dy at a fixed offset from the input position (a
 // correlation with the flipped filter); two inputs of a row per thread.
 template <class Ty, int KH, int KW>
-HC_DEVICE void depthwise_bwd_data_fixed(const KernelGeom& g, const KernelStrides& ys,
+HC_DEVICE void direct_bwd_data_fixed(const KernelGeom& g, const KernelStrides& ys,
                                         const KernelStrides& ws, const KernelStrides& xs,
                                         const typename Ty::T* __restrict__ dy,
                                         const typename Ty::T* __restrict__ w,
@@ -292,7 +299,7 @@ HC_DEVICE void depthwise_bwd_data_fixed(const KernelGeom& g, const KernelStrides
 // sums in a fixed tree order (deterministic for a given launch). part is [slices][K][R] in
 // the compute type.
 template <class Ty>
-HC_DEVICE void depthwise_wgrad_impl(const KernelGeom& g, const KernelStrides& xs,
+HC_DEVICE void direct_wgrad_impl(const KernelGeom& g, const KernelStrides& xs,
                                     const KernelStrides& ys, const typename Ty::T* __restrict__ x,
                                     const typename Ty::T* __restrict__ dy,
                                     typename Ty::C* __restrict__ part, hc_i64 slices) {
@@ -308,9 +315,11 @@ HC_DEVICE void depthwise_wgrad_impl(const KernelGeom& g, const KernelStrides& xs
     for (hc_i64 row = hc_block_id(); row < g.k * slices; row += hc_block_count()) {
         const hc_qr k_s = hc_divmod(row, slices);
         const hc_i64 k = k_s.q;
-        const hc_i64 channel = hc_divmod(k, g.k_per_group).q;
+        const hc_i64 first_channel = hc_divmod(k, g.k_per_group).q * g.c_per_group;
         const hc_i64 p0 = positions * k_s.r / slices, p1 = positions * (k_s.r + 1) / slices;
-        for (hc_i64 tap0 = 0; tap0 < g.kernel_len; tap0 += HC_DW_TAPS) {
+        // Taps run over (input channel of the group, filter position).
+        const hc_i64 taps = g.c_per_group * g.kernel_len;
+        for (hc_i64 tap0 = 0; tap0 < taps; tap0 += HC_DW_TAPS) {
             C acc[HC_DW_TAPS];
 #pragma unroll
             for (int q = 0; q < HC_DW_TAPS; ++q) acc[q] = C(0);
@@ -320,14 +329,16 @@ HC_DEVICE void depthwise_wgrad_impl(const KernelGeom& g, const KernelStrides& xs
                 const hc_qr oh_ow = hc_divmod(od_rest.r, g.output[2]);
                 const C dv = Ty::load(dy[n_o.q * ys.n + k * ys.c + od_rest.q * ys.spatial[0] +
                                          oh_ow.q * ys.spatial[1] + oh_ow.r * ys.spatial[2]]);
-                const typename Ty::T* xp = x + n_o.q * xs.n + channel * xs.c;
+                const typename Ty::T* xp = x + n_o.q * xs.n + first_channel * xs.c;
                 const hc_i64 d0 = od_rest.q * g.stride[0] - g.pad[0];
                 const hc_i64 h0 = oh_ow.q * g.stride[1] - g.pad[1];
                 const hc_i64 w0 = oh_ow.r * g.stride[2] - g.pad[2];
 #pragma unroll
                 for (int q = 0; q < HC_DW_TAPS; ++q) {
-                    const hc_i64 tap = tap0 + q;
-                    if (tap >= g.kernel_len) break;
+                    const hc_i64 channel_tap = tap0 + q;
+                    if (channel_tap >= taps) break;
+                    const hc_i64 ci = channel_tap / g.kernel_len;
+                    const hc_i64 tap = channel_tap - ci * g.kernel_len;
                     const hc_i64 kd = tap / hw_taps, rest = tap - kd * hw_taps;
                     const hc_i64 kh = rest / g.kernel[2], kw = rest - kh * g.kernel[2];
                     const hc_i64 id = d0 + kd * g.dilation[0];
@@ -336,18 +347,18 @@ HC_DEVICE void depthwise_wgrad_impl(const KernelGeom& g, const KernelStrides& xs
                     if (id < 0 || id >= g.input[0] || ih < 0 || ih >= g.input[1] || iw < 0 ||
                         iw >= g.input[2])
                         continue;
-                    acc[q] += dv * Ty::load(xp[id * xs.spatial[0] + ih * xs.spatial[1] +
-                                               iw * xs.spatial[2]]);
+                    acc[q] += dv * Ty::load(xp[ci * xs.c + id * xs.spatial[0] +
+                                               ih * xs.spatial[1] + iw * xs.spatial[2]]);
                 }
             }
-            for (int q = 0; q < HC_DW_TAPS && tap0 + q < g.kernel_len; ++q) {
+            for (int q = 0; q < HC_DW_TAPS && tap0 + q < taps; ++q) {
                 red[t] = acc[q];
                 hc_sync_block();
                 for (hc_i64 half = width >> 1; half > 0; half >>= 1) {
                     if (t < half && t + half < block) red[t] += red[t + half];
                     hc_sync_block();
                 }
-                if (t == 0) part[(k_s.r * g.k + k) * g.kernel_len + tap0 + q] = red[0];
+                if (t == 0) part[(k_s.r * g.k + k) * taps + tap0 + q] = red[0];
                 hc_sync_block();  // red[0] is read before the next tap overwrites it
             }
         }
@@ -358,7 +369,7 @@ HC_DEVICE void depthwise_wgrad_impl(const KernelGeom& g, const KernelStrides& xs
 // with carried (image, row, column) indices instead of dividing per position, and keeps all
 // KH x KW sums in registers.
 template <class Ty, int KH, int KW>
-HC_DEVICE void depthwise_wgrad_fixed(const KernelGeom& g, const KernelStrides& xs,
+HC_DEVICE void direct_wgrad_fixed(const KernelGeom& g, const KernelStrides& xs,
                                      const KernelStrides& ys, const typename Ty::T* __restrict__ x,
                                      const typename Ty::T* __restrict__ dy,
                                      typename Ty::C* __restrict__ part, hc_i64 slices) {
@@ -443,37 +454,37 @@ HC_DEVICE void depthwise_wgrad_fixed(const KernelGeom& g, const KernelStrides& x
 // Generic entry points (any filter) and unrolled 3x3 ones (separate kernels, so each gets the
 // registers it needs; the host picks: 2-D 3x3 filters, and stride 1 for backward-data).
 #define HC_DEPTHWISE(name, Ty)                                                                \
-    extern "C" __global__ void depthwise_fwd_##name(                                          \
+    extern "C" __global__ void direct_fwd_##name(                                          \
         KernelGeom g, KernelStrides xs, KernelStrides ws, KernelStrides ys, const Ty::T* x,   \
         const Ty::T* w, Ty::T* y, Ty::C alpha, Ty::C beta) {                                  \
-        depthwise_fwd_impl<Ty>(g, xs, ws, ys, x, w, y, alpha, beta);                    \
+        direct_fwd_impl<Ty>(g, xs, ws, ys, x, w, y, alpha, beta);                    \
     }                                                                                         \
-    extern "C" __global__ void depthwise_fwd3_##name(                                         \
+    extern "C" __global__ void direct_fwd3_##name(                                         \
         KernelGeom g, KernelStrides xs, KernelStrides ws, KernelStrides ys, const Ty::T* x,   \
         const Ty::T* w, Ty::T* y, Ty::C alpha, Ty::C beta) {                                  \
-        depthwise_fwd_fixed<Ty, 3, 3>(g, xs, ws, ys, x, w, y, alpha, beta);                   \
+        direct_fwd_fixed<Ty, 3, 3>(g, xs, ws, ys, x, w, y, alpha, beta);                   \
     }                                                                                         \
-    extern "C" __global__ void depthwise_bwd_data_##name(                                     \
+    extern "C" __global__ void direct_bwd_data_##name(                                     \
         KernelGeom g, KernelStrides ys, KernelStrides ws, KernelStrides xs, const Ty::T* dy,  \
         const Ty::T* w, Ty::T* dx, Ty::C alpha, Ty::C beta) {                                 \
-        depthwise_bwd_data_impl<Ty>(g, ys, ws, xs, dy, w, dx, alpha, beta);             \
+        direct_bwd_data_impl<Ty>(g, ys, ws, xs, dy, w, dx, alpha, beta);             \
     }                                                                                         \
-    extern "C" __global__ void depthwise_bwd_data3_##name(                                    \
+    extern "C" __global__ void direct_bwd_data3_##name(                                    \
         KernelGeom g, KernelStrides ys, KernelStrides ws, KernelStrides xs, const Ty::T* dy,  \
         const Ty::T* w, Ty::T* dx, Ty::C alpha, Ty::C beta) {                                 \
-        depthwise_bwd_data_fixed<Ty, 3, 3>(g, ys, ws, xs, dy, w, dx, alpha, beta);            \
+        direct_bwd_data_fixed<Ty, 3, 3>(g, ys, ws, xs, dy, w, dx, alpha, beta);            \
     }                                                                                         \
-    extern "C" __global__ void depthwise_wgrad_##name(KernelGeom g, KernelStrides xs,         \
+    extern "C" __global__ void direct_wgrad_##name(KernelGeom g, KernelStrides xs,         \
                                                       KernelStrides ys, const Ty::T* x,       \
                                                       const Ty::T* dy, Ty::C* part,           \
                                                       hc_i64 slices) {                        \
-        depthwise_wgrad_impl<Ty>(g, xs, ys, x, dy, part, slices);                       \
+        direct_wgrad_impl<Ty>(g, xs, ys, x, dy, part, slices);                       \
     }                                                                                         \
-    extern "C" __global__ void depthwise_wgrad3_##name(KernelGeom g, KernelStrides xs,        \
+    extern "C" __global__ void direct_wgrad3_##name(KernelGeom g, KernelStrides xs,        \
                                                        KernelStrides ys, const Ty::T* x,      \
                                                        const Ty::T* dy, Ty::C* part,          \
                                                        hc_i64 slices) {                       \
-        depthwise_wgrad_fixed<Ty, 3, 3>(g, xs, ys, x, dy, part, slices);                      \
+        direct_wgrad_fixed<Ty, 3, 3>(g, xs, ys, x, dy, part, slices);                      \
     }
 HC_FOR_EACH_TYPE(HC_DEPTHWISE)
 #undef HC_DEPTHWISE
