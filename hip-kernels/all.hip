@@ -9,3 +9,4 @@
 #include "bias.hip"
 #include "direct.hip"
 #include "winograd.hip"
+#include "batch.hip"

@@ -4,7 +4,7 @@
 //! GEMMs are batched over groups or over the images of a tile (whichever is larger), never
 //! issued per image and per group from a double host loop.
 
-use crate::backend::{Addr, Backend, Channels, GemmArgs, Matrix, Pixels, TensorArg};
+use crate::backend::{Addr, Backend, Channels, GemmArgs, Matrix, Pixels, PointerTable, TensorArg};
 use crate::dtype::DType;
 use crate::error::Result;
 use crate::plan::{ConvPlan, KernelGeom, Path, Tiling};
@@ -187,6 +187,7 @@ fn tensor_view(
         rs: s[1] as isize,
         cs: sp as isize,
         batch_stride: 0,
+        outer_stride: 0,
     }
 }
 
@@ -211,6 +212,7 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
             rs: ld as isize,
             cs: 1,
             batch_stride: 0,
+            outer_stride: 0,
         }
     }
 
@@ -242,6 +244,7 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
             rs: ks as isize,
             cs: cs as isize,
             batch_stride: 0,
+            outer_stride: 0,
         }
     }
 
@@ -316,10 +319,22 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
             .collect()
     }
 
-    /// Issues the GEMMs of `run` for `groups` groups, batched over whichever of images and
-    /// groups is larger. Batch strides are the address differences between neighbours. The
-    /// operands are in the plan's operand type, `dst` in `output` (the compute type, or the
-    /// caller's tensor type when a GEMM writes it directly).
+    /// The plan's pointer table for two-level GEMM batches.
+    fn table(&self) -> PointerTable {
+        let layout = self.plan.layout();
+        if layout.pointer_entries == 0 {
+            return PointerTable::NONE;
+        }
+        PointerTable {
+            addr: self.bufs.workspace + layout.pointers as Addr,
+            entries: layout.pointer_entries,
+        }
+    }
+
+    /// Issues the GEMMs of `run` for `groups` groups as one two-level batch: the inner level
+    /// is whichever of images and groups is larger. Strides are the address differences
+    /// between neighbours. The operands are in the plan's operand type, `dst` in `output`
+    /// (the compute type, or the caller's tensor type when a GEMM writes it directly).
     #[allow(clippy::too_many_arguments)]
     unsafe fn gemm_run(
         &self,
@@ -332,59 +347,50 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
         (alpha, beta): (f64, f64),
     ) -> Result<()> {
         let operand = self.plan.operand();
-        let with = |f: OperandAt<'_>, size: usize, at: (usize, usize), next: (usize, usize)| {
-            let distance = f(next.0, next.1).addr as i64 - f(at.0, at.1).addr as i64;
+        let groups_inner = groups >= run.count;
+        let with = |f: OperandAt<'_>, size: usize| {
+            let base = f(0, 0);
+            let step = |(i, gr): (usize, usize)| {
+                ((f(i, gr).addr as i64 - base.addr as i64) / size as i64) as isize
+            };
+            let (image_step, group_step) = (step((1, 0)), step((0, 1)));
+            let (batch_stride, outer_stride) = if groups_inner {
+                (group_step, image_step)
+            } else {
+                (image_step, group_step)
+            };
             Matrix {
-                batch_stride: (distance / size as i64) as isize,
-                ..f(at.0, at.1)
+                batch_stride,
+                outer_stride,
+                ..base
             }
         };
         let (osize, dsize) = (operand.size(), output.size());
-        let dtype = self.plan.compute();
-        if groups >= run.count {
-            for i in 0..run.count {
-                let (at, next) = ((i, 0), (i, 1));
-                // SAFETY: operands address the caller's buffers and planned workspace.
-                unsafe {
-                    self.backend.gemm(&GemmArgs {
-                        dtype,
-                        operand,
-                        output,
-                        m,
-                        n,
-                        k,
-                        batch: groups,
-                        lhs: with(lhs, osize, at, next),
-                        rhs: with(rhs, osize, at, next),
-                        dst: with(dst, dsize, at, next),
-                        alpha,
-                        beta,
-                    })?;
-                }
-            }
+        let (batch, outer) = if groups_inner {
+            (groups, run.count)
         } else {
-            for group in 0..groups {
-                let (at, next) = ((0, group), (1, group));
-                // SAFETY: operands address the caller's buffers and planned workspace.
-                unsafe {
-                    self.backend.gemm(&GemmArgs {
-                        dtype,
-                        operand,
-                        output,
-                        m,
-                        n,
-                        k,
-                        batch: run.count,
-                        lhs: with(lhs, osize, at, next),
-                        rhs: with(rhs, osize, at, next),
-                        dst: with(dst, dsize, at, next),
-                        alpha,
-                        beta,
-                    })?;
-                }
-            }
+            (run.count, groups)
+        };
+        // SAFETY: operands address the caller's buffers and planned workspace; the pointer
+        // table is the plan's.
+        unsafe {
+            self.backend.gemm(&GemmArgs {
+                dtype: self.plan.compute(),
+                operand,
+                output,
+                m,
+                n,
+                k,
+                batch,
+                outer,
+                lhs: with(lhs, osize),
+                rhs: with(rhs, osize),
+                dst: with(dst, dsize),
+                alpha,
+                beta,
+                table: self.table(),
+            })
         }
-        Ok(())
     }
 
     unsafe fn forward(&self, alpha: f64, beta: f64) -> Result<()> {
@@ -587,6 +593,56 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
         let chunk = self.plan.partial_chunk();
         let chunks = px.len / chunk;
         let first_image = px.start / g.output_len;
+        if pointwise && self.plan.direct_dy() {
+            // x and dy in place: (image, chunk) pairs as one two-level batch (one group).
+            let splits = g.output_len / chunk;
+            let view = |base: Addr, desc: &TensorDesc| {
+                let m = tensor_view(base, desc, first_image, 0, 0);
+                Matrix {
+                    batch_stride: chunk as isize * m.cs,
+                    outer_stride: desc.strides()[0] as isize,
+                    ..m
+                }
+            };
+            let x = view(self.bufs.x, p.x());
+            let dst = self.dense(Region::Partials, 0, g.col_rows);
+            // SAFETY: the images of the tile lie inside x and dy; the partial region holds
+            // `chunks` K·C weights; the pointer table is the plan's.
+            return unsafe {
+                self.backend.gemm(&GemmArgs {
+                    dtype: self.plan.compute(),
+                    operand: self.plan.operand(),
+                    output: self.plan.compute(),
+                    m: g.k,
+                    n: g.col_rows,
+                    k: chunk,
+                    batch: splits,
+                    outer: chunks / splits,
+                    lhs: view(self.bufs.y, p.y()),
+                    rhs: Matrix {
+                        rs: x.cs,
+                        cs: x.rs,
+                        ..x
+                    },
+                    dst: Matrix {
+                        batch_stride: weights as isize,
+                        outer_stride: (splits * weights) as isize,
+                        ..dst
+                    },
+                    alpha: 1.0,
+                    beta: 0.0,
+                    table: self.table(),
+                })?;
+                self.backend.sum_batches(
+                    p.dtype(),
+                    self.ws(Region::Partials, 0),
+                    weights,
+                    chunks,
+                    self.weights(0),
+                    accumulate,
+                )
+            };
+        }
         // Chunk i covers tile columns i·chunk .. (i + 1)·chunk; pointwise plans have one chunk
         // per image (x is read in place).
         let run = ImageRun {
@@ -710,6 +766,7 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
             rs: rs as isize,
             cs: 1,
             batch_stride: batch_stride as isize,
+            outer_stride: 0,
         };
         let dtype = self.plan.compute();
         let backend = self.backend;
@@ -721,27 +778,65 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
         // filter, data and output regions were sized by the plan for α² × channels × tiles.
         unsafe {
             if self.plan.direction() == Direction::BackwardWeights {
+                // With chunks, each tile range's reduction is split into `chunks` equal parts,
+                // each accumulating into its own partial transformed gradient (one two-level
+                // batch: positions × chunks); the remainder of a range goes to chunk 0.
+                let chunks = self.plan.weight_partials().max(1);
+                let filter_elems = positions * tc * sc;
+                let sums = if chunks > 1 {
+                    self.ws(Region::Partials, 0)
+                } else {
+                    filter
+                };
+                let esize = dtype.size() as Addr;
                 for (i, t) in ranges.enumerate() {
                     backend.winograd(&wg, Step::Data, x, data, t, 1.0, 0.0)?;
                     backend.winograd(&wg, Step::Grad, y, out, t, 1.0, 0.0)?;
-                    backend.gemm(&GemmArgs {
+                    let first_beta = if i == 0 { 0.0 } else { 1.0 };
+                    let per_chunk = t.len / chunks;
+                    if i == 0 && per_chunk == 0 {
+                        return Err(crate::Error::bad(
+                            "a chunked Winograd plan with fewer tiles than chunks",
+                        ));
+                    }
+                    let gemm = |first: usize, len: usize, outer: usize, beta: f64| GemmArgs {
                         dtype,
                         operand: dtype,
                         output: dtype,
                         m: tc,
                         n: sc,
-                        k: t.len,
+                        k: len,
                         batch: positions,
-                        lhs: dense(out, t.len, tc * t.len),
+                        outer,
+                        lhs: Matrix {
+                            outer_stride: len as isize,
+                            ..dense(out + first as Addr * esize, t.len, tc * t.len)
+                        },
                         rhs: Matrix {
                             rs: 1,
                             cs: t.len as isize,
-                            ..dense(data, 0, sc * t.len)
+                            outer_stride: len as isize,
+                            ..dense(data + first as Addr * esize, 0, sc * t.len)
                         },
-                        dst: dense(filter, sc, tc * sc),
+                        dst: Matrix {
+                            outer_stride: filter_elems as isize,
+                            ..dense(sums, sc, tc * sc)
+                        },
                         alpha: 1.0,
-                        beta: if i == 0 { 0.0 } else { 1.0 },
-                    })?;
+                        beta,
+                        table: self.table(),
+                    };
+                    if per_chunk > 0 {
+                        backend.gemm(&gemm(0, per_chunk, chunks, first_beta))?;
+                    }
+                    let rest = t.len - per_chunk * chunks;
+                    if rest > 0 {
+                        let beta = if per_chunk > 0 { 1.0 } else { first_beta };
+                        backend.gemm(&gemm(per_chunk * chunks, rest, 1, beta))?;
+                    }
+                }
+                if chunks > 1 {
+                    backend.sum_batches(p.dtype(), sums, filter_elems, chunks, filter, false)?;
                 }
                 return backend.winograd(&wg, Step::FilterGrad, w, filter, all, alpha, beta);
             }
@@ -765,6 +860,8 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
                     dst: dense(out, t.len, tc * t.len),
                     alpha: 1.0,
                     beta: 0.0,
+                    outer: 1,
+                    table: PointerTable::NONE,
                 })?;
                 backend.winograd(&wg, Step::Output, dst, out, t, alpha, beta)?;
             }

@@ -27,8 +27,10 @@
 //!                     C alpha, C beta)
 //! bias_add_<dt>      (KernelTensor d, T* y, const T* b, C alpha)
 //! bias_grad_<dt>     (KernelTensor d, const T* dy, T* db, C alpha, C beta)   // one block per channel
-//! direct_fwd_<dt> (KernelGeom g, KernelStrides xs, KernelStrides ws, KernelStrides ys,
-//!                     const T* x, const T* w, T* y, C alpha, C beta)        // groups == C
+//! direct_fwd_<dt>    (KernelGeom g, KernelStrides xs, KernelStrides ws, KernelStrides ys,
+//!                     const T* x, const T* w, T* y, C alpha, C beta)   // any C/G
+//! gemm_pointers_<dt> (u64* table, i64 entries, i64 batch, BatchOperand lhs,
+//!                     BatchOperand rhs, BatchOperand dst)   // pointer-array GEMM tables
 //! ```
 //! Each mirrors the [`crate::backend::Backend`] method of the same name (the CPU backend is
 //! the reference); `pack`/`unpack`/`bias_*` take the tensor as a [`KernelTensor`].
@@ -112,6 +114,7 @@ pub const KERNEL_OPS: &[&str] = &[
     "winograd_output",
     "winograd_grad",
     "winograd_filter_grad",
+    "gemm_pointers",
 ];
 
 /// Every kernel entry point in every code object.
@@ -220,6 +223,10 @@ pub const KERNEL_NAMES: &[&str] = &[
     "winograd_filter_grad_bf16",
     "winograd_filter_grad_f32",
     "winograd_filter_grad_f64",
+    "gemm_pointers_f16",
+    "gemm_pointers_bf16",
+    "gemm_pointers_f32",
+    "gemm_pointers_f64",
 ];
 
 /// Largest block size a kernel may be launched with (`HC_MAX_BLOCK` in `common.h`).

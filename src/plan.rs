@@ -66,7 +66,51 @@ pub struct WorkspaceLayout {
     pub stage: usize,
     /// Per-image weight-gradient partials (backward-weights on GPUs), summed in image order.
     pub partials: usize,
+    /// The pointer table of two-level GEMM batches ([`crate::backend::PointerTable`]).
+    pub pointers: usize,
+    /// Address triples the pointer table holds (0: no table).
+    pub pointer_entries: usize,
     pub total: usize,
+}
+
+impl WorkspaceLayout {
+    /// A layout of `total` bytes with no pointer table.
+    fn regions(weights: usize, col: usize, stage: usize, partials: usize, total: usize) -> Self {
+        WorkspaceLayout {
+            weights,
+            col,
+            stage,
+            partials,
+            pointers: total,
+            pointer_entries: 0,
+            total,
+        }
+    }
+
+    /// The same layout with a pointer table of `entries` triples appended (none for 0).
+    fn with_pointer_table(self, entries: usize) -> Result<Self> {
+        if entries == 0 {
+            return Ok(self);
+        }
+        let bytes = align(crate::backend::PointerTable::bytes(entries))?;
+        Ok(WorkspaceLayout {
+            pointers: self.total,
+            pointer_entries: entries,
+            total: checked_add(self.total, bytes, "workspace")?,
+            ..self
+        })
+    }
+}
+
+/// Most address triples a plan's pointer table holds (48 KiB); longer two-level batches are
+/// issued in several calls.
+pub const POINTER_TABLE_MAX_ENTRIES: usize = 2048;
+
+/// Bytes of the pointer table for a two-level batch of `entries` GEMMs (capped).
+fn pointer_table_bytes(entries: usize) -> Result<usize> {
+    align(crate::backend::PointerTable::bytes(
+        entries.min(POINTER_TABLE_MAX_ENTRIES),
+    ))
 }
 
 /// Output positions (over all images) per partial sum of a direct weight gradient.
@@ -123,6 +167,9 @@ pub struct PlanOptions {
     /// splitting each image's output positions into equal chunks with a partial each (0: one
     /// partial per image).
     pub partial_blocks: usize,
+    /// Reserve workspace for the pointer tables of two-level GEMM batches (groups × images,
+    /// Winograd positions × chunks), which GPU backends issue as one pointer-array call.
+    pub pointer_tables: bool,
     /// The backend's GEMM takes f16/bf16 operands with f32 accumulation: 16-bit problems keep
     /// their columns, packed weights and gathered tiles in their own type (half the bytes, and
     /// the GPU's half-precision GEMM units), and take the f32 Winograd path only where it
@@ -145,6 +192,7 @@ impl PlanOptions {
             direct_max_macs: 0,
             winograd: winograd::Choice::from_env(winograd::Choice::CPU, winograd::Choice::CPU),
             partial_blocks: 0,
+            pointer_tables: false,
             half_operands: false,
         }
     }
@@ -169,6 +217,7 @@ impl PlanOptions {
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(PARTIAL_TARGET_BLOCKS),
+            pointer_tables: true,
             half_operands: false,
         }
     }
@@ -223,15 +272,15 @@ pub struct ConvPlan {
 
 /// Into how many equal chunks each image's output positions split for partial weight
 /// gradients: the fewest (≥ 1, dividing the image, chunks of at least [`PARTIAL_MIN_CHUNK`]
-/// positions) that give `target` GEMM output blocks over `images` images. Pointwise plans read
-/// x in place per image, so they keep one partial per image.
+/// positions) that give `target` GEMM output blocks over `images` images. `whole_images`: one
+/// partial per image (pointwise plans that read x in place but gather dy).
 fn partial_splits(
     g: &crate::problem::Geometry,
     images: usize,
-    pointwise: bool,
+    whole_images: bool,
     target: usize,
 ) -> usize {
-    if pointwise || target == 0 {
+    if whole_images || target == 0 {
         return 1;
     }
     let blocks = g.groups * g.k_per_group.div_ceil(128) * g.col_rows.div_ceil(128);
@@ -329,15 +378,6 @@ impl ConvPlan {
             Direction::BackwardData => pointwise,
             Direction::BackwardWeights => false,
         };
-        // dy read in place by the GEMMs, one per image, instead of gathered into the stage
-        // tile: backward-weights on CPUs, backward-data through im2col everywhere.
-        let direct_dy = y_flat
-            && big_images
-            && match direction {
-                Direction::BackwardWeights => opts.per_image_weight_gemms,
-                Direction::BackwardData => !pointwise,
-                Direction::Forward => false,
-            };
         // GPUs: one GEMM per image into its own partial dw (batched, so every image runs in
         // parallel), then a deterministic sum over images, instead of one GEMM with a very long
         // reduction that leaves most of the chip idle. Only when dw is small.
@@ -345,6 +385,22 @@ impl ConvPlan {
         let partials_wanted = direction == Direction::BackwardWeights
             && !opts.per_image_weight_gemms
             && all_weights <= PARTIALS_MAX_ELEMS;
+        // Pointwise weight-gradient partials with x and dy both read in place: (image, chunk
+        // of positions) pairs as one two-level GEMM batch through the pointer table.
+        let pointwise_partials_in_place =
+            pointwise && partials_wanted && g.groups == 1 && opts.pointer_tables;
+        // dy read in place by the GEMMs, one per image, instead of gathered into the stage
+        // tile: backward-weights on CPUs and pointwise partials on GPUs, backward-data through
+        // im2col everywhere.
+        let direct_dy = y_flat
+            && big_images
+            && match direction {
+                Direction::BackwardWeights => {
+                    opts.per_image_weight_gemms || pointwise_partials_in_place
+                }
+                Direction::BackwardData => !pointwise,
+                Direction::Forward => false,
+            };
         // Forward and backward-data read the weights as a strided [K][C/G·R] matrix, so any
         // filter whose (c, r) axes are flat will do (packed, or the [C/G·R][K] transposed
         // copy the CPU API makes for backward-data); backward-weights accumulates into a packed
@@ -370,13 +426,27 @@ impl ConvPlan {
         };
         let (weights_size, col_size, stage_size) = region_sizes(path, direction, operand, compute);
         let weights_bytes = align(checked_mul(weight_elems, weights_size, "weights")?)?;
+        // Groups × images of a tile run as one two-level GEMM batch.
+        let table_entries = if opts.pointer_tables && g.groups > 1 {
+            g.groups.saturating_mul(g.n).min(POINTER_TABLE_MAX_ENTRIES)
+        } else if direct_dy && pointwise_partials_in_place {
+            let most_chunks = (g.output_len / PARTIAL_MIN_CHUNK).max(1);
+            g.n.saturating_mul(most_chunks)
+                .min(POINTER_TABLE_MAX_ENTRIES)
+        } else {
+            0
+        };
+        let table_bytes = pointer_table_bytes(table_entries)?;
         // Tiles are sized in units of the narrowest element (so half-operand tiles get the
         // room their smaller elements leave); `cw`, `sw` and `pw` are the units per column,
         // stage and partial element.
         let unit = osize.min(csize);
         let (cw, sw, pw) = (col_size / unit, stage_size / unit, csize / unit);
         // Rounding the col, stage and partial regions up to REGION_ALIGN costs up to 3 × 255 bytes.
-        let avail = opts.budget.saturating_sub(weights_bytes + 3 * REGION_ALIGN) / unit;
+        let avail = opts
+            .budget
+            .saturating_sub(weights_bytes + table_bytes + 3 * REGION_ALIGN)
+            / unit;
         let tile_units = (opts.tile_bytes / unit).max(1);
         let all_col_rows = checked_mul(g.groups, g.col_rows, "column rows")?;
         let (mut weight_partials, mut partial_chunk) = (0, 0);
@@ -394,7 +464,14 @@ impl ConvPlan {
                     let fit = |splits: usize| {
                         (avail / (image_units + splits * partial_units).max(1)).min(g.n)
                     };
-                    let splits = partial_splits(g, fit(1).max(1), pointwise, opts.partial_blocks);
+                    // Pointwise partials split images only when both operands are read in
+                    // place (otherwise each image's x is one GEMM operand).
+                    let splits = partial_splits(
+                        g,
+                        fit(1).max(1),
+                        pointwise && !direct_dy,
+                        opts.partial_blocks,
+                    );
                     let images = fit(splits);
                     if images >= 1 && images * splits >= 2 {
                         weight_partials = images * splits;
@@ -479,17 +556,18 @@ impl ConvPlan {
             csize,
             "partials",
         )?)?;
-        let layout = WorkspaceLayout {
-            weights: 0,
-            col: weights_bytes,
-            stage: weights_bytes + col_bytes,
-            partials: weights_bytes + col_bytes + stage_bytes,
-            total: checked_add(
+        let layout = WorkspaceLayout::regions(
+            0,
+            weights_bytes,
+            weights_bytes + col_bytes,
+            weights_bytes + col_bytes + stage_bytes,
+            checked_add(
                 weights_bytes + col_bytes + stage_bytes,
                 partial_bytes,
                 "workspace",
             )?,
-        };
+        )
+        .with_pointer_table(table_entries)?;
         Ok(ConvPlan {
             problem: problem.clone(),
             direction,
@@ -544,13 +622,7 @@ impl ConvPlan {
             direction,
             path: Path::Winograd,
             tiling: parts[0].plan.tiling,
-            layout: WorkspaceLayout {
-                weights: 0,
-                col: 0,
-                stage: 0,
-                partials: 0,
-                total,
-            },
+            layout: WorkspaceLayout::regions(0, 0, 0, 0, total),
             direct_output: false,
             direct_dy: false,
             weights_in_place: false,
@@ -593,11 +665,48 @@ impl ConvPlan {
         let (src_c, dst_c) = (geom.src_c as usize, geom.dst_c as usize);
         let filter_elems = checked_mul(positions, checked_mul(src_c, dst_c, "filter")?, "filter")?;
         let filter_bytes = align(checked_mul(filter_elems, esize, "filter")?)?;
+        // Backward-weights: α² GEMMs of dst_c × src_c with a reduction over every tile leave a
+        // GPU mostly idle, so each tile range is split into `chunks` equal reductions, each
+        // into its own partial transformed gradient (one two-level batch), summed in order.
+        let chunks = if direction == Direction::BackwardWeights && opts.partial_blocks > 0 {
+            let blocks = positions * dst_c.div_ceil(128) * src_c.div_ceil(128);
+            (opts.partial_blocks / blocks.max(1))
+                .min(geom.tile_count() / PARTIAL_MIN_CHUNK)
+                .max(1)
+        } else {
+            1
+        };
+        let (partial_bytes, table_entries) = if chunks > 1 {
+            let bytes = align(checked_mul(chunks, filter_elems * esize, "partials")?)?;
+            let entries = if opts.pointer_tables {
+                (chunks * positions).min(POINTER_TABLE_MAX_ENTRIES)
+            } else {
+                0
+            };
+            (bytes, entries)
+        } else {
+            (0, 0)
+        };
+        let fixed = filter_bytes + partial_bytes + pointer_table_bytes(table_entries)?;
         // Per tile: its transformed data [α²][S] and its GEMM result [α²][T].
         let per_tile = checked_mul(positions, checked_add(src_c, dst_c, "tile")?, "tile")?;
         let per_tile_bytes = checked_mul(per_tile, esize, "tile")?;
-        let avail = opts.budget.saturating_sub(filter_bytes + 2 * REGION_ALIGN);
-        if avail < per_tile_bytes {
+        let avail = opts.budget.saturating_sub(fixed + 2 * REGION_ALIGN);
+        // Chunked ranges need at least PARTIAL_MIN_CHUNK tiles per chunk.
+        let min_tiles = if chunks > 1 {
+            chunks * PARTIAL_MIN_CHUNK
+        } else {
+            1
+        };
+        if avail < per_tile_bytes.saturating_mul(min_tiles) {
+            if chunks > 1 {
+                // Try again without chunks (less workspace).
+                let plain = PlanOptions {
+                    partial_blocks: 0,
+                    ..*opts
+                };
+                return Self::winograd(problem, direction, &plain);
+            }
             return Ok(None);
         }
         // Every tile range re-reads the whole transformed filter, so ranges are as long as
@@ -609,13 +718,18 @@ impl ConvPlan {
             tiles * esize,
             "output tile",
         )?)?;
-        let layout = WorkspaceLayout {
-            weights: 0,
-            col: filter_bytes,
-            stage: filter_bytes + col_bytes,
-            partials: filter_bytes + col_bytes + stage_bytes,
-            total: checked_add(filter_bytes + col_bytes, stage_bytes, "workspace")?,
-        };
+        let layout = WorkspaceLayout::regions(
+            0,
+            filter_bytes,
+            filter_bytes + col_bytes,
+            filter_bytes + col_bytes + stage_bytes,
+            checked_add(
+                filter_bytes + col_bytes + stage_bytes,
+                partial_bytes,
+                "workspace",
+            )?,
+        )
+        .with_pointer_table(table_entries)?;
         Ok(Some(ConvPlan {
             problem: problem.clone(),
             direction,
@@ -625,7 +739,7 @@ impl ConvPlan {
             direct_output: false,
             direct_dy: false,
             weights_in_place: false,
-            weight_partials: 0,
+            weight_partials: if chunks > 1 { chunks } else { 0 },
             partial_chunk: 0,
             winograd: Some(geom),
             operand: problem.dtype().compute(),
@@ -667,25 +781,16 @@ impl ConvPlan {
             let partial_bytes = align(checked_mul(slices, weights * esize, "partials")?)?;
             (
                 slices,
-                WorkspaceLayout {
-                    weights: 0,
-                    col: weight_bytes,
-                    stage: weight_bytes,
-                    partials: weight_bytes,
-                    total: checked_add(weight_bytes, partial_bytes, "workspace")?,
-                },
+                WorkspaceLayout::regions(
+                    0,
+                    weight_bytes,
+                    weight_bytes,
+                    weight_bytes,
+                    checked_add(weight_bytes, partial_bytes, "workspace")?,
+                ),
             )
         } else {
-            (
-                0,
-                WorkspaceLayout {
-                    weights: 0,
-                    col: 0,
-                    stage: 0,
-                    partials: 0,
-                    total: 0,
-                },
-            )
+            (0, WorkspaceLayout::regions(0, 0, 0, 0, 0))
         };
         Ok(Some(ConvPlan {
             problem: problem.clone(),
@@ -988,11 +1093,21 @@ mod tests {
     #[test]
     fn pointwise_skips_columns() {
         let p = problem(2, 64, 8, 32, 1);
-        let plan = ConvPlan::new(&p, Direction::Forward, 1 << 20).unwrap();
+        // (Small enough for the direct kernels, which these options leave out.)
+        let opts = PlanOptions {
+            direct_max_macs: 0,
+            ..PlanOptions::gpu(1 << 20)
+        };
+        let plan = ConvPlan::with_options(&p, Direction::Forward, opts).unwrap();
         assert_eq!(plan.path(), Path::Pointwise);
         assert_eq!(plan.layout().stage - plan.layout().col, 0);
-        let plan = ConvPlan::new(&p.with_dtype(DType::F16), Direction::Forward, 1 << 20).unwrap();
+        let f16 = p.with_dtype(DType::F16);
+        let plan = ConvPlan::with_options(&f16, Direction::Forward, opts).unwrap();
         assert_eq!(plan.path(), Path::Im2col);
+        assert_eq!(
+            ConvPlan::new(&p, Direction::Forward, 1 << 20).unwrap().path(),
+            Path::Direct
+        );
     }
 
     #[test]

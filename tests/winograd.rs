@@ -313,3 +313,71 @@ fn dilated_problems_run_as_winograd_subgrids() {
     }
     assert!(split >= 40, "only {split} of 60 plans split into sub-grids");
 }
+
+/// Backward-weights on Winograd with chunked reductions (GPU options: each tile range split
+/// into equal chunks, one partial transformed gradient each, a two-level GEMM batch), at a
+/// roomy budget and at budgets that cut the tiles into several ranges with remainders.
+#[test]
+fn chunked_winograd_backward_weights_match_the_reference() {
+    use common::plans::run_plan;
+    let mut rng = Rng::new(0xC4C4);
+    let mut chunked = 0;
+    for round in 0..12 {
+        let dtype = [DType::F32, DType::F16][round % 2];
+        let (c, k) = (16 + rng.below(9), 16 + rng.below(9));
+        let hw = [40 + rng.below(17), 40 + rng.below(17)];
+        let p = problem(
+            dtype,
+            2,
+            c,
+            &hw,
+            k,
+            &[3, 3],
+            &[1, 1],
+            &[1, 1],
+            &[1, 1],
+            1,
+            rng.below(3),
+        )
+        .unwrap();
+        let opts = PlanOptions {
+            winograd: Choice::only(2),
+            ..gemm_gpu_options(1 << 30)
+        };
+        // Two chunks (fewer output blocks wanted), so that a budget can leave room for two
+        // tile ranges of at least two chunks' minimum each.
+        let two = PlanOptions {
+            partial_blocks: 32,
+            ..opts
+        };
+        let roomy = ConvPlan::with_options(&p, Direction::BackwardWeights, two).unwrap();
+        assert_eq!(roomy.path(), Path::Winograd, "{}", roomy.describe());
+        let tiles = roomy.layout().partials - roomy.layout().col;
+        let ranges = roomy.workspace_bytes() - tiles / 3;
+        for (budget, opts) in [(1 << 30, opts), (ranges, two), (0, opts)] {
+            let plan = ConvPlan::with_options(
+                &p,
+                Direction::BackwardWeights,
+                PlanOptions { budget, ..opts },
+            )
+            .unwrap();
+            if budget == ranges {
+                assert!(plan.tile_count() > 1, "{}", plan.describe());
+            }
+            chunked += usize::from(plan.weight_partials() > 1);
+            let (alpha, beta) = [(1.0, 0.0), (0.5, 0.75)][rng.below(2)];
+            let seed = rng.next_u64();
+            let err = match dtype {
+                DType::F16 => run_plan::<half::f16>(&plan, alpha, beta, seed, true),
+                _ => run_plan::<f32>(&plan, alpha, beta, seed, true),
+            };
+            assert!(
+                err <= tolerance(dtype),
+                "{} budget {budget} ({}): error {err:.2e}",
+                p.summary(),
+                plan.describe()
+            );
+        }
+    }
+    assert_eq!(chunked, 24, "chunked plans of 36 (roomy and tight budgets)");
+}

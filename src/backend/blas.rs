@@ -104,6 +104,7 @@ impl ColumnMajorGemm {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::PointerTable;
     use crate::dtype::DType;
 
     #[test]
@@ -126,6 +127,7 @@ mod tests {
             rs,
             cs,
             batch_stride,
+            outer_stride: 0,
         }
     }
 
@@ -177,6 +179,8 @@ mod tests {
                 rhs: mat(rhs_at, n as isize, 1, 12),
                 alpha: 1.0,
                 beta: 0.0,
+                outer: 1,
+                table: PointerTable::NONE,
             };
             let call = ColumnMajorGemm::of(&args).unwrap();
             assert_eq!(call.int_args(batch).unwrap()[6], 2);
@@ -212,6 +216,8 @@ mod tests {
             rhs: mat(0, 3, 1, 0),
             alpha: 1.0,
             beta: 0.0,
+            outer: 1,
+            table: PointerTable::NONE,
         };
         assert!(ColumnMajorGemm::of(&bad).is_err());
     }

@@ -606,6 +606,12 @@ impl Backend for CpuBackend {
     }
 
     unsafe fn gemm(&self, a: &GemmArgs) -> Result<()> {
+        if a.outer != 1 {
+            // A two-level batch: one strided batch per outer entry.
+            let a = a.collapsed();
+            // SAFETY: forwarded contract (each outer entry is part of the caller's batch).
+            return (0..a.outer).try_for_each(|o| unsafe { self.gemm(&a.outer_range(o, 1)) });
+        }
         if a.m == 0 || a.n == 0 {
             return Ok(());
         }

@@ -4,7 +4,8 @@
 //!
 //! [`Backend`]: super::Backend
 
-use super::{Addr, Channels, Pixels, TensorArg};
+use super::blas::ColumnMajorGemm;
+use super::{Addr, Channels, GemmArgs, Matrix, Pixels, TensorArg};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::kernels::KernelTensor;
@@ -878,3 +879,103 @@ macro_rules! launched_ops {
     };
 }
 pub(crate) use launched_ops;
+
+/// One operand of a two-level GEMM batch as `gemm_pointers` takes it
+/// (`hip-kernels/batch.hip`): its first address and byte strides.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+struct BatchOperand {
+    base: u64,
+    outer: i64,
+    inner: i64,
+}
+
+impl BatchOperand {
+    fn of(m: &Matrix, size: usize) -> Self {
+        BatchOperand {
+            base: m.addr,
+            outer: m.outer_stride as i64 * size as i64,
+            inner: m.batch_stride as i64 * size as i64,
+        }
+    }
+}
+
+/// A pointer-array GEMM call: the column-major form of `args` (a two-level batch of
+/// `args.outer · args.batch` entries) and the device addresses of its lhs, rhs and dst
+/// address arrays.
+pub struct PointerArrayCall<'a> {
+    pub args: &'a GemmArgs,
+    pub call: ColumnMajorGemm,
+    pub entries: usize,
+    pub arrays: [Addr; 3],
+}
+
+/// Issues a two-level GEMM batch on a GPU BLAS: `strided` takes plain strided batches (one
+/// call, or one per outer entry where the table is missing or too small), `pointer_array`
+/// takes pointer-array calls of as many outer entries as the plan's table holds, whose address
+/// arrays a `gemm_pointers` launch fills first (stream-ordered, so a table is only rewritten
+/// after the previous call has read it).
+///
+/// # Safety
+/// As [`super::Backend::gemm`]; `a.table` must be device workspace of its stated size.
+pub unsafe fn two_level_gemm<L: Launcher + ?Sized>(
+    l: &L,
+    a: &GemmArgs,
+    strided: &mut dyn FnMut(&GemmArgs) -> Result<()>,
+    pointer_array: &mut dyn FnMut(&PointerArrayCall<'_>) -> Result<()>,
+) -> Result<()> {
+    let a = a.collapsed();
+    if a.outer == 1 {
+        return strided(&a);
+    }
+    if a.outer == 0 || a.batch == 0 || a.m == 0 || a.n == 0 {
+        return Ok(());
+    }
+    let per_call = a.table.entries / a.batch;
+    if per_call < 2 {
+        return (0..a.outer).try_for_each(|o| strided(&a.outer_range(o, 1)));
+    }
+    let (osize, dsize) = (a.operand.size(), a.output.size());
+    for first in (0..a.outer).step_by(per_call) {
+        let part = a.outer_range(first, per_call.min(a.outer - first));
+        let call = ColumnMajorGemm::of(&part)?;
+        let entries = part.outer * part.batch;
+        let (mut table, mut count, mut batch) = (a.table.addr, entries as i64, part.batch as i64);
+        let (mut lhs, mut rhs, mut dst) = (
+            BatchOperand::of(&call.a, osize),
+            BatchOperand::of(&call.b, osize),
+            BatchOperand::of(&call.c, dsize),
+        );
+        // SAFETY: the table holds `a.table.entries` ≥ `entries` address triples; the kernel
+        // writes exactly 3·entries addresses.
+        unsafe {
+            l.launch(
+                "gemm_pointers",
+                DType::F32,
+                entries as i64,
+                1,
+                &mut [
+                    arg(&mut table),
+                    arg(&mut count),
+                    arg(&mut batch),
+                    arg(&mut lhs),
+                    arg(&mut rhs),
+                    arg(&mut dst),
+                ],
+            )?;
+        }
+        let word = std::mem::size_of::<u64>() as Addr;
+        let base = a.table.addr;
+        pointer_array(&PointerArrayCall {
+            args: &part,
+            call,
+            entries,
+            arrays: [
+                base,
+                base + word * entries as Addr,
+                base + 2 * word * entries as Addr,
+            ],
+        })?;
+    }
+    Ok(())
+}

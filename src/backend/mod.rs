@@ -50,8 +50,9 @@ pub struct Channels {
 /// A batch of GEMMs `dst = alpha·lhs·rhs + beta·dst` with arbitrary element strides,
 /// accumulating in the compute type `dtype` (`beta == 0` never reads dst). `lhs` and `rhs` are
 /// stored as `operand`, `dst` as `output`: each is `dtype` itself, or f16/bf16 on backends
-/// whose [`Backend::half_operands`] is true. Entry `b` of the batch uses each operand's
-/// address advanced by `b·batch_stride` elements. `dst` is `m × n`, `lhs` is `m × k`, `rhs` is
+/// whose [`Backend::half_operands`] is true. The batch has two levels: entry `(o, b)`
+/// (`o < outer`, `b < batch`) uses each operand's address advanced by
+/// `o·outer_stride + b·batch_stride` elements. `dst` is `m × n`, `lhs` is `m × k`, `rhs` is
 /// `k × n`; element (i, j) of a matrix lives at `addr + (i·rs + j·cs)·size`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GemmArgs {
@@ -65,11 +66,17 @@ pub struct GemmArgs {
     pub n: usize,
     pub k: usize,
     pub batch: usize,
+    /// Entries of the outer batch level (1: a plain strided batch).
+    pub outer: usize,
     pub dst: Matrix,
     pub lhs: Matrix,
     pub rhs: Matrix,
     pub alpha: f64,
     pub beta: f64,
+    /// Workspace a GPU backend may fill with the operands' addresses to issue a two-level
+    /// batch as one pointer-array call; without one (or where it is too small) it issues one
+    /// call per outer entry.
+    pub table: PointerTable,
 }
 
 /// A strided matrix operand (strides in elements).
@@ -80,6 +87,78 @@ pub struct Matrix {
     pub cs: isize,
     /// Distance between consecutive matrices of a batch.
     pub batch_stride: isize,
+    /// Distance between consecutive entries of the outer batch level.
+    pub outer_stride: isize,
+}
+
+/// Device workspace for the address arrays of a pointer-array GEMM: `entries` (lhs, rhs, dst)
+/// address triples, stored as three arrays of `entries` 64-bit addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PointerTable {
+    pub addr: Addr,
+    pub entries: usize,
+}
+
+impl PointerTable {
+    /// No table: two-level batches run one call per outer entry.
+    pub const NONE: PointerTable = PointerTable {
+        addr: 0,
+        entries: 0,
+    };
+
+    /// Bytes a table of `entries` triples takes.
+    pub fn bytes(entries: usize) -> usize {
+        entries.saturating_mul(3 * std::mem::size_of::<u64>())
+    }
+}
+
+impl GemmArgs {
+    /// The same batch with the two levels merged into one where the outer strides continue
+    /// the inner ones (a single strided batch of `outer·batch` entries).
+    pub fn collapsed(&self) -> GemmArgs {
+        let continues = |m: &Matrix| {
+            (self.batch <= 1 && self.outer > 1)
+                || m.outer_stride == m.batch_stride * self.batch as isize
+        };
+        if self.outer <= 1 || ![self.lhs, self.rhs, self.dst].iter().all(continues) {
+            return *self;
+        }
+        let merge = |m: Matrix| Matrix {
+            batch_stride: if self.batch <= 1 {
+                m.outer_stride
+            } else {
+                m.batch_stride
+            },
+            outer_stride: 0,
+            ..m
+        };
+        GemmArgs {
+            batch: self.outer * self.batch,
+            outer: 1,
+            lhs: merge(self.lhs),
+            rhs: merge(self.rhs),
+            dst: merge(self.dst),
+            ..*self
+        }
+    }
+
+    /// The outer entries `first .. first + count` as their own two-level batch.
+    pub fn outer_range(&self, first: usize, count: usize) -> GemmArgs {
+        let shift = |m: Matrix, size: usize| Matrix {
+            addr: m
+                .addr
+                .wrapping_add_signed(first as i64 * m.outer_stride as i64 * size as i64),
+            ..m
+        };
+        let (o, d) = (self.operand.size(), self.output.size());
+        GemmArgs {
+            outer: count,
+            lhs: shift(self.lhs, o),
+            rhs: shift(self.rhs, o),
+            dst: shift(self.dst, d),
+            ..*self
+        }
+    }
 }
 
 /// The primitive operations a plan is made of.
@@ -279,5 +358,63 @@ pub trait Backend: Sync {
     /// Waits for all queued work.
     fn synchronize(&self) -> Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(batch: usize, outer: usize, strides: [(isize, isize); 3]) -> GemmArgs {
+        let m = |addr: Addr, (batch_stride, outer_stride): (isize, isize)| Matrix {
+            addr,
+            rs: 4,
+            cs: 1,
+            batch_stride,
+            outer_stride,
+        };
+        GemmArgs {
+            dtype: DType::F32,
+            operand: DType::F16,
+            output: DType::F32,
+            m: 2,
+            n: 4,
+            k: 4,
+            batch,
+            outer,
+            lhs: m(1000, strides[0]),
+            rhs: m(2000, strides[1]),
+            dst: m(3000, strides[2]),
+            alpha: 1.0,
+            beta: 0.0,
+            table: PointerTable::NONE,
+        }
+    }
+
+    #[test]
+    fn two_level_batches_collapse_only_when_linear() {
+        // Outer strides continue the inner ones: one batch of 12.
+        let linear = args(3, 4, [(8, 24), (16, 48), (8, 24)]).collapsed();
+        assert_eq!((linear.batch, linear.outer), (12, 1));
+        assert_eq!(linear.rhs.batch_stride, 16);
+        // A single inner entry: the outer level becomes the batch.
+        let single = args(1, 5, [(0, 7), (0, 9), (0, 11)]).collapsed();
+        assert_eq!((single.batch, single.outer), (5, 1));
+        assert_eq!((single.lhs.batch_stride, single.dst.batch_stride), (7, 11));
+        // One operand with its own outer stride keeps two levels.
+        let two = args(3, 4, [(8, 24), (16, 100), (8, 24)]);
+        assert_eq!(two.collapsed(), two);
+    }
+
+    #[test]
+    fn outer_ranges_advance_each_operand_by_its_own_element_size() {
+        let a = args(3, 4, [(8, 24), (16, 100), (8, 50)]);
+        let r = a.outer_range(2, 2);
+        assert_eq!(r.outer, 2);
+        // lhs/rhs are f16 (2 bytes), dst f32 (4 bytes).
+        assert_eq!(r.lhs.addr, 1000 + 2 * 24 * 2);
+        assert_eq!(r.rhs.addr, 2000 + 2 * 100 * 2);
+        assert_eq!(r.dst.addr, 3000 + 2 * 50 * 4);
+        assert_eq!(r.batch, 3);
     }
 }

@@ -110,6 +110,9 @@ api_table!(Cublas {
     cublasDgemmStridedBatched: "cublasDgemmStridedBatched" => fn(CublasHandle, c_int, c_int, c_int, c_int, c_int, *const f64, *const f64, c_int, i64, *const f64, c_int, i64, *const f64, *mut f64, c_int, i64, c_int) -> c_int;
     // (handle, transa, transb, m, n, k, alpha, A, Atype, lda, strideA, B, Btype, ldb, strideB,
     //  beta, C, Ctype, ldc, strideC, batchCount, computeType, algo)
+    cublasSgemmBatched: "cublasSgemmBatched" => fn(CublasHandle, c_int, c_int, c_int, c_int, c_int, *const f32, *const *const f32, c_int, *const *const f32, c_int, *const f32, *const *mut f32, c_int, c_int) -> c_int;
+    cublasDgemmBatched: "cublasDgemmBatched" => fn(CublasHandle, c_int, c_int, c_int, c_int, c_int, *const f64, *const *const f64, c_int, *const *const f64, c_int, *const f64, *const *mut f64, c_int, c_int) -> c_int;
+    cublasGemmBatchedEx: "cublasGemmBatchedEx" => fn(CublasHandle, c_int, c_int, c_int, c_int, c_int, *const c_void, *const *const c_void, c_int, c_int, *const *const c_void, c_int, c_int, *const c_void, *const *mut c_void, c_int, c_int, c_int, c_int, c_int) -> c_int;
     cublasGemmStridedBatchedEx: "cublasGemmStridedBatchedEx" => fn(CublasHandle, c_int, c_int, c_int, c_int, c_int, *const c_void, *const c_void, c_int, c_int, i64, *const c_void, c_int, c_int, i64, *const c_void, *mut c_void, c_int, c_int, i64, c_int, c_int, c_int) -> c_int;
 });
 

@@ -505,22 +505,52 @@ impl Backend for CudaBackend {
     }
 
     unsafe fn gemm(&self, a: &GemmArgs) -> Result<()> {
-        if a.m == 0 || a.n == 0 || a.batch == 0 {
-            return Ok(());
+        // SAFETY: forwarded contract; the table is the plan's workspace.
+        unsafe {
+            kernel_ops::two_level_gemm(self, a, &mut |one| self.strided_gemm(one), &mut |call| {
+                self.pointer_array_gemm(call)
+            })
         }
-        let call = ColumnMajorGemm::of(a)?;
-        let [mi, ni, ki, lda, ldb, ldc, bi] = call.int_args(a.batch)?;
-        let (x, y, ta, tb) = (call.a, call.b, call.trans_a, call.trans_b);
-        let op = |t: bool| if t { CUBLAS_OP_T } else { CUBLAS_OP_N };
+    }
+
+    fn synchronize(&self) -> Result<()> {
         let _context = ContextGuard::new(self.device)?;
+        // SAFETY: the stream belongs to this device's context.
+        unsafe {
+            check(
+                "cuda",
+                "cuStreamSynchronize",
+                (self.device.driver.cuStreamSynchronize)(self.stream),
+            )
+        }
+    }
+}
+
+/// The cuBLAS data type of a storage type.
+fn cuda_datatype(d: DType) -> c_int {
+    match d {
+        DType::F16 => CUDA_R_16F,
+        DType::BF16 => CUDA_R_16BF,
+        DType::F32 => CUDA_R_32F,
+        DType::F64 => CUDA_R_64F,
+    }
+}
+
+impl CudaBackend {
+    /// Binds the cuBLAS handle to this backend's stream and math mode; returns it locked.
+    fn blas(&self) -> Result<std::sync::MutexGuard<'_, CublasHandle>> {
         let blas = self
             .device
             .blas
             .lock()
             .map_err(|_| Error::bad("cuBLAS handle poisoned"))?;
         let c = &self.device.cublas;
-        // SAFETY: the caller guarantees every operand's strided extent for every batch entry;
-        // the handle is used under its lock.
+        let mode = if self.allow_tf32 {
+            CUBLAS_TF32_TENSOR_OP_MATH
+        } else {
+            CUBLAS_DEFAULT_MATH
+        };
+        // SAFETY: the handle is valid and used under its lock.
         unsafe {
             check(
                 "cublas",
@@ -530,22 +560,134 @@ impl Backend for CudaBackend {
             check(
                 "cublas",
                 "cublasSetMathMode",
-                (c.cublasSetMathMode)(
-                    *blas,
-                    if self.allow_tf32 {
-                        CUBLAS_TF32_TENSOR_OP_MATH
-                    } else {
-                        CUBLAS_DEFAULT_MATH
-                    },
-                ),
+                (c.cublasSetMathMode)(*blas, mode),
             )?;
+        }
+        Ok(blas)
+    }
+
+    /// A two-level batch as one pointer-array call (`cublas{S,D}gemmBatched`,
+    /// `cublasGemmBatchedEx` for 16-bit operands).
+    ///
+    /// # Safety
+    /// As [`Backend::gemm`]; the address arrays were filled on this stream.
+    unsafe fn pointer_array_gemm(&self, p: &kernel_ops::PointerArrayCall<'_>) -> Result<()> {
+        let (a, call) = (p.args, &p.call);
+        let [mi, ni, ki, lda, ldb, ldc, count] = call.int_args(p.entries)?;
+        let op = |t: bool| if t { CUBLAS_OP_T } else { CUBLAS_OP_N };
+        let (ta, tb) = (op(call.trans_a), op(call.trans_b));
+        let [pa, pb, pc] = p.arrays;
+        let _context = ContextGuard::new(self.device)?;
+        let blas = self.blas()?;
+        let c = &self.device.cublas;
+        // SAFETY: the arrays hold `entries` addresses of operands whose strided extents the
+        // caller guarantees; the handle is used under its lock.
+        unsafe {
             if a.operand != a.dtype || a.output != a.dtype {
-                let datatype = |d: DType| match d {
-                    DType::F16 => CUDA_R_16F,
-                    DType::BF16 => CUDA_R_16BF,
-                    DType::F32 => CUDA_R_32F,
-                    DType::F64 => CUDA_R_64F,
-                };
+                if a.dtype != DType::F32 {
+                    return Err(Error::unsupported(format!(
+                        "GEMM of {} operands accumulating in {}",
+                        a.operand, a.dtype
+                    )));
+                }
+                let (al, be) = (a.alpha as f32, a.beta as f32);
+                return check(
+                    "cublas",
+                    "cublasGemmBatchedEx",
+                    (c.cublasGemmBatchedEx)(
+                        *blas,
+                        ta,
+                        tb,
+                        mi,
+                        ni,
+                        ki,
+                        &al as *const f32 as *const c_void,
+                        pa as *const *const c_void,
+                        cuda_datatype(a.operand),
+                        lda,
+                        pb as *const *const c_void,
+                        cuda_datatype(a.operand),
+                        ldb,
+                        &be as *const f32 as *const c_void,
+                        pc as *const *mut c_void,
+                        cuda_datatype(a.output),
+                        ldc,
+                        count,
+                        CUBLAS_COMPUTE_32F,
+                        CUBLAS_GEMM_DEFAULT,
+                    ),
+                );
+            }
+            match a.dtype.compute() {
+                DType::F64 => check(
+                    "cublas",
+                    "cublasDgemmBatched",
+                    (c.cublasDgemmBatched)(
+                        *blas,
+                        ta,
+                        tb,
+                        mi,
+                        ni,
+                        ki,
+                        &a.alpha,
+                        pa as *const *const f64,
+                        lda,
+                        pb as *const *const f64,
+                        ldb,
+                        &a.beta,
+                        pc as *const *mut f64,
+                        ldc,
+                        count,
+                    ),
+                ),
+                _ => {
+                    let (al, be) = (a.alpha as f32, a.beta as f32);
+                    check(
+                        "cublas",
+                        "cublasSgemmBatched",
+                        (c.cublasSgemmBatched)(
+                            *blas,
+                            ta,
+                            tb,
+                            mi,
+                            ni,
+                            ki,
+                            &al,
+                            pa as *const *const f32,
+                            lda,
+                            pb as *const *const f32,
+                            ldb,
+                            &be,
+                            pc as *const *mut f32,
+                            ldc,
+                            count,
+                        ),
+                    )
+                }
+            }
+        }
+    }
+
+    /// One strided-batched call (`outer` must be 1).
+    ///
+    /// # Safety
+    /// As [`Backend::gemm`].
+    unsafe fn strided_gemm(&self, a: &GemmArgs) -> Result<()> {
+        if a.m == 0 || a.n == 0 || a.batch == 0 {
+            return Ok(());
+        }
+        let call = ColumnMajorGemm::of(a)?;
+        let [mi, ni, ki, lda, ldb, ldc, bi] = call.int_args(a.batch)?;
+        let (x, y, ta, tb) = (call.a, call.b, call.trans_a, call.trans_b);
+        let op = |t: bool| if t { CUBLAS_OP_T } else { CUBLAS_OP_N };
+        let _context = ContextGuard::new(self.device)?;
+        let blas = self.blas()?;
+        let c = &self.device.cublas;
+        let datatype = cuda_datatype;
+        // SAFETY: the caller guarantees every operand's strided extent for every batch entry;
+        // the handle is used under its lock.
+        unsafe {
+            if a.operand != a.dtype || a.output != a.dtype {
                 if a.dtype != DType::F32 {
                     return Err(Error::unsupported(format!(
                         "GEMM of {} operands accumulating in {}",
@@ -639,18 +781,6 @@ impl Backend for CudaBackend {
                     )
                 }
             }
-        }
-    }
-
-    fn synchronize(&self) -> Result<()> {
-        let _context = ContextGuard::new(self.device)?;
-        // SAFETY: the stream belongs to this device's context.
-        unsafe {
-            check(
-                "cuda",
-                "cuStreamSynchronize",
-                (self.device.driver.cuStreamSynchronize)(self.stream),
-            )
         }
     }
 }

@@ -125,19 +125,220 @@ impl HipBackend {
     }
 }
 
+/// The rocBLAS data type of a storage type.
+fn rocblas_datatype(d: DType) -> rocblas::RocblasDatatype {
+    match d {
+        DType::F16 => rocblas::DATATYPE_F16_R,
+        DType::BF16 => rocblas::DATATYPE_BF16_R,
+        DType::F32 => rocblas::DATATYPE_F32_R,
+        DType::F64 => rocblas::DATATYPE_F64_R,
+    }
+}
+
 impl HipBackend {
+    /// One strided-batched call (`outer` must be 1).
+    ///
+    /// # Safety
+    /// As [`Backend::gemm`].
+    unsafe fn strided_gemm(&self, a: &GemmArgs) -> Result<()> {
+        if a.m == 0 || a.n == 0 || a.batch == 0 {
+            return Ok(());
+        }
+        if a.operand != a.dtype || a.output != a.dtype {
+            // SAFETY: forwarded contract.
+            return unsafe { self.half_gemm(a) };
+        }
+        let call = ColumnMajorGemm::of(a)?;
+        let [m, n, k, lda, ldb, ldc, batch] = call.int_args(a.batch)?;
+        let (ta, tb) = (
+            rocblas::operation(call.trans_a),
+            rocblas::operation(call.trans_b),
+        );
+        let (sa, sb, sc) = (
+            call.a.batch_stride as i64,
+            call.b.batch_stride as i64,
+            call.c.batch_stride as i64,
+        );
+        let _g = self.device.guard()?;
+        let blas = self.device.blas()?;
+        let r = self.device.rocblas();
+        // SAFETY: the caller guarantees every operand's strided extent for every batch entry;
+        // the handle is used under its lock, on its own device.
+        unsafe {
+            rocblas::check("rocblas_set_stream", (r.set_stream)(*blas, self.stream))?;
+            match a.dtype.compute() {
+                DType::F64 => {
+                    let (al, be) = (a.alpha, a.beta);
+                    rocblas::check(
+                        "rocblas_dgemm_strided_batched",
+                        (r.dgemm_strided_batched)(
+                            *blas,
+                            ta,
+                            tb,
+                            m,
+                            n,
+                            k,
+                            &al,
+                            call.a.addr as *const f64,
+                            lda,
+                            sa,
+                            call.b.addr as *const f64,
+                            ldb,
+                            sb,
+                            &be,
+                            call.c.addr as *mut f64,
+                            ldc,
+                            sc,
+                            batch,
+                        ),
+                    )
+                }
+                _ => {
+                    let (al, be) = (a.alpha as f32, a.beta as f32);
+                    rocblas::check(
+                        "rocblas_sgemm_strided_batched",
+                        (r.sgemm_strided_batched)(
+                            *blas,
+                            ta,
+                            tb,
+                            m,
+                            n,
+                            k,
+                            &al,
+                            call.a.addr as *const f32,
+                            lda,
+                            sa,
+                            call.b.addr as *const f32,
+                            ldb,
+                            sb,
+                            &be,
+                            call.c.addr as *mut f32,
+                            ldc,
+                            sc,
+                            batch,
+                        ),
+                    )
+                }
+            }
+        }
+    }
+
+    /// A two-level batch as one pointer-array call (`rocblas_{s,d}gemm_batched`, or
+    /// `rocblas_gemm_batched_ex` for 16-bit operands under the `native` policy).
+    ///
+    /// # Safety
+    /// As [`Backend::gemm`]; the address arrays were filled on this stream.
+    unsafe fn pointer_array_gemm(&self, p: &kernel_ops::PointerArrayCall<'_>) -> Result<()> {
+        let (a, call) = (p.args, &p.call);
+        let [m, n, k, lda, ldb, ldc, count] = call.int_args(p.entries)?;
+        let (ta, tb) = (
+            rocblas::operation(call.trans_a),
+            rocblas::operation(call.trans_b),
+        );
+        let [pa, pb, pc] = p.arrays;
+        let half = a.operand != a.dtype || a.output != a.dtype;
+        if half && (!self.gemm.uses_half_gemm() || a.dtype != DType::F32) {
+            return Err(Error::unsupported(format!(
+                "a GEMM of {} operands under {GEMM_ENV}={} (half GEMMs run only under native)",
+                a.operand,
+                self.gemm.name()
+            )));
+        }
+        let _g = self.device.guard()?;
+        let blas = self.device.blas()?;
+        let r = self.device.rocblas();
+        // SAFETY: the arrays hold `entries` addresses of operands whose strided extents the
+        // caller guarantees; the handle is used under its lock, on its own device; d is c.
+        unsafe {
+            rocblas::check("rocblas_set_stream", (r.set_stream)(*blas, self.stream))?;
+            if half {
+                let (al, be) = (a.alpha as f32, a.beta as f32);
+                return rocblas::check(
+                    "rocblas_gemm_batched_ex",
+                    (r.gemm_batched_ex)(
+                        *blas,
+                        ta,
+                        tb,
+                        m,
+                        n,
+                        k,
+                        &al as *const f32 as *const c_void,
+                        pa as *const c_void,
+                        rocblas_datatype(a.operand),
+                        lda,
+                        pb as *const c_void,
+                        rocblas_datatype(a.operand),
+                        ldb,
+                        &be as *const f32 as *const c_void,
+                        pc as *const c_void,
+                        rocblas_datatype(a.output),
+                        ldc,
+                        pc as *mut c_void,
+                        rocblas_datatype(a.output),
+                        ldc,
+                        count,
+                        rocblas::DATATYPE_F32_R,
+                        rocblas::GEMM_ALGO_STANDARD,
+                        0,
+                        0,
+                    ),
+                );
+            }
+            match a.dtype.compute() {
+                DType::F64 => rocblas::check(
+                    "rocblas_dgemm_batched",
+                    (r.dgemm_batched)(
+                        *blas,
+                        ta,
+                        tb,
+                        m,
+                        n,
+                        k,
+                        &a.alpha,
+                        pa as *const *const f64,
+                        lda,
+                        pb as *const *const f64,
+                        ldb,
+                        &a.beta,
+                        pc as *const *mut f64,
+                        ldc,
+                        count,
+                    ),
+                ),
+                _ => {
+                    let (al, be) = (a.alpha as f32, a.beta as f32);
+                    rocblas::check(
+                        "rocblas_sgemm_batched",
+                        (r.sgemm_batched)(
+                            *blas,
+                            ta,
+                            tb,
+                            m,
+                            n,
+                            k,
+                            &al,
+                            pa as *const *const f32,
+                            lda,
+                            pb as *const *const f32,
+                            ldb,
+                            &be,
+                            pc as *const *mut f32,
+                            ldc,
+                            count,
+                        ),
+                    )
+                }
+            }
+        }
+    }
+
     /// A GEMM with f16/bf16 operands (and output) accumulating in f32, through
     /// `rocblas_gemm_strided_batched_ex`: only under the `native` policy.
     ///
     /// # Safety
     /// As [`Backend::gemm`].
     unsafe fn half_gemm(&self, a: &GemmArgs) -> Result<()> {
-        let datatype = |d: DType| match d {
-            DType::F16 => rocblas::DATATYPE_F16_R,
-            DType::BF16 => rocblas::DATATYPE_BF16_R,
-            DType::F32 => rocblas::DATATYPE_F32_R,
-            DType::F64 => rocblas::DATATYPE_F64_R,
-        };
+        let datatype = rocblas_datatype;
         if !self.gemm.uses_half_gemm() || a.dtype != DType::F32 {
             return Err(Error::unsupported(format!(
                 "a GEMM of {} operands under {GEMM_ENV}={} (half GEMMs run only under native)",
@@ -247,85 +448,11 @@ impl Backend for HipBackend {
     }
 
     unsafe fn gemm(&self, a: &GemmArgs) -> Result<()> {
-        if a.m == 0 || a.n == 0 || a.batch == 0 {
-            return Ok(());
-        }
-        if a.operand != a.dtype || a.output != a.dtype {
-            // SAFETY: forwarded contract.
-            return unsafe { self.half_gemm(a) };
-        }
-        let call = ColumnMajorGemm::of(a)?;
-        let [m, n, k, lda, ldb, ldc, batch] = call.int_args(a.batch)?;
-        let (ta, tb) = (
-            rocblas::operation(call.trans_a),
-            rocblas::operation(call.trans_b),
-        );
-        let (sa, sb, sc) = (
-            call.a.batch_stride as i64,
-            call.b.batch_stride as i64,
-            call.c.batch_stride as i64,
-        );
-        let _g = self.device.guard()?;
-        let blas = self.device.blas()?;
-        let r = self.device.rocblas();
-        // SAFETY: the caller guarantees every operand's strided extent for every batch entry;
-        // the handle is used under its lock, on its own device.
+        // SAFETY: forwarded contract; the table is the plan's workspace.
         unsafe {
-            rocblas::check("rocblas_set_stream", (r.set_stream)(*blas, self.stream))?;
-            match a.dtype.compute() {
-                DType::F64 => {
-                    let (al, be) = (a.alpha, a.beta);
-                    rocblas::check(
-                        "rocblas_dgemm_strided_batched",
-                        (r.dgemm_strided_batched)(
-                            *blas,
-                            ta,
-                            tb,
-                            m,
-                            n,
-                            k,
-                            &al,
-                            call.a.addr as *const f64,
-                            lda,
-                            sa,
-                            call.b.addr as *const f64,
-                            ldb,
-                            sb,
-                            &be,
-                            call.c.addr as *mut f64,
-                            ldc,
-                            sc,
-                            batch,
-                        ),
-                    )
-                }
-                _ => {
-                    let (al, be) = (a.alpha as f32, a.beta as f32);
-                    rocblas::check(
-                        "rocblas_sgemm_strided_batched",
-                        (r.sgemm_strided_batched)(
-                            *blas,
-                            ta,
-                            tb,
-                            m,
-                            n,
-                            k,
-                            &al,
-                            call.a.addr as *const f32,
-                            lda,
-                            sa,
-                            call.b.addr as *const f32,
-                            ldb,
-                            sb,
-                            &be,
-                            call.c.addr as *mut f32,
-                            ldc,
-                            sc,
-                            batch,
-                        ),
-                    )
-                }
-            }
+            kernel_ops::two_level_gemm(self, a, &mut |one| self.strided_gemm(one), &mut |call| {
+                self.pointer_array_gemm(call)
+            })
         }
     }
 

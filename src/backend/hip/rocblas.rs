@@ -1,5 +1,5 @@
 //! A small hand-kept binding to rocBLAS, loaded at run time: handles, the stream, and the
-//! strided-batched GEMMs. rocBLAS is column-major like cuBLAS, so the operand mapping of
+//! strided-batched and pointer-array GEMMs. rocBLAS is column-major like cuBLAS, so the operand mapping of
 //! [`crate::backend::blas`] applies unchanged.
 //!
 //! Signatures and constants follow `rocblas-functions.h` / `rocblas-types.h`, identical from
@@ -116,6 +116,57 @@ type GemmStridedBatchedEx = unsafe extern "C" fn(
     u32,
 ) -> RocblasStatus;
 
+/// `rocblas_{s,d}gemm_batched(handle, transA, transB, m, n, k, alpha, A[], lda, B[], ldb,
+/// beta, C[], ldc, batch_count)`: the address arrays live in device memory.
+type GemmBatched<T> = unsafe extern "C" fn(
+    RocblasHandle,
+    RocblasOperation,
+    RocblasOperation,
+    c_int,
+    c_int,
+    c_int,
+    *const T,
+    *const *const T,
+    c_int,
+    *const *const T,
+    c_int,
+    *const T,
+    *const *mut T,
+    c_int,
+    c_int,
+) -> RocblasStatus;
+
+/// `rocblas_gemm_batched_ex(handle, transA, transB, m, n, k, alpha, a, a_type, lda, b, b_type,
+/// ldb, beta, c, c_type, ldc, d, d_type, ldd, batch_count, compute_type, algo, solution_index,
+/// flags)`: `a`, `b`, `c`, `d` are device arrays of addresses.
+type GemmBatchedEx = unsafe extern "C" fn(
+    RocblasHandle,
+    RocblasOperation,
+    RocblasOperation,
+    c_int,
+    c_int,
+    c_int,
+    *const c_void,
+    *const c_void,
+    RocblasDatatype,
+    c_int,
+    *const c_void,
+    RocblasDatatype,
+    c_int,
+    *const c_void,
+    *const c_void,
+    RocblasDatatype,
+    c_int,
+    *mut c_void,
+    RocblasDatatype,
+    c_int,
+    c_int,
+    RocblasDatatype,
+    c_int,
+    i32,
+    u32,
+) -> RocblasStatus;
+
 /// The rocBLAS functions hipconv uses.
 pub struct Rocblas {
     _lib: Library,
@@ -128,6 +179,10 @@ pub struct Rocblas {
     pub dgemm_strided_batched: DgemmStridedBatched,
     /// The half GEMM with f32 accumulation: called only under `HIPCONV_GEMM=native`.
     pub gemm_strided_batched_ex: GemmStridedBatchedEx,
+    /// Pointer-array GEMMs for two-level batches (groups × images, Winograd chunks).
+    pub sgemm_batched: GemmBatched<f32>,
+    pub dgemm_batched: GemmBatched<f64>,
+    pub gemm_batched_ex: GemmBatchedEx,
 }
 
 /// Library names tried: `librocblas.so` and the sonames of ROCm 6.x (`.so.4`), 5.7 (`.so.3`)
@@ -177,6 +232,9 @@ impl Rocblas {
             sgemm_strided_batched: get(&lib, &library, "rocblas_sgemm_strided_batched")?,
             dgemm_strided_batched: get(&lib, &library, "rocblas_dgemm_strided_batched")?,
             gemm_strided_batched_ex: get(&lib, &library, "rocblas_gemm_strided_batched_ex")?,
+            sgemm_batched: get(&lib, &library, "rocblas_sgemm_batched")?,
+            dgemm_batched: get(&lib, &library, "rocblas_dgemm_batched")?,
+            gemm_batched_ex: get(&lib, &library, "rocblas_gemm_batched_ex")?,
             _lib: lib,
             library,
         })

@@ -1,0 +1,83 @@
+//! GPU-style backward-weights plans with weight-gradient partials run by the CPU backend
+//! against the f64 reference: pointwise problems whose x and dy are both read in place, split
+//! into (image, chunk of positions) pairs issued as one two-level GEMM batch, in every layout
+//! the BLAS can take, with guard bands, a guarded workspace, alpha/beta and tight budgets.
+
+mod common;
+use common::plans::{gemm_gpu_options, run_plan};
+use common::*;
+use half::f16;
+use hipconv::plan::{ConvPlan, Path, PlanOptions};
+use hipconv::{DType, Direction};
+
+#[test]
+fn pointwise_partials_read_x_and_dy_in_place() {
+    let mut rng = Rng::new(0x9A27);
+    let mut chunked = 0;
+    for round in 0..16 {
+        let dtype = [DType::F32, DType::F16, DType::F64][round % 3];
+        let n = 1 + rng.below(3);
+        let (c, k) = (4 + rng.below(13), 4 + rng.below(13));
+        let hw = [[32, 32], [16, 48], [24, 32], [40, 26]][rng.below(4)];
+        let layout = round % 4;
+        let p = problem(
+            dtype,
+            n,
+            c,
+            &hw,
+            k,
+            &[1, 1],
+            &[0, 0],
+            &[1, 1],
+            &[1, 1],
+            1,
+            layout,
+        )
+        .unwrap();
+        // 16-bit problems read in place need a GEMM taking 16-bit operands (as on CUDA).
+        let opts = PlanOptions {
+            half_operands: true,
+            ..gemm_gpu_options(1 << 30)
+        };
+        let roomy = ConvPlan::with_options(&p, Direction::BackwardWeights, opts).unwrap();
+        let floor = ConvPlan::with_options(
+            &p,
+            Direction::BackwardWeights,
+            PlanOptions { budget: 0, ..opts },
+        )
+        .unwrap()
+        .workspace_bytes();
+        for budget in [1 << 30, (floor + roomy.workspace_bytes()) / 2, 0] {
+            let plan = ConvPlan::with_options(
+                &p,
+                Direction::BackwardWeights,
+                PlanOptions { budget, ..opts },
+            )
+            .unwrap();
+            // Layouts 2 (padded rows) and 3 (every other element) have no flat unit-stride
+            // [channels][positions] view: they take im2col.
+            if layout < 2 {
+                assert_eq!(plan.path(), Path::Pointwise, "{}", plan.describe());
+                assert!(plan.direct_dy(), "{}", plan.describe());
+                chunked += usize::from(plan.partial_chunk() < p.geometry().output_len);
+            }
+            let (alpha, beta) = [(1.0, 0.0), (0.5, 0.75), (-2.0, 1.0)][rng.below(3)];
+            let seed = rng.next_u64();
+            let err = match dtype {
+                DType::F16 => run_plan::<f16>(&plan, alpha, beta, seed, true),
+                DType::F64 => run_plan::<f64>(&plan, alpha, beta, seed, true),
+                _ => run_plan::<f32>(&plan, alpha, beta, seed, true),
+            };
+            assert!(
+                err <= tolerance(dtype),
+                "{} ({}), alpha {alpha} beta {beta}: error {err:.2e}",
+                p.summary(),
+                plan.describe()
+            );
+        }
+    }
+    assert!(
+        chunked >= 12,
+        "only {chunked} plans split images into chunks"
+    );
+}
