@@ -246,6 +246,7 @@ fn gpu_plans_on_the_cpu_backend_match_the_reference() {
             {
                 let opts = PlanOptions {
                     direct_max_macs: direct,
+                    direct_max_macs_weights: direct,
                     ..PlanOptions::gpu(budget)
                 };
                 let plan = ConvPlan::with_options(p, dir, opts).unwrap();
