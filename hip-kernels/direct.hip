@@ -151,7 +151,7 @@ HC_DEVICE hc_i64 hc_tap_source(hc_i64 i, hc_i64 k, hc_i64 pad, hc_i64 stride, hc
                                hc_i64 len) {
     const hc_i64 t = i + pad - k * dil;
     if (t < 0) return -1;
-    const hc_qr q = hc_divmod(t, stride);
+    const hc_qr q = hc_divmod_stride(t, stride);
     return q.r == 0 && q.q < len ? q.q : -1;
 }
 

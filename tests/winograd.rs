@@ -218,14 +218,15 @@ fn defaults_need_enough_tiles_and_cap_f4_channels() {
     assert_eq!(edge(Choice::CPU, p(8, 1024, 28)), None);
     assert_eq!(edge(Choice::only(4), p(1, 1024, 7)), Some(4));
     assert_eq!(edge(Choice::NEVER, p(32, 64, 56)), None);
-    // Backward-weights: F(2×2) for filters of 128 × 128 channels or more; F(4×4) only when
-    // asked for explicitly.
+    // Backward-weights: F(2×2) for filters of 64 × 64 (GPU) or 128 × 128 (CPU) channels or
+    // more; F(4×4) only when asked for explicitly.
     let wgrad = |choice: Choice, prob| {
         choice
             .geometry(&prob, Direction::BackwardWeights)
             .map(|g| g.m)
     };
-    assert_eq!(wgrad(Choice::GPU, p(32, 64, 56)), None);
+    assert_eq!(wgrad(Choice::GPU, p(32, 64, 56)), Some(2));
+    assert_eq!(wgrad(Choice::GPU, p(32, 32, 56)), None);
     assert_eq!(wgrad(Choice::CPU, p(32, 64, 56)), None);
     assert_eq!(wgrad(Choice::only(4), p(32, 64, 56)), Some(4));
     let wide = problem(
