@@ -94,3 +94,71 @@ fn only_small_problems_take_the_direct_path_by_default() {
         assert_ne!(path(&small, PlanOptions::cpu(1 << 30)), Path::Direct);
     }
 }
+
+/// 1×1 forward and backward-data on the `pointwise` kernel (x, w, y in place), with rows and
+/// positions straddling its 64 × 128 tiles and reductions across its 16-row chunks.
+#[test]
+fn pointwise_kernel_plans_match_the_reference() {
+    let mut rng = Rng::new(0x1A1A);
+    let mut kernel_plans = 0;
+    for round in 0..96 {
+        let dtype = DType::ALL[round % 4];
+        let dir = [Direction::Forward, Direction::BackwardData][(round / 4) % 2];
+        let (c, k) = (1 + rng.below(64), 1 + rng.below(140));
+        let (c, k) = if dir == Direction::Forward {
+            (c, k)
+        } else {
+            (k, c)
+        };
+        let hw = [1 + rng.below(20), 1 + rng.below(20)];
+        // NCHW (unit position strides) takes the kernel; the other layouts must not.
+        let layout = [0, 0, 0, 1, 2][rng.below(5)];
+        let n = 1 + rng.below(3);
+        let p = problem(
+            dtype,
+            n,
+            c,
+            &hw,
+            k,
+            &[1, 1],
+            &[0, 0],
+            &[1, 1],
+            &[1, 1],
+            1,
+            layout,
+        )
+        .unwrap();
+        let opts = PlanOptions {
+            direct_max_macs: 0,
+            ..PlanOptions::gpu(1 << 30)
+        };
+        let plan = ConvPlan::with_options(&p, dir, opts).unwrap();
+        assert_eq!(
+            plan.path() == Path::PointwiseKernel,
+            layout == 0,
+            "{} {}",
+            p.summary(),
+            plan.describe()
+        );
+        kernel_plans += usize::from(plan.path() == Path::PointwiseKernel);
+        let (alpha, beta) = [(1.0, 0.0), (0.5, 0.75), (-2.0, 1.0)][rng.below(3)];
+        let seed = rng.next_u64();
+        let err = match dtype {
+            DType::F16 => run_plan::<f16>(&plan, alpha, beta, seed, true),
+            DType::BF16 => run_plan::<bf16>(&plan, alpha, beta, seed, true),
+            DType::F32 => run_plan::<f32>(&plan, alpha, beta, seed, true),
+            DType::F64 => run_plan::<f64>(&plan, alpha, beta, seed, true),
+        };
+        assert!(
+            err <= tolerance(dtype),
+            "{} {} ({}), alpha {alpha} beta {beta}: error {err}",
+            p.summary(),
+            dir.name(),
+            plan.describe()
+        );
+    }
+    assert!(
+        kernel_plans >= 40,
+        "only {kernel_plans} pointwise-kernel plans"
+    );
+}

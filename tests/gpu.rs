@@ -300,3 +300,54 @@ fn eight_threads_share_one_gpu() {
         t.join().expect("thread passed");
     }
 }
+
+/// 1×1 forward and backward-data on the `pointwise` kernel: rows and positions straddling its
+/// 64 × 128 tiles, reductions across its 16-row chunks, every dtype.
+#[test]
+fn pointwise_kernel_matches_the_reference_on_the_gpu() {
+    let target = gpu();
+    let mut rng = Rng::new(0x9717);
+    let mut runs = 0;
+    for round in 0..48 {
+        let dtype = DType::ALL[round % 4];
+        let dir = [Direction::Forward, Direction::BackwardData][(round / 4) % 2];
+        let (r, m) = (8 + rng.below(57), 8 + rng.below(133));
+        let (c, k) = if dir == Direction::Forward {
+            (r, m)
+        } else {
+            (m, r)
+        };
+        let hw = [40 + rng.below(40), 40 + rng.below(40)];
+        let p = problem(
+            dtype,
+            2 + rng.below(3),
+            c,
+            &hw,
+            k,
+            &[1, 1],
+            &[0, 0],
+            &[1, 1],
+            &[1, 1],
+            1,
+            0,
+        )
+        .unwrap();
+        let plan = hipconv::ConvPlan::new(&p, dir, 1 << 30).unwrap();
+        if plan.path() != hipconv::plan::Path::PointwiseKernel {
+            continue;
+        }
+        runs += 1;
+        let seed = rng.next_u64();
+        let Some(target) = target else { continue };
+        let err = gpu_error(target, &p, dir, 1 << 30, seed);
+        assert!(
+            err <= tolerance(dtype),
+            "{} {}: error {err}",
+            p.summary(),
+            dir.name()
+        );
+    }
+    // (The smallest ones take the direct kernels.)
+    assert!(runs >= 36, "only {runs} of 48 problems on the pointwise kernel");
+    eprintln!("gpu pointwise kernel: {runs} problems");
+}
