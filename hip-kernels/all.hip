@@ -10,4 +10,3 @@
 #include "direct.hip"
 #include "winograd.hip"
 #include "batch.hip"
-#include "pointwise.hip"

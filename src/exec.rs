@@ -1,12 +1,10 @@
 //! The executor: walks a [`ConvPlan`]'s tiles and issues backend operations. Identical for
 //! every backend; the plan decides the shapes, the backend does the work.
 //!
-//! The GEMMs of a tile's images and groups are one two-level batch (GPU backends issue it as one
-//! pointer-array call), never a host loop per image and per group.
+//! GEMMs are batched over groups or over the images of a tile (whichever is larger), never
+//! issued per image and per group from a double host loop.
 
-use crate::backend::{
-    Addr, Backend, Channels, GemmArgs, Matrix, Pixels, PointerTable, PointwiseGeom, TensorArg,
-};
+use crate::backend::{Addr, Backend, Channels, GemmArgs, Matrix, Pixels, PointerTable, TensorArg};
 use crate::dtype::DType;
 use crate::error::Result;
 use crate::plan::{ConvPlan, KernelGeom, Path, Tiling};
@@ -55,9 +53,6 @@ pub unsafe fn execute<B: Backend + ?Sized>(
         }
         if plan.path() == Path::Direct {
             return walker.direct(alpha, beta);
-        }
-        if plan.path() == Path::PointwiseKernel {
-            return walker.pointwise_kernel(alpha, beta);
         }
         match plan.direction() {
             Direction::Forward => walker.forward(alpha, beta),
@@ -703,42 +698,6 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
                 self.weights(0),
                 accumulate,
             )
-        }
-    }
-
-    /// A 1×1 forward or backward-data on the `pointwise` kernel: x, w and y in place
-    /// (backward-data reads dy as the source and w transposed).
-    unsafe fn pointwise_kernel(&self, alpha: f64, beta: f64) -> Result<()> {
-        let p = self.plan.problem();
-        let g = p.geometry();
-        let (xs, ys, ws) = (p.x().strides(), p.y().strides(), p.w().strides());
-        let (src, src_s, dst, dst_s, rows, reduction, w_row, w_col) = match self.plan.direction() {
-            Direction::Forward => (self.bufs.x, xs, self.bufs.y, ys, g.k, g.c, ws[0], ws[1]),
-            Direction::BackwardData => (self.bufs.y, ys, self.bufs.x, xs, g.c, g.k, ws[1], ws[0]),
-            Direction::BackwardWeights => {
-                return Err(crate::Error::bad(
-                    "a pointwise-kernel plan for backward-weights",
-                ));
-            }
-        };
-        let i = |v: usize| v as i64;
-        let geom = PointwiseGeom {
-            images: i(g.n),
-            rows: i(rows),
-            reduction: i(reduction),
-            positions: i(g.output_len),
-            x_image: i(src_s[0]),
-            x_row: i(src_s[1]),
-            y_image: i(dst_s[0]),
-            y_row: i(dst_s[1]),
-            w_row: i(w_row),
-            w_col: i(w_col),
-        };
-        // SAFETY: the caller's buffers cover their descriptors (contract of `execute`), whose
-        // strides the geometry repeats; positions have unit stride (checked by the plan).
-        unsafe {
-            self.backend
-                .pointwise(&geom, p.dtype(), src, self.bufs.w, dst, alpha, beta)
         }
     }
 

@@ -31,7 +31,6 @@
 //!                     const T* x, const T* w, T* y, C alpha, C beta)   // any C/G
 //! gemm_pointers_<dt> (u64* table, i64 entries, i64 batch, BatchOperand lhs,
 //!                     BatchOperand rhs, BatchOperand dst)   // pointer-array GEMM tables
-//! pointwise_<dt>     (PointwiseGeom g, const T* x, const T* w, T* y, C alpha, C beta)
 //! ```
 //! Each mirrors the [`crate::backend::Backend`] method of the same name (the CPU backend is
 //! the reference); `pack`/`unpack`/`bias_*` take the tensor as a [`KernelTensor`].
@@ -116,7 +115,6 @@ pub const KERNEL_OPS: &[&str] = &[
     "winograd_grad",
     "winograd_filter_grad",
     "gemm_pointers",
-    "pointwise",
 ];
 
 /// Every kernel entry point in every code object.
@@ -229,10 +227,6 @@ pub const KERNEL_NAMES: &[&str] = &[
     "gemm_pointers_bf16",
     "gemm_pointers_f32",
     "gemm_pointers_f64",
-    "pointwise_f16",
-    "pointwise_bf16",
-    "pointwise_f32",
-    "pointwise_f64",
 ];
 
 /// Largest block size a kernel may be launched with (`HC_MAX_BLOCK` in `common.h`).

@@ -38,9 +38,6 @@ pub enum Path {
     /// Direct kernels, no column matrix and no GEMM: depthwise problems (groups == C) and
     /// problems too small to be worth more than one launch.
     Direct,
-    /// 1×1 forward or backward-data with a short reduction on hipconv's own `pointwise` kernel
-    /// (GPUs): x, w and y in place, no workspace and no BLAS call.
-    PointwiseKernel,
     /// Winograd minimal filtering (3×3, stride 1; see [`crate::winograd`]): transformed
     /// filter, data and output tiles with α² GEMMs between them.
     Winograd,
@@ -127,10 +124,6 @@ const DIRECT_MAX_SLICES: usize = 64;
 /// host time of an im2col launch plus a BLAS call exceeds the work.
 pub const DIRECT_MAX_MACS: usize = 1 << 21;
 
-/// Default longest reduction of 1×1 problems GPU plans run on the `pointwise` kernel
-/// (`HIPCONV_POINTWISE_KERNEL` overrides; 0: never).
-pub const POINTWISE_KERNEL_MAX_REDUCTION: usize = 64;
-
 /// Most (input channel, filter position) pairs per output of a small problem on the direct
 /// kernels (each output walks them all).
 const DIRECT_MAX_TAPS: usize = 512;
@@ -178,10 +171,6 @@ pub struct PlanOptions {
     /// splitting each image's output positions into equal chunks with a partial each (0: one
     /// partial per image).
     pub partial_blocks: usize,
-    /// 1×1 forward and backward-data with a reduction (input channels forward, output channels
-    /// backward-data) of at most this length run on the `pointwise` kernel instead of a BLAS
-    /// GEMM (0: never).
-    pub pointwise_kernel_max: usize,
     /// Reserve workspace for the pointer tables of two-level GEMM batches (groups × images,
     /// Winograd positions × chunks), which GPU backends issue as one pointer-array call.
     pub pointer_tables: bool,
@@ -206,7 +195,6 @@ impl PlanOptions {
             direct_depthwise: false,
             direct_max_macs: 0,
             direct_max_macs_weights: 0,
-            pointwise_kernel_max: 0,
             winograd: winograd::Choice::from_env(winograd::Choice::CPU, winograd::Choice::CPU),
             partial_blocks: 0,
             pointer_tables: false,
@@ -230,10 +218,6 @@ impl PlanOptions {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(DIRECT_MAX_MACS),
             direct_max_macs_weights: 0,
-            pointwise_kernel_max: std::env::var("HIPCONV_POINTWISE_KERNEL")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(POINTWISE_KERNEL_MAX_REDUCTION),
             winograd: winograd::Choice::from_env(winograd::Choice::GPU, winograd::Choice::GPU),
             partial_blocks: std::env::var("HIPCONV_PARTIAL_BLOCKS")
                 .ok()
@@ -338,7 +322,7 @@ fn region_sizes(
         (Path::Im2col | Path::Pointwise, Direction::Forward) => (o, o, c),
         (Path::Im2col | Path::Pointwise, Direction::BackwardData) => (o, c, o),
         (Path::Im2col | Path::Pointwise, Direction::BackwardWeights) => (c, o, o),
-        (Path::Direct | Path::PointwiseKernel | Path::Winograd, _) => (c, c, c),
+        (Path::Direct | Path::Winograd, _) => (c, c, c),
     }
 }
 
@@ -389,9 +373,6 @@ impl ConvPlan {
                 Direction::Forward | Direction::BackwardWeights => x_flat,
                 Direction::BackwardData => x_flat && y_flat,
             };
-        if let Some(plan) = Self::pointwise_kernel(problem, direction, &opts) {
-            return Ok(plan);
-        }
         let path = if pointwise {
             Path::Pointwise
         } else {
@@ -772,45 +753,6 @@ impl ConvPlan {
         }))
     }
 
-    /// A [`Path::PointwiseKernel`] plan for forward or backward-data of an ungrouped 1×1,
-    /// stride-1, unpadded problem (any storage type) whose reduction is at most
-    /// [`PlanOptions::pointwise_kernel_max`] and whose x and y positions have unit stride.
-    fn pointwise_kernel(
-        problem: &ConvProblem,
-        direction: Direction,
-        opts: &PlanOptions,
-    ) -> Option<Self> {
-        let g = problem.geometry();
-        let reduction = match direction {
-            Direction::Forward => g.c,
-            Direction::BackwardData => g.k,
-            Direction::BackwardWeights => return None,
-        };
-        let unit_positions = |d: &crate::problem::TensorDesc| d.flat_spatial_stride() == Some(1);
-        let eligible = problem.is_pointwise()
-            && g.groups == 1
-            && reduction <= opts.pointwise_kernel_max
-            && unit_positions(problem.x())
-            && unit_positions(problem.y());
-        eligible.then(|| ConvPlan {
-            problem: problem.clone(),
-            direction,
-            path: Path::PointwiseKernel,
-            tiling: Tiling::Pixels {
-                per_tile: g.n * g.output_len,
-            },
-            layout: WorkspaceLayout::regions(0, 0, 0, 0, 0),
-            direct_output: true,
-            direct_dy: false,
-            weights_in_place: true,
-            weight_partials: 0,
-            partial_chunk: 0,
-            winograd: None,
-            operand: problem.dtype(),
-            parts: Vec::new(),
-        })
-    }
-
     /// A direct plan (depthwise, or a problem of at most [`PlanOptions::direct_max_macs`]
     /// multiply-adds; GPU-style options) for any direction: no columns; backward-weights keeps
     /// `slices` partial weight gradients and their sum.
@@ -1161,11 +1103,9 @@ mod tests {
     #[test]
     fn pointwise_skips_columns() {
         let p = problem(2, 64, 8, 32, 1);
-        // (Small enough for the direct kernels, and a short reduction for the pointwise
-        // kernel: these options leave both out.)
+        // (Small enough for the direct kernels, which these options leave out.)
         let opts = PlanOptions {
             direct_max_macs: 0,
-            pointwise_kernel_max: 0,
             ..PlanOptions::gpu(1 << 20)
         };
         let plan = ConvPlan::with_options(&p, Direction::Forward, opts).unwrap();

@@ -13,7 +13,6 @@ use rayon::prelude::*;
 
 mod direct;
 mod mixed;
-mod pointwise;
 mod winograd;
 
 /// Host-memory backend.
@@ -548,21 +547,6 @@ impl Backend for CpuBackend {
                 }
             });
         });
-        Ok(())
-    }
-
-    unsafe fn pointwise(
-        &self,
-        g: &crate::backend::PointwiseGeom,
-        dtype: DType,
-        x: Addr,
-        w: Addr,
-        y: Addr,
-        alpha: f64,
-        beta: f64,
-    ) -> Result<()> {
-        // SAFETY: forwarded contract.
-        dispatch!(dtype, T, C => unsafe { pointwise::pointwise::<T, C>(g, x, w, y, alpha, beta) });
         Ok(())
     }
 

@@ -5,7 +5,7 @@
 //! [`Backend`]: super::Backend
 
 use super::blas::ColumnMajorGemm;
-use super::{Addr, Channels, GemmArgs, Matrix, Pixels, PointwiseGeom, TensorArg};
+use super::{Addr, Channels, GemmArgs, Matrix, Pixels, TensorArg};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::kernels::KernelTensor;
@@ -405,45 +405,6 @@ pub unsafe fn sum_batches<L: Launcher + ?Sized>(
     }
 }
 
-/// See [`super::Backend::pointwise`].
-///
-/// # Safety
-/// As the trait method.
-#[allow(clippy::too_many_arguments)]
-pub unsafe fn pointwise<L: Launcher + ?Sized>(
-    l: &L,
-    geom: &PointwiseGeom,
-    dtype: DType,
-    x: Addr,
-    w: Addr,
-    y: Addr,
-    alpha: f64,
-    beta: f64,
-) -> Result<()> {
-    // One block per 64 × 128 output tile along x, images along y (`hip-kernels/pointwise.hip`).
-    let tiles = (geom.rows + 63) / 64 * ((geom.positions + 127) / 128);
-    let mut g = *geom;
-    let (mut xp, mut wp, mut yp) = (x, w, y);
-    let (mut a, mut b) = (Scalar::of(dtype, alpha), Scalar::of(dtype, beta));
-    // SAFETY: forwarded contract; the kernel needs blocks of exactly BLOCK (256) threads.
-    unsafe {
-        l.launch(
-            "pointwise",
-            dtype,
-            tiles * BLOCK as i64,
-            geom.images,
-            &mut [
-                arg(&mut g),
-                arg(&mut xp),
-                arg(&mut wp),
-                arg(&mut yp),
-                a.ptr(),
-                b.ptr(),
-            ],
-        )
-    }
-}
-
 /// See [`super::Backend::direct_fwd`].
 ///
 /// # Safety
@@ -834,22 +795,6 @@ macro_rules! launched_ops {
                 $crate::backend::kernel_ops::sum_batches(
                     self, dtype, src, count, batches, dst, accumulate,
                 )
-            }
-        }
-
-        unsafe fn pointwise(
-            &self,
-            geom: &$crate::backend::PointwiseGeom,
-            dtype: $crate::dtype::DType,
-            x: $crate::backend::Addr,
-            w: $crate::backend::Addr,
-            y: $crate::backend::Addr,
-            alpha: f64,
-            beta: f64,
-        ) -> $crate::error::Result<()> {
-            // SAFETY: forwarded contract.
-            unsafe {
-                $crate::backend::kernel_ops::pointwise(self, geom, dtype, x, w, y, alpha, beta)
             }
         }
 

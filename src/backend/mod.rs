@@ -91,29 +91,6 @@ pub struct Matrix {
     pub outer_stride: isize,
 }
 
-/// A 1×1, stride-1, ungrouped convolution for the `pointwise` kernel
-/// (`hip-kernels/pointwise.hip`): `y[n][m][p] = alpha·Σ_r w[m][r]·x[n][r][p] + beta·y[n][m][p]`
-/// with unit position strides. `#[repr(C)]`: GPU kernels receive it by value.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct PointwiseGeom {
-    pub images: i64,
-    /// Output rows M (forward: output channels; backward-data: input channels).
-    pub rows: i64,
-    /// Reduction length R.
-    pub reduction: i64,
-    /// Positions P per image.
-    pub positions: i64,
-    pub x_image: i64,
-    pub x_row: i64,
-    pub y_image: i64,
-    pub y_row: i64,
-    /// Element stride of `w` between rows m.
-    pub w_row: i64,
-    /// Element stride of `w` between reduction entries r.
-    pub w_col: i64,
-}
-
 /// Device workspace for the address arrays of a pointer-array GEMM: `entries` (lhs, rhs, dst)
 /// address triples, stored as three arrays of `entries` 64-bit addresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -292,22 +269,6 @@ pub trait Backend: Sync {
         batches: usize,
         dst: Addr,
         accumulate: bool,
-    ) -> Result<()>;
-
-    /// A 1×1 convolution with a short reduction on x, w and y in place (see
-    /// [`PointwiseGeom`]), all of storage type `dtype`, accumulating in its compute type.
-    ///
-    /// # Safety
-    /// `x`, `w` and `y` must hold every element the geometry addresses; `y` overlaps neither.
-    unsafe fn pointwise(
-        &self,
-        geom: &PointwiseGeom,
-        dtype: DType,
-        x: Addr,
-        w: Addr,
-        y: Addr,
-        alpha: f64,
-        beta: f64,
     ) -> Result<()>;
 
     /// Direct grouped forward (depthwise, or any C/G channels per group; no columns, no

@@ -112,12 +112,11 @@ pub fn random_problem(rng: &mut Rng, dtype: DType) -> ConvProblem {
     }
 }
 
-/// GPU-style plan options that keep even tiny problems and short pointwise reductions on the
-/// GEMM paths (im2col, pointwise, Winograd), for tests of those paths.
+/// GPU-style plan options that keep even tiny problems on the GEMM paths (im2col, pointwise,
+/// Winograd), for tests of those paths.
 pub fn gemm_gpu_options(budget: usize) -> hipconv::plan::PlanOptions {
     hipconv::plan::PlanOptions {
         direct_max_macs: 0,
-        pointwise_kernel_max: 0,
         ..hipconv::plan::PlanOptions::gpu(budget)
     }
 }
