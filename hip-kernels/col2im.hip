@@ -128,6 +128,63 @@ HC_DEVICE void col2im32_impl(const KernelGeom& g, const KernelStrides& s,
     }
 }
 
+// col2im32s2: col2im32 for 2-D problems with stride 2 and dilation 1 along both image axes.
+// Each thread owns a pair of neighbouring dx columns (2j, 2j + 1) of one row: every filter
+// column kw feeds exactly one of the pair, so no lane idles on the other parity, and
+// neighbouring threads read neighbouring column entries. Rows of the launch are the
+// (image, plane) pairs. Same summation order as col2im (kh, kw ascending per element).
+template <class Ty>
+HC_DEVICE void col2im32s2_impl(const KernelGeom& g, const KernelStrides& s,
+                               const typename Ty::C* __restrict__ col,
+                               typename Ty::T* __restrict__ dx, int group, int group_count,
+                               int ch_start, int ch_len, int image_start, int image_len,
+                               typename Ty::C alpha, typename Ty::C beta) {
+    typedef typename Ty::C C;
+    const int in_h = (int)g.input[1], in_w = (int)g.input[2];
+    const int k_h = (int)g.kernel[1], k_w = (int)g.kernel[2];
+    const int o_h = (int)g.output[1], o_w = (int)g.output[2];
+    const int pad_h = (int)g.pad[1], pad_w = (int)g.pad[2];
+    const int output_len = (int)g.output_len, kernel_len = (int)g.kernel_len;
+    const int cols = image_len * output_len;
+    const int planes = group_count * ch_len;
+    const int pairs = (in_w + 1) / 2, per_plane = in_h * pairs;
+    HC_ROW_LOOP(row, (hc_i64)image_len * planes) {
+        const int b = (int)row / planes, plane = (int)row - b * planes;
+        const int gi = plane / ch_len, cl = plane - gi * ch_len;
+        const C* rows = col + plane * kernel_len * cols + b * output_len;
+        const hc_i64 channel = (hc_i64)(group + gi) * g.c_per_group + ch_start + cl;
+        typename Ty::T* plane_dx = dx + (hc_i64)(image_start + b) * s.n + channel * s.c;
+        for (int q = (int)hc_thread_id(); q < per_plane; q += (int)hc_thread_count()) {
+            const int ih = q / pairs, iw = 2 * (q - ih * pairs);
+            const bool second = iw + 1 < in_w;
+            C acc0 = C(0), acc1 = C(0);
+            const int th0 = ih + pad_h;
+            for (int kh = th0 & 1; kh < k_h; kh += 2) {
+                const int th = th0 - kh;
+                if (th < 0) break;
+                const int oh = th >> 1;
+                if (oh >= o_h) continue;
+                const C* r = rows + kh * k_w * cols + oh * o_w;
+                for (int kw = 0; kw < k_w; ++kw) {
+                    // Column iw reads tap kw from output column t / 2 when t is even, column
+                    // iw + 1 from (t + 1) / 2 when t is odd.
+                    const int t = iw + pad_w - kw;
+                    if (t < -1) break;
+                    if ((t & 1) == 0) {
+                        if (t >= 0 && (t >> 1) < o_w) acc0 += r[kw * cols + (t >> 1)];
+                    } else {
+                        const int u = (t + 1) >> 1;
+                        if (second && u < o_w) acc1 += r[kw * cols + u];
+                    }
+                }
+            }
+            typename Ty::T* p = plane_dx + (hc_i64)ih * s.spatial[1] + (hc_i64)iw * s.spatial[2];
+            *p = hc_blend<Ty>(acc0, alpha, beta, p);
+            if (second) p[s.spatial[2]] = hc_blend<Ty>(acc1, alpha, beta, p + s.spatial[2]);
+        }
+    }
+}
+
 #define HC_COL2IM(name, Ty)                                                                   \
     extern "C" __global__ void col2im_##name(KernelGeom g, KernelStrides s, const Ty::C* col, \
                                              Ty::T* dx, hc_i64 group, hc_i64 group_count,     \
@@ -143,6 +200,13 @@ HC_DEVICE void col2im32_impl(const KernelGeom& g, const KernelStrides& s,
         hc_i64 image_len, Ty::C alpha, Ty::C beta) {                                          \
         col2im32_impl<Ty>(g, s, col, dx, (int)group, (int)group_count, (int)ch_start,          \
                           (int)ch_len, (int)image_start, (int)image_len, alpha, beta);        \
+    }                                                                                         \
+    extern "C" __global__ void col2im32s2_##name(                                             \
+        KernelGeom g, KernelStrides s, const Ty::C* col, Ty::T* dx, hc_i64 group,             \
+        hc_i64 group_count, hc_i64 ch_start, hc_i64 ch_len, hc_i64 image_start,               \
+        hc_i64 image_len, Ty::C alpha, Ty::C beta) {                                          \
+        col2im32s2_impl<Ty>(g, s, col, dx, (int)group, (int)group_count, (int)ch_start,        \
+                            (int)ch_len, (int)image_start, (int)image_len, alpha, beta);      \
     }
 HC_FOR_EACH_TYPE(HC_COL2IM)
 #undef HC_COL2IM

@@ -300,3 +300,50 @@ fn eight_threads_share_one_gpu() {
         t.join().expect("thread passed");
     }
 }
+
+/// Backward-data of 2-D stride-2 problems (the paired-column col2im kernel): kernels 2–7,
+/// pads 0–3, odd and even widths, groups, every layout, and budgets that split the images,
+/// groups and channels into several column tiles.
+#[test]
+fn stride_two_backward_data_matches_the_reference_on_the_gpu() {
+    let target = gpu();
+    let mut rng = Rng::new(0x52D2);
+    let mut runs = 0;
+    for round in 0..60 {
+        let dtype = DType::ALL[round % 4];
+        let groups = [1, 1, 2][rng.below(3)];
+        let kernel = 2 + rng.below(6);
+        let pad = rng.below(4).min(kernel - 1);
+        let hw = [kernel + 30 + rng.below(40), kernel + 30 + rng.below(40)];
+        let p = problem(
+            dtype,
+            2 + rng.below(3),
+            groups * (16 + rng.below(24)),
+            &hw,
+            groups * (16 + rng.below(24)),
+            &[kernel, kernel],
+            &[pad, pad],
+            &[2, 2],
+            &[1, 1],
+            groups,
+            rng.below(4),
+        )
+        .unwrap();
+        let roomy = hipconv::ConvPlan::new(&p, Direction::BackwardData, 1 << 30).unwrap();
+        if roomy.path() != hipconv::plan::Path::Im2col {
+            continue;
+        }
+        runs += 1;
+        let Some(target) = target else { continue };
+        for budget in [1 << 30, roomy.workspace_bytes() / 3, 0] {
+            let err = gpu_error(target, &p, Direction::BackwardData, budget, rng.next_u64());
+            assert!(
+                err <= tolerance(dtype),
+                "{} budget {budget}: error {err}",
+                p.summary()
+            );
+        }
+    }
+    assert!(runs >= 50, "only {runs} of 60 problems on im2col");
+    eprintln!("gpu stride-2 backward-data: {runs} problems × 3 budgets");
+}

@@ -310,15 +310,24 @@ pub unsafe fn col2im<L: Launcher + ?Sized>(
         .saturating_mul(geom.kernel_len)
         .saturating_mul(i_n)
         .saturating_mul(geom.output_len);
-    let op = if total < INDEX_LIMIT
+    let narrow = total < INDEX_LIMIT
         && col_elems < INDEX_LIMIT
         && (g0 + gn) * geom.c_per_group < INDEX_LIMIT
         && i0 + i_n < INDEX_LIMIT
-        && fits_31_bits(geom, &[dx.desc])
-    {
-        "col2im32"
+        && fits_31_bits(geom, &[dx.desc]);
+    // 2-D, stride 2 and dilation 1 along both image axes: pairs of dx columns per thread,
+    // (image, plane) pairs as block rows.
+    let stride2 = geom.kernel[0] == 1
+        && geom.input[0] == 1
+        && geom.stride[1..] == [2, 2]
+        && geom.dilation[1..] == [1, 1];
+    let (op, total, rows) = if narrow && stride2 {
+        let pairs = (geom.input[2] + 1) / 2;
+        ("col2im32s2", geom.input[1] * pairs, i_n * gn * cn)
+    } else if narrow {
+        ("col2im32", total, 1)
     } else {
-        "col2im"
+        ("col2im", total, 1)
     };
     // SAFETY: forwarded contract.
     unsafe {
@@ -326,7 +335,7 @@ pub unsafe fn col2im<L: Launcher + ?Sized>(
             op,
             dt,
             total,
-            1,
+            rows,
             &mut [
                 arg(&mut g),
                 arg(&mut s),
