@@ -10,15 +10,8 @@
 
 #include "common.h"
 
-// One operand of the batch: its first address and its byte strides between entries.
-struct BatchOperand {
-    hc_u64 base;
-    hc_i64 outer;
-    hc_i64 inner;
-};
-
 HC_DEVICE hc_u64 hc_batch_address(const BatchOperand& m, hc_i64 o, hc_i64 b) {
-    return m.base + (hc_u64)(o * m.outer + b * m.inner);
+    return (hc_u64)(m.base + o * m.outer + b * m.inner);
 }
 
 HC_DEVICE void gemm_pointers_impl(hc_u64* __restrict__ table, hc_i64 entries, hc_i64 batch,

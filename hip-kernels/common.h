@@ -80,6 +80,14 @@ struct KernelStrides {
     hc_i64 spatial[3];
 };
 
+// One operand of a two-level GEMM batch (batch.hip): its first address and the byte strides
+// between outer and between inner entries.
+struct BatchOperand {
+    hc_i64 base;
+    hc_i64 outer;
+    hc_i64 inner;
+};
+
 // A whole tensor: dims and element strides in (n, c, s0, s1, s2) order, spatial axes
 // front-padded with size 1 / stride 0. Packed index order is row-major over `dims`.
 struct KernelTensor {

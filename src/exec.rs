@@ -593,8 +593,9 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
         let chunk = self.plan.partial_chunk();
         let chunks = px.len / chunk;
         let first_image = px.start / g.output_len;
-        if pointwise && self.plan.direct_dy() {
-            // x and dy in place: (image, chunk) pairs as one two-level batch (one group).
+        if self.plan.direct_dy() {
+            // dy in place (x too for 1×1; else the tile's columns, images side by side):
+            // (image, chunk) pairs as one two-level batch (one group).
             let splits = g.output_len / chunk;
             let view = |base: Addr, desc: &TensorDesc| {
                 let m = tensor_view(base, desc, first_image, 0, 0);
@@ -604,10 +605,18 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
                     ..m
                 }
             };
-            let x = view(self.bufs.x, p.x());
+            let x = if pointwise {
+                view(self.bufs.x, p.x())
+            } else {
+                Matrix {
+                    batch_stride: chunk as isize,
+                    outer_stride: g.output_len as isize,
+                    ..self.dense(Region::Col, 0, px.len)
+                }
+            };
             let dst = self.dense(Region::Partials, 0, g.col_rows);
-            // SAFETY: the images of the tile lie inside x and dy; the partial region holds
-            // `chunks` K·C weights; the pointer table is the plan's.
+            // SAFETY: the images of the tile lie inside x (or the column region) and dy; the
+            // partial region holds `chunks` K·C/G·R weights; the pointer table is the plan's.
             return unsafe {
                 self.backend.gemm(&GemmArgs {
                     dtype: self.plan.compute(),

@@ -513,6 +513,14 @@ mod tests {
             c_fields("KernelStrides"),
             fields(&[("n", 1), ("c", 1), ("spatial", 3)])
         );
+        assert_eq!(
+            c_fields("BatchOperand"),
+            fields(&[("base", 1), ("outer", 1), ("inner", 1)])
+        );
+        assert_eq!(
+            std::mem::size_of::<crate::backend::kernel_ops::BatchOperand>(),
+            3 * 8
+        );
         assert_eq!(std::mem::size_of::<KernelStrides>(), 5 * 8);
         assert_eq!(
             c_fields("KernelTensor"),

@@ -391,19 +391,16 @@ impl ConvPlan {
         let partials_wanted = direction == Direction::BackwardWeights
             && !opts.per_image_weight_gemms
             && all_weights <= PARTIALS_MAX_ELEMS;
-        // Pointwise weight-gradient partials with x and dy both read in place: (image, chunk
-        // of positions) pairs as one two-level GEMM batch through the pointer table.
-        let pointwise_partials_in_place =
-            pointwise && partials_wanted && g.groups == 1 && opts.pointer_tables;
-        // dy read in place by the GEMMs, one per image, instead of gathered into the stage
-        // tile: backward-weights on CPUs and pointwise partials on GPUs, backward-data through
-        // im2col everywhere.
+        // Weight-gradient partials with dy read in place (and x too for 1×1): (image, chunk of
+        // positions) pairs as one two-level GEMM batch through the pointer table.
+        let partials_read_dy = partials_wanted && g.groups == 1 && opts.pointer_tables;
+        // dy read in place by the GEMMs instead of gathered into the stage tile:
+        // backward-weights on CPUs (one GEMM per image) and with partials on GPUs (one group),
+        // backward-data through im2col everywhere.
         let direct_dy = y_flat
             && big_images
             && match direction {
-                Direction::BackwardWeights => {
-                    opts.per_image_weight_gemms || pointwise_partials_in_place
-                }
+                Direction::BackwardWeights => opts.per_image_weight_gemms || partials_read_dy,
                 Direction::BackwardData => !pointwise,
                 Direction::Forward => false,
             };
@@ -435,7 +432,7 @@ impl ConvPlan {
         // Groups × images of a tile run as one two-level GEMM batch.
         let table_entries = if opts.pointer_tables && g.groups > 1 {
             g.groups.saturating_mul(g.n).min(POINTER_TABLE_MAX_ENTRIES)
-        } else if direct_dy && pointwise_partials_in_place {
+        } else if direct_dy && partials_read_dy {
             let most_chunks = (g.output_len / PARTIAL_MIN_CHUNK).max(1);
             g.n.saturating_mul(most_chunks)
                 .min(POINTER_TABLE_MAX_ENTRIES)
@@ -1081,13 +1078,13 @@ mod tests {
             );
             p.geometry().output_len / plan.partial_chunk()
         };
-        // ResNet-50 conv1 (64×147 weights: 2 blocks per partial; 24 images fit in 256 MiB):
-        // 14 chunks of 896 positions
+        // ResNet-50 conv1 (64×147 weights: 2 blocks per partial; with dy read in place all 32
+        // images' columns fit in 256 MiB): 8 chunks of 1568 positions
         let x = TensorDesc::packed(DType::F32, &[32, 3, 224, 224]).unwrap();
         let w = TensorDesc::packed(DType::F32, &[64, 3, 7, 7]).unwrap();
         let conv1 =
             ConvProblem::forward_packed(x, w, ConvDesc::uniform(2, 3, 2, 1).unwrap()).unwrap();
-        assert_eq!(splits(&conv1), 14);
+        assert_eq!(splits(&conv1), 8);
         // 128 channels at 28×28 (9 blocks): 2 chunks; 256 at 14×14 (36 blocks): whole images
         assert_eq!(splits(&problem(32, 128, 28, 128, 3)), 2);
         assert_eq!(splits(&problem(32, 256, 14, 256, 3)), 1);

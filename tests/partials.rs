@@ -1,7 +1,7 @@
 //! GPU-style backward-weights plans with weight-gradient partials run by the CPU backend
-//! against the f64 reference: pointwise problems whose x and dy are both read in place, split
-//! into (image, chunk of positions) pairs issued as one two-level GEMM batch, in every layout
-//! the BLAS can take, with guard bands, a guarded workspace, alpha/beta and tight budgets.
+//! against the f64 reference: dy read in place (and x too for 1×1 problems), split into
+//! (image, chunk of positions) pairs issued as one two-level GEMM batch, in every layout the
+//! BLAS can take, with guard bands, a guarded workspace, alpha/beta and tight budgets.
 
 mod common;
 use common::plans::{gemm_gpu_options, run_plan};
@@ -78,6 +78,71 @@ fn pointwise_partials_read_x_and_dy_in_place() {
     }
     assert!(
         chunked >= 12,
+        "only {chunked} plans split images into chunks"
+    );
+}
+
+#[test]
+fn im2col_partials_read_dy_in_place() {
+    let mut rng = Rng::new(0x3C3C);
+    let mut chunked = 0;
+    for round in 0..16 {
+        let dtype = [DType::F32, DType::F16, DType::F64][round % 3];
+        let n = 1 + rng.below(3);
+        let (c, k) = (2 + rng.below(7), 4 + rng.below(13));
+        let kernel = [3, 5, 7][rng.below(3)];
+        let stride = [1, 1, 2][rng.below(3)];
+        let hw = [[48, 48], [40, 64], [64, 36]][rng.below(3)];
+        let layout = round % 4;
+        let p = problem(
+            dtype,
+            n,
+            c,
+            &hw,
+            k,
+            &[kernel, kernel],
+            &[kernel / 2, kernel / 2],
+            &[stride, stride],
+            &[1, 1],
+            1,
+            layout,
+        )
+        .unwrap();
+        // No Winograd: this is about the im2col path.
+        let opts = PlanOptions {
+            half_operands: true,
+            winograd: hipconv::winograd::Choice::NEVER,
+            ..gemm_gpu_options(1 << 30)
+        };
+        for budget in [1 << 30, 0] {
+            let plan = ConvPlan::with_options(
+                &p,
+                Direction::BackwardWeights,
+                PlanOptions { budget, ..opts },
+            )
+            .unwrap();
+            assert_eq!(plan.path(), Path::Im2col, "{}", plan.describe());
+            if layout < 2 && plan.weight_partials() > 0 && p.geometry().output_len >= 128 {
+                assert!(plan.direct_dy(), "{}", plan.describe());
+                chunked += usize::from(plan.partial_chunk() < p.geometry().output_len);
+            }
+            let (alpha, beta) = [(1.0, 0.0), (0.5, 0.75), (-2.0, 1.0)][rng.below(3)];
+            let seed = rng.next_u64();
+            let err = match dtype {
+                DType::F16 => run_plan::<f16>(&plan, alpha, beta, seed, true),
+                DType::F64 => run_plan::<f64>(&plan, alpha, beta, seed, true),
+                _ => run_plan::<f32>(&plan, alpha, beta, seed, true),
+            };
+            assert!(
+                err <= tolerance(dtype),
+                "{} ({}), alpha {alpha} beta {beta}: error {err:.2e}",
+                p.summary(),
+                plan.describe()
+            );
+        }
+    }
+    assert!(
+        chunked >= 4,
         "only {chunked} plans split images into chunks"
     );
 }

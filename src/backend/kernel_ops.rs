@@ -889,14 +889,14 @@ macro_rules! launched_ops {
 }
 pub(crate) use launched_ops;
 
-/// One operand of a two-level GEMM batch as `gemm_pointers` takes it
-/// (`hip-kernels/batch.hip`): its first address and byte strides.
+/// One operand of a two-level GEMM batch as `gemm_pointers` takes it (`BatchOperand` in
+/// `hip-kernels/common.h`): its first address and byte strides.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
-struct BatchOperand {
-    base: u64,
-    outer: i64,
-    inner: i64,
+pub(crate) struct BatchOperand {
+    pub(crate) base: u64,
+    pub(crate) outer: i64,
+    pub(crate) inner: i64,
 }
 
 impl BatchOperand {
