@@ -1,8 +1,8 @@
 //! The executor: walks a [`ConvPlan`]'s tiles and issues backend operations. Identical for
 //! every backend; the plan decides the shapes, the backend does the work.
 //!
-//! GEMMs are batched over groups or over the images of a tile (whichever is larger), never
-//! issued per image and per group from a double host loop.
+//! The GEMMs of a tile's images and groups are one two-level batch (GPU backends issue it as one
+//! pointer-array call), never a host loop per image and per group.
 
 use crate::backend::{Addr, Backend, Channels, GemmArgs, Matrix, Pixels, PointerTable, TensorArg};
 use crate::dtype::DType;
