@@ -475,7 +475,12 @@ impl ConvPlan {
                         pointwise && !direct_dy,
                         opts.partial_blocks,
                     );
-                    let images = fit(splits);
+                    // Partials need whole-image tiles: a column-tile cap counts whole images.
+                    let tile_images = checked_mul(col_units, g.output_len, "tile")
+                        .ok()
+                        .and_then(|per_image| tile_units.checked_div(per_image))
+                        .map_or(g.n, |t| t.max(1));
+                    let images = fit(splits).min(tile_images);
                     if images >= 1 && images * splits >= 2 {
                         weight_partials = images * splits;
                         partial_chunk = g.output_len / splits;
@@ -485,8 +490,7 @@ impl ConvPlan {
                 let mut per_tile = avail.checked_div(per_pixel).map_or(total, |t| t.max(1));
                 if partial_images > 0 {
                     per_tile = partial_images * g.output_len;
-                }
-                if let Some(fit) = tile_units.checked_div(col_units) {
+                } else if let Some(fit) = tile_units.checked_div(col_units) {
                     per_tile = per_tile.min(fit.max(1));
                 }
                 per_tile = per_tile.min(total);
@@ -604,8 +608,15 @@ impl ConvPlan {
             return Ok(None);
         };
         let mut parts = Vec::with_capacity(grids.len());
+        // The sub-grids are smaller than the whole problem: keep them off the direct kernels
+        // (the whole problem was too large for them).
+        let part_opts = PlanOptions {
+            direct_max_macs: 0,
+            direct_max_macs_weights: 0,
+            ..*opts
+        };
         for grid in grids {
-            let plan = Self::with_options(&grid.problem, direction, *opts)?;
+            let plan = Self::with_options(&grid.problem, direction, part_opts)?;
             if plan.path != Path::Winograd {
                 return Ok(None);
             }
@@ -690,7 +701,11 @@ impl ConvPlan {
         } else {
             (0, 0)
         };
-        let fixed = filter_bytes + partial_bytes + pointer_table_bytes(table_entries)?;
+        let fixed = checked_add(
+            checked_add(filter_bytes, partial_bytes, "workspace")?,
+            pointer_table_bytes(table_entries)?,
+            "workspace",
+        )?;
         // Per tile: its transformed data [α²][S] and its GEMM result [α²][T].
         let per_tile = checked_mul(positions, checked_add(src_c, dst_c, "tile")?, "tile")?;
         let per_tile_bytes = checked_mul(per_tile, esize, "tile")?;

@@ -93,4 +93,29 @@ fn only_small_problems_take_the_direct_path_by_default() {
         // The CPU backend's GEMMs are cheap to issue: never direct there.
         assert_ne!(path(&small, PlanOptions::cpu(1 << 30)), Path::Direct);
     }
+    // A dilated problem too large for the direct kernels splits into sub-grids that would be
+    // small enough for them: the sub-grids still take Winograd.
+    let dilated = problem(
+        DType::F32,
+        1,
+        32,
+        &[24, 24],
+        32,
+        &[3, 3],
+        &[2, 2],
+        &[1, 1],
+        &[2, 2],
+        1,
+        0,
+    )
+    .unwrap();
+    for dir in [Direction::Forward, Direction::BackwardData] {
+        let plan = ConvPlan::with_options(&dilated, dir, gpu).unwrap();
+        assert_eq!(plan.parts().len(), 4, "{}", plan.describe());
+        assert!(
+            plan.parts().iter().all(|p| p.plan.path() == Path::Winograd),
+            "{}",
+            plan.describe()
+        );
+    }
 }

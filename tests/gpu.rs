@@ -345,5 +345,26 @@ fn stride_two_backward_data_matches_the_reference_on_the_gpu() {
         }
     }
     assert!(runs >= 50, "only {runs} of 60 problems on im2col");
-    eprintln!("gpu stride-2 backward-data: {runs} problems × 3 budgets");
+    // 3-D problems with one input depth but a padded depth axis (output depth 3, of which only
+    // the middle reads the input): not the 2-D kernel's case.
+    for (dtype, stride_d) in [(DType::F32, 1), (DType::F32, 2), (DType::F64, 1)] {
+        let p = problem(
+            dtype,
+            2,
+            24,
+            &[1, 40, 38],
+            20,
+            &[1, 3, 3],
+            &[1, 1, 1],
+            &[stride_d, 2, 2],
+            &[1, 1, 1],
+            1,
+            0,
+        )
+        .unwrap();
+        let Some(target) = target else { continue };
+        let err = gpu_error(target, &p, Direction::BackwardData, 1 << 30, rng.next_u64());
+        assert!(err <= tolerance(dtype), "{}: error {err}", p.summary());
+    }
+    eprintln!("gpu stride-2 backward-data: {runs} problems × 3 budgets, 3 padded-depth 3-D");
 }

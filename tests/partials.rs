@@ -146,3 +146,47 @@ fn im2col_partials_read_dy_in_place() {
         "only {chunked} plans split images into chunks"
     );
 }
+
+/// A column-tile cap smaller than one image (`PlanOptions::tile_bytes`) must not cut the whole
+/// images weight-gradient partials need.
+#[test]
+fn partials_keep_whole_images_under_a_small_tile_cap() {
+    let mut rng = Rng::new(0x7117);
+    for (kernel, layout) in [(3, 0), (3, 2), (1, 0), (5, 1)] {
+        let p = problem(
+            DType::F32,
+            3,
+            6,
+            &[40, 36],
+            10,
+            &[kernel, kernel],
+            &[kernel / 2, kernel / 2],
+            &[1, 1],
+            &[1, 1],
+            1,
+            layout,
+        )
+        .unwrap();
+        let opts = PlanOptions {
+            tile_bytes: 4096,
+            winograd: hipconv::winograd::Choice::NEVER,
+            ..gemm_gpu_options(1 << 30)
+        };
+        let plan = ConvPlan::with_options(&p, Direction::BackwardWeights, opts).unwrap();
+        let per_tile = match plan.tiling() {
+            hipconv::plan::Tiling::Pixels { per_tile } => per_tile,
+            t => panic!("{t:?}"),
+        };
+        if plan.weight_partials() > 0 {
+            assert_eq!(per_tile % p.geometry().output_len, 0, "{}", plan.describe());
+            assert_eq!(plan.weight_partials() * plan.partial_chunk(), per_tile);
+        }
+        let err = run_plan::<f32>(&plan, 1.0, 0.0, rng.next_u64(), true);
+        assert!(
+            err <= tolerance(DType::F32),
+            "{} ({}): error {err:.2e}",
+            p.summary(),
+            plan.describe()
+        );
+    }
+}

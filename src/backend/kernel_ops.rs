@@ -315,10 +315,11 @@ pub unsafe fn col2im<L: Launcher + ?Sized>(
         && (g0 + gn) * geom.c_per_group < INDEX_LIMIT
         && i0 + i_n < INDEX_LIMIT
         && fits_31_bits(geom, &[dx.desc]);
-    // 2-D, stride 2 and dilation 1 along both image axes: pairs of dx columns per thread,
-    // (image, plane) pairs as block rows.
+    // 2-D (one input and one output depth), stride 2 and dilation 1 along both image axes:
+    // pairs of dx columns per thread, (image, plane) pairs as block rows.
     let stride2 = geom.kernel[0] == 1
         && geom.input[0] == 1
+        && geom.output[0] == 1
         && geom.stride[1..] == [2, 2]
         && geom.dilation[1..] == [1, 1];
     let (op, total, rows) = if narrow && stride2 {
