@@ -3,9 +3,8 @@
 //! direction, rank and layout, with guard bands, a guarded workspace, alpha/beta and budgets.
 
 mod common;
-use common::plans::{random_problem, run_plan};
+use common::plans::{random_problem, run_plan_typed};
 use common::*;
-use half::{bf16, f16};
 use hipconv::plan::{ConvPlan, Path, PlanOptions};
 use hipconv::{DType, Direction};
 
@@ -28,12 +27,7 @@ fn direct_plans_match_the_reference() {
             multi_slice += usize::from(plan.weight_partials() > 1);
             let (alpha, beta) = [(1.0, 0.0), (0.5, 0.75), (-2.0, 1.0)][rng.below(3)];
             let seed = rng.next_u64();
-            let err = match dtype {
-                DType::F16 => run_plan::<f16>(&plan, alpha, beta, seed, true),
-                DType::BF16 => run_plan::<bf16>(&plan, alpha, beta, seed, true),
-                DType::F32 => run_plan::<f32>(&plan, alpha, beta, seed, true),
-                DType::F64 => run_plan::<f64>(&plan, alpha, beta, seed, true),
-            };
+            let err = run_plan_typed(&plan, alpha, beta, seed, true);
             assert!(
                 err <= tolerance(dtype),
                 "{} {} ({}), alpha {alpha} beta {beta}: error {err}",

@@ -4,9 +4,9 @@
 //! workspace budgets.
 
 mod common;
-use common::plans::{gemm_gpu_options, random_problem, run_plan};
+use common::plans::{gemm_gpu_options, random_problem, run_plan, run_plan_typed};
 use common::*;
-use half::{bf16, f16};
+use half::f16;
 use hipconv::plan::{ConvPlan, Path, PlanOptions};
 use hipconv::{DType, Direction};
 
@@ -66,10 +66,7 @@ fn half_operand_plans_match_the_reference() {
             cov.multi_tile += usize::from(plan.tile_count() > 1);
             let (alpha, beta) = [(1.0, 0.0), (0.5, 0.75), (-2.0, 1.0)][rng.below(3)];
             let seed = rng.next_u64();
-            let err = match dtype {
-                DType::F16 => run_plan::<f16>(&plan, alpha, beta, seed, gpu),
-                _ => run_plan::<bf16>(&plan, alpha, beta, seed, gpu),
-            };
+            let err = run_plan_typed(&plan, alpha, beta, seed, gpu);
             assert!(
                 err <= tolerance(dtype),
                 "{} {} budget {budget} α={alpha} β={beta} ({}): error {err}",

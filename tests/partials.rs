@@ -4,9 +4,8 @@
 //! BLAS can take, with guard bands, a guarded workspace, alpha/beta and tight budgets.
 
 mod common;
-use common::plans::{gemm_gpu_options, run_plan};
+use common::plans::{gemm_gpu_options, run_plan_typed};
 use common::*;
-use half::f16;
 use hipconv::plan::{ConvPlan, Path, PlanOptions};
 use hipconv::{DType, Direction};
 
@@ -63,11 +62,7 @@ fn pointwise_partials_read_x_and_dy_in_place() {
             }
             let (alpha, beta) = [(1.0, 0.0), (0.5, 0.75), (-2.0, 1.0)][rng.below(3)];
             let seed = rng.next_u64();
-            let err = match dtype {
-                DType::F16 => run_plan::<f16>(&plan, alpha, beta, seed, true),
-                DType::F64 => run_plan::<f64>(&plan, alpha, beta, seed, true),
-                _ => run_plan::<f32>(&plan, alpha, beta, seed, true),
-            };
+            let err = run_plan_typed(&plan, alpha, beta, seed, true);
             assert!(
                 err <= tolerance(dtype),
                 "{} ({}), alpha {alpha} beta {beta}: error {err:.2e}",
@@ -128,11 +123,7 @@ fn im2col_partials_read_dy_in_place() {
             }
             let (alpha, beta) = [(1.0, 0.0), (0.5, 0.75), (-2.0, 1.0)][rng.below(3)];
             let seed = rng.next_u64();
-            let err = match dtype {
-                DType::F16 => run_plan::<f16>(&plan, alpha, beta, seed, true),
-                DType::F64 => run_plan::<f64>(&plan, alpha, beta, seed, true),
-                _ => run_plan::<f32>(&plan, alpha, beta, seed, true),
-            };
+            let err = run_plan_typed(&plan, alpha, beta, seed, true);
             assert!(
                 err <= tolerance(dtype),
                 "{} ({}), alpha {alpha} beta {beta}: error {err:.2e}",
@@ -181,7 +172,7 @@ fn partials_keep_whole_images_under_a_small_tile_cap() {
             assert_eq!(per_tile % p.geometry().output_len, 0, "{}", plan.describe());
             assert_eq!(plan.weight_partials() * plan.partial_chunk(), per_tile);
         }
-        let err = run_plan::<f32>(&plan, 1.0, 0.0, rng.next_u64(), true);
+        let err = run_plan_typed(&plan, 1.0, 0.0, rng.next_u64(), true);
         assert!(
             err <= tolerance(DType::F32),
             "{} ({}): error {err:.2e}",

@@ -320,7 +320,7 @@ fn dilated_problems_run_as_winograd_subgrids() {
 /// roomy budget and at budgets that cut the tiles into several ranges with remainders.
 #[test]
 fn chunked_winograd_backward_weights_match_the_reference() {
-    use common::plans::run_plan;
+    use common::plans::run_plan_typed;
     let mut rng = Rng::new(0xC4C4);
     let mut chunked = 0;
     for round in 0..12 {
@@ -368,10 +368,7 @@ fn chunked_winograd_backward_weights_match_the_reference() {
             chunked += usize::from(plan.weight_partials() > 1);
             let (alpha, beta) = [(1.0, 0.0), (0.5, 0.75)][rng.below(2)];
             let seed = rng.next_u64();
-            let err = match dtype {
-                DType::F16 => run_plan::<half::f16>(&plan, alpha, beta, seed, true),
-                _ => run_plan::<f32>(&plan, alpha, beta, seed, true),
-            };
+            let err = run_plan_typed(&plan, alpha, beta, seed, true);
             assert!(
                 err <= tolerance(dtype),
                 "{} budget {budget} ({}): error {err:.2e}",

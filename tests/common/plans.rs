@@ -112,6 +112,16 @@ pub fn random_problem(rng: &mut Rng, dtype: DType) -> ConvProblem {
     }
 }
 
+/// [`run_plan`] on buffers of the plan's own dtype.
+pub fn run_plan_typed(plan: &ConvPlan, alpha: f64, beta: f64, seed: u64, gpu: bool) -> f64 {
+    match plan.problem().dtype() {
+        DType::F16 => run_plan::<half::f16>(plan, alpha, beta, seed, gpu),
+        DType::BF16 => run_plan::<half::bf16>(plan, alpha, beta, seed, gpu),
+        DType::F32 => run_plan::<f32>(plan, alpha, beta, seed, gpu),
+        DType::F64 => run_plan::<f64>(plan, alpha, beta, seed, gpu),
+    }
+}
+
 /// GPU-style plan options that keep even tiny problems on the GEMM paths (im2col, pointwise,
 /// Winograd), for tests of those paths.
 pub fn gemm_gpu_options(budget: usize) -> hipconv::plan::PlanOptions {

@@ -237,12 +237,8 @@ impl HipBackend {
         );
         let [pa, pb, pc] = p.arrays;
         let half = a.operand != a.dtype || a.output != a.dtype;
-        if half && (!self.gemm.uses_half_gemm() || a.dtype != DType::F32) {
-            return Err(Error::unsupported(format!(
-                "a GEMM of {} operands under {GEMM_ENV}={} (half GEMMs run only under native)",
-                a.operand,
-                self.gemm.name()
-            )));
+        if half {
+            self.check_half_gemm(a)?;
         }
         let _g = self.device.guard()?;
         let blas = self.device.blas()?;
@@ -332,13 +328,9 @@ impl HipBackend {
         }
     }
 
-    /// A GEMM with f16/bf16 operands (and output) accumulating in f32, through
-    /// `rocblas_gemm_strided_batched_ex`: only under the `native` policy.
-    ///
-    /// # Safety
-    /// As [`Backend::gemm`].
-    unsafe fn half_gemm(&self, a: &GemmArgs) -> Result<()> {
-        let datatype = rocblas_datatype;
+    /// 16-bit GEMM operands are taken only under the `native` policy and with f32
+    /// accumulation.
+    fn check_half_gemm(&self, a: &GemmArgs) -> Result<()> {
         if !self.gemm.uses_half_gemm() || a.dtype != DType::F32 {
             return Err(Error::unsupported(format!(
                 "a GEMM of {} operands under {GEMM_ENV}={} (half GEMMs run only under native)",
@@ -346,6 +338,17 @@ impl HipBackend {
                 self.gemm.name()
             )));
         }
+        Ok(())
+    }
+
+    /// A GEMM with f16/bf16 operands (and output) accumulating in f32, through
+    /// `rocblas_gemm_strided_batched_ex`: only under the `native` policy.
+    ///
+    /// # Safety
+    /// As [`Backend::gemm`].
+    unsafe fn half_gemm(&self, a: &GemmArgs) -> Result<()> {
+        let datatype = rocblas_datatype;
+        self.check_half_gemm(a)?;
         let call = ColumnMajorGemm::of(a)?;
         let [m, n, k, lda, ldb, ldc, batch] = call.int_args(a.batch)?;
         let (al, be) = (a.alpha as f32, a.beta as f32);
