@@ -588,70 +588,95 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
     unsafe fn weight_partials(&self, px: Pixels, accumulate: bool) -> Result<()> {
         let p = self.plan.problem();
         let g = p.geometry();
+        let chunks = px.len / self.plan.partial_chunk();
+        // SAFETY: the partial region holds `chunks` K·C/G·R weights and the accumulator the
+        // K·C/G·R weights; the GEMMs' operands are checked by the callees.
+        unsafe {
+            if self.plan.direct_dy() {
+                self.partial_gemms_reading_dy(px)?;
+            } else {
+                self.partial_gemms_gathered(px)?;
+            }
+            self.backend.sum_batches(
+                p.dtype(),
+                self.ws(Region::Partials, 0),
+                g.k * g.col_rows,
+                chunks,
+                self.weights(0),
+                accumulate,
+            )
+        }
+    }
+
+    /// The partial GEMMs with dy in place (x too for 1×1; else the tile's columns, images side
+    /// by side): (image, chunk) pairs as one two-level batch (one group).
+    unsafe fn partial_gemms_reading_dy(&self, px: Pixels) -> Result<()> {
+        let p = self.plan.problem();
+        let g = p.geometry();
         let weights = g.k * g.col_rows;
         let pointwise = self.plan.path() == Path::Pointwise;
         let chunk = self.plan.partial_chunk();
         let chunks = px.len / chunk;
         let first_image = px.start / g.output_len;
-        if self.plan.direct_dy() {
-            // dy in place (x too for 1×1; else the tile's columns, images side by side):
-            // (image, chunk) pairs as one two-level batch (one group).
-            let splits = g.output_len / chunk;
-            let view = |base: Addr, desc: &TensorDesc| {
-                let m = tensor_view(base, desc, first_image, 0, 0);
-                Matrix {
-                    batch_stride: chunk as isize * m.cs,
-                    outer_stride: desc.strides()[0] as isize,
-                    ..m
-                }
-            };
-            let x = if pointwise {
-                view(self.bufs.x, p.x())
-            } else {
-                Matrix {
-                    batch_stride: chunk as isize,
-                    outer_stride: g.output_len as isize,
-                    ..self.dense(Region::Col, 0, px.len)
-                }
-            };
-            let dst = self.dense(Region::Partials, 0, g.col_rows);
-            // SAFETY: the images of the tile lie inside x (or the column region) and dy; the
-            // partial region holds `chunks` K·C/G·R weights; the pointer table is the plan's.
-            return unsafe {
-                self.backend.gemm(&GemmArgs {
-                    dtype: self.plan.compute(),
-                    operand: self.plan.operand(),
-                    output: self.plan.compute(),
-                    m: g.k,
-                    n: g.col_rows,
-                    k: chunk,
-                    batch: splits,
-                    outer: chunks / splits,
-                    lhs: view(self.bufs.y, p.y()),
-                    rhs: Matrix {
-                        rs: x.cs,
-                        cs: x.rs,
-                        ..x
-                    },
-                    dst: Matrix {
-                        batch_stride: weights as isize,
-                        outer_stride: (splits * weights) as isize,
-                        ..dst
-                    },
-                    alpha: 1.0,
-                    beta: 0.0,
-                    table: self.table(),
-                })?;
-                self.backend.sum_batches(
-                    p.dtype(),
-                    self.ws(Region::Partials, 0),
-                    weights,
-                    chunks,
-                    self.weights(0),
-                    accumulate,
-                )
-            };
+        let splits = g.output_len / chunk;
+        let view = |base: Addr, desc: &TensorDesc| {
+            let m = tensor_view(base, desc, first_image, 0, 0);
+            Matrix {
+                batch_stride: chunk as isize * m.cs,
+                outer_stride: desc.strides()[0] as isize,
+                ..m
+            }
+        };
+        let x = if pointwise {
+            view(self.bufs.x, p.x())
+        } else {
+            Matrix {
+                batch_stride: chunk as isize,
+                outer_stride: g.output_len as isize,
+                ..self.dense(Region::Col, 0, px.len)
+            }
+        };
+        let dst = self.dense(Region::Partials, 0, g.col_rows);
+        // SAFETY: the images of the tile lie inside x (or the column region) and dy; the
+        // partial region holds `chunks` K·C/G·R weights; the pointer table is the plan's.
+        unsafe {
+            self.backend.gemm(&GemmArgs {
+                dtype: self.plan.compute(),
+                operand: self.plan.operand(),
+                output: self.plan.compute(),
+                m: g.k,
+                n: g.col_rows,
+                k: chunk,
+                batch: splits,
+                outer: chunks / splits,
+                lhs: view(self.bufs.y, p.y()),
+                rhs: Matrix {
+                    rs: x.cs,
+                    cs: x.rs,
+                    ..x
+                },
+                dst: Matrix {
+                    batch_stride: weights as isize,
+                    outer_stride: (splits * weights) as isize,
+                    ..dst
+                },
+                alpha: 1.0,
+                beta: 0.0,
+                table: self.table(),
+            })
         }
+    }
+
+    /// The partial GEMMs over the gathered dy tile and the column tile (or x in place for 1×1,
+    /// one chunk per image), batched over chunks and groups.
+    unsafe fn partial_gemms_gathered(&self, px: Pixels) -> Result<()> {
+        let p = self.plan.problem();
+        let g = p.geometry();
+        let weights = g.k * g.col_rows;
+        let pointwise = self.plan.path() == Path::Pointwise;
+        let chunk = self.plan.partial_chunk();
+        let chunks = px.len / chunk;
+        let first_image = px.start / g.output_len;
         // Chunk i covers tile columns i·chunk .. (i + 1)·chunk; pointwise plans have one chunk
         // per image (x is read in place).
         let run = ImageRun {
@@ -687,8 +712,7 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
                 g.col_rows,
             )
         };
-        // SAFETY: the stage, column and partial regions were sized by the plan for this tile;
-        // the accumulator holds the K·C/G·R weights.
+        // SAFETY: the stage, column and partial regions were sized by the plan for this tile.
         unsafe {
             self.gemm_run(
                 (g.k_per_group, g.col_rows, chunk),
@@ -698,14 +722,6 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
                 &rhs,
                 (&dst, self.plan.compute()),
                 (1.0, 0.0),
-            )?;
-            self.backend.sum_batches(
-                p.dtype(),
-                self.ws(Region::Partials, 0),
-                weights,
-                chunks,
-                self.weights(0),
-                accumulate,
             )
         }
     }
