@@ -155,7 +155,7 @@ pub struct PlanOptions {
     /// Backward-weights may read dy in place with one GEMM per image (good on a CPU, where
     /// GEMMs are cheap to issue); GPUs prefer one long GEMM over a gathered dy tile.
     pub per_image_weight_gemms: bool,
-    /// Run depthwise convolutions with the direct kernels (GPUs) instead of im2col + GEMM.
+    /// Run depthwise convolutions with the direct kernels instead of im2col + GEMM.
     pub direct_depthwise: bool,
     /// Forward and backward-data of problems of at most this many multiply-adds (and at most
     /// [`DIRECT_MAX_TAPS`] taps per output) run on the direct kernels too (GPUs: one launch
@@ -192,7 +192,7 @@ impl PlanOptions {
             budget,
             tile_bytes,
             per_image_weight_gemms: true,
-            direct_depthwise: false,
+            direct_depthwise: true,
             direct_max_macs: 0,
             direct_max_macs_weights: 0,
             winograd: winograd::Choice::from_env(winograd::Choice::CPU, winograd::Choice::CPU),

@@ -113,3 +113,93 @@ fn only_small_problems_take_the_direct_path_by_default() {
         );
     }
 }
+
+#[test]
+fn cpu_depthwise_row_kernels_match_the_reference() {
+    // Depthwise problems with channel multipliers, wide planes, large pads, strides and
+    // dilations up to 3 on CPU plans (which take the row kernels of `cpu/depthwise.rs`).
+    let mut rng = Rng::new(0xDE9_7417);
+    let mut runs = 0;
+    while runs < 240 {
+        let dtype = DType::ALL[runs % 4];
+        let rank = 1 + rng.below(3);
+        let c = 2 + rng.below(3);
+        let multiplier = 1 + rng.below(3);
+        let mut dims = [vec![], vec![], vec![], vec![], vec![]];
+        for _ in 0..rank {
+            dims[0].push(1 + rng.below(if rank == 3 { 7 } else { 21 }));
+            dims[1].push(1 + rng.below(4));
+            dims[2].push(rng.below(4));
+            dims[3].push(1 + rng.below(3));
+            dims[4].push(1 + rng.below(3));
+        }
+        let [input, kernel, pads, strides, dils] = &dims;
+        let (n, layout) = (1 + rng.below(3), rng.below(3));
+        let Ok(p) = problem(
+            dtype,
+            n,
+            c,
+            input,
+            c * multiplier,
+            kernel,
+            pads,
+            strides,
+            dils,
+            c,
+            layout,
+        ) else {
+            continue;
+        };
+        let dir = Direction::ALL[(runs / 4) % 3];
+        let budget = [1 << 30, 0][rng.below(2)];
+        let plan = ConvPlan::with_options(&p, dir, PlanOptions::cpu(budget)).unwrap();
+        assert_eq!(plan.path(), Path::Direct, "{}", plan.describe());
+        let (alpha, beta) = [(1.0, 0.0), (0.5, 0.75), (-2.0, 1.0)][rng.below(3)];
+        let err = run_plan_typed(&plan, alpha, beta, rng.next_u64(), false);
+        assert!(
+            err <= tolerance(dtype),
+            "{} {} ({}), alpha {alpha} beta {beta}: error {err}",
+            p.summary(),
+            dir.name(),
+            plan.describe()
+        );
+        runs += 1;
+    }
+}
+
+#[test]
+fn cpu_depthwise_weight_slices_split_rows() {
+    // Large enough for several weight-gradient slices, whose boundaries fall inside output
+    // rows (and inside images), at strides 1, 2 and 3.
+    // (images, input size, filter size, stride, dilation)
+    type Case<'a> = (usize, &'a [usize], &'a [usize], usize, usize);
+    let cases: [Case; 3] = [
+        (3, &[12001], &[5], 2, 1),
+        (2, &[200, 183], &[3, 3], 1, 2),
+        (4, &[250, 251], &[3, 2], 3, 1),
+    ];
+    for (i, &(n, input, kernel, stride, dil)) in cases.iter().enumerate() {
+        let rank = input.len();
+        let p = problem(
+            DType::ALL[2 + i % 2],
+            n,
+            2,
+            input,
+            4,
+            kernel,
+            &vec![1; rank],
+            &vec![stride; rank],
+            &vec![dil; rank],
+            2,
+            i % 3,
+        )
+        .unwrap();
+        let plan =
+            ConvPlan::with_options(&p, Direction::BackwardWeights, PlanOptions::cpu(1 << 30))
+                .unwrap();
+        assert_eq!(plan.path(), Path::Direct);
+        assert!(plan.weight_partials() > 1, "{}", plan.describe());
+        let err = run_plan_typed(&plan, 1.0, 0.5, 7 + i as u64, false);
+        assert!(err <= tolerance(p.dtype()), "{}: error {err}", p.summary());
+    }
+}

@@ -11,6 +11,7 @@ use crate::plan::{KernelGeom, KernelStrides};
 use half::{bf16, f16};
 use rayon::prelude::*;
 
+mod depthwise;
 mod direct;
 mod mixed;
 mod winograd;
@@ -559,8 +560,13 @@ impl Backend for CpuBackend {
         alpha: f64,
         beta: f64,
     ) -> Result<()> {
-        // SAFETY: forwarded contract.
-        dispatch!(y.desc.dtype(), T, C => unsafe { direct::forward::<T, C>(g, x, w, y, alpha, beta) });
+        if g.c_per_group == 1 {
+            // SAFETY: forwarded contract; one input channel per group.
+            dispatch!(y.desc.dtype(), T, C => unsafe { depthwise::forward::<T, C>(g, x, w, y, alpha, beta) });
+        } else {
+            // SAFETY: forwarded contract.
+            dispatch!(y.desc.dtype(), T, C => unsafe { direct::forward::<T, C>(g, x, w, y, alpha, beta) });
+        }
         Ok(())
     }
 
@@ -573,8 +579,13 @@ impl Backend for CpuBackend {
         alpha: f64,
         beta: f64,
     ) -> Result<()> {
-        // SAFETY: forwarded contract.
-        dispatch!(dx.desc.dtype(), T, C => unsafe { direct::backward_data::<T, C>(g, dy, w, dx, alpha, beta) });
+        if g.c_per_group == 1 {
+            // SAFETY: forwarded contract; one input channel per group.
+            dispatch!(dx.desc.dtype(), T, C => unsafe { depthwise::backward_data::<T, C>(g, dy, w, dx, alpha, beta) });
+        } else {
+            // SAFETY: forwarded contract.
+            dispatch!(dx.desc.dtype(), T, C => unsafe { direct::backward_data::<T, C>(g, dy, w, dx, alpha, beta) });
+        }
         Ok(())
     }
 
@@ -586,8 +597,13 @@ impl Backend for CpuBackend {
         part: Addr,
         slices: usize,
     ) -> Result<()> {
-        // SAFETY: forwarded contract.
-        dispatch!(dy.desc.dtype(), T, C => unsafe { direct::weight_partials::<T, C>(g, x, dy, part, slices) });
+        if g.c_per_group == 1 {
+            // SAFETY: forwarded contract; one input channel per group.
+            dispatch!(dy.desc.dtype(), T, C => unsafe { depthwise::weight_partials::<T, C>(g, x, dy, part, slices) });
+        } else {
+            // SAFETY: forwarded contract.
+            dispatch!(dy.desc.dtype(), T, C => unsafe { direct::weight_partials::<T, C>(g, x, dy, part, slices) });
+        }
         Ok(())
     }
 
