@@ -212,7 +212,9 @@ fn every_budget_gives_the_same_answer() {
 
 #[test]
 fn results_are_bit_identical_for_any_thread_count() {
-    let p = problem(
+    // A dense layer, and depthwise layers (row kernels, with a channel multiplier of 2) at
+    // strides 1 and 2 with enough positions for several weight-gradient slices.
+    let dense = problem(
         DType::F32,
         4,
         32,
@@ -224,28 +226,46 @@ fn results_are_bit_identical_for_any_thread_count() {
         &[1, 1],
         1,
         0,
-    )
-    .unwrap();
-    for dir in Direction::ALL {
-        let run_with = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            pool.install(|| run_direction(&p, dir, 1 << 16, Scale::default(), 9).0)
-        };
-        let one = run_with(1);
-        for threads in [2, 3, 8] {
-            let many = run_with(threads);
-            let same = one
-                .iter()
-                .zip(&many)
-                .all(|(a, b)| a.to_bits() == b.to_bits());
-            assert!(
-                same,
-                "{} differs between 1 and {threads} threads",
-                dir.name()
-            );
+    );
+    let depthwise = |stride: usize| {
+        problem(
+            DType::F32,
+            4,
+            8,
+            &[140, 70],
+            16,
+            &[3, 3],
+            &[1, 1],
+            &[stride, stride],
+            &[1, 1],
+            8,
+            1,
+        )
+    };
+    for p in [dense, depthwise(1), depthwise(2)] {
+        let p = p.unwrap();
+        for dir in Direction::ALL {
+            let run_with = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                pool.install(|| run_direction(&p, dir, 1 << 16, Scale::default(), 9).0)
+            };
+            let one = run_with(1);
+            for threads in [2, 3, 8] {
+                let many = run_with(threads);
+                let same = one
+                    .iter()
+                    .zip(&many)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(
+                    same,
+                    "{} {} differs between 1 and {threads} threads",
+                    p.summary(),
+                    dir.name()
+                );
+            }
         }
     }
 }

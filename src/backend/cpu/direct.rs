@@ -1,7 +1,7 @@
-//! The CPU backend's direct grouped convolutions (depthwise, or any C/G input channels per
-//! group; see `hip-kernels/direct.hip` for the formulas): one rayon task per (image, channel)
-//! plane, or per (output channel, slice) for the weight gradient's partial sums, so results do
-//! not depend on the thread count.
+//! The CPU backend's direct grouped convolutions with several input channels per group (see
+//! `hip-kernels/direct.hip` for the formulas; one-channel groups take the row kernels of
+//! `depthwise.rs`): one rayon task per (image, channel) plane, or per (output channel, slice)
+//! for the weight gradient's partial sums, so results do not depend on the thread count.
 
 use super::{SharedPtr, blend};
 use crate::backend::{Addr, TensorArg};
