@@ -128,6 +128,45 @@ HC_DEVICE void col2im32_impl(const KernelGeom& g, const KernelStrides& s,
     }
 }
 
+// The pair sums of col2im32s2 for 3×3 filters: every tap's column entry is loaded before any
+// of them is added, so a thread's loads are in flight together (in the loop form each load
+// waits behind the branch of the previous one). Same taps and summation order as the loops.
+template <class Ty>
+HC_DEVICE void hc_col2im_pair_3x3(const typename Ty::C* __restrict__ rows, int cols, int th0,
+                                  int iw, int pad_w, int o_h, int o_w, bool second,
+                                  typename Ty::C& acc0, typename Ty::C& acc1) {
+    typedef typename Ty::C C;
+    C v[2][3];
+    bool ok[2][3];
+#pragma unroll
+    for (int s = 0; s < 2; ++s) {
+        const int kh = (th0 & 1) + 2 * s;
+        const int th = th0 - kh;
+        const bool row_ok = kh < 3 && th >= 0 && (th >> 1) < o_h;
+        const C* r = rows + (row_ok ? kh * 3 * cols + (th >> 1) * o_w : 0);
+#pragma unroll
+        for (int kw = 0; kw < 3; ++kw) {
+            const int t = iw + pad_w - kw;
+            const bool even = (t & 1) == 0;
+            const int ow = even ? (t >> 1) : ((t + 1) >> 1);
+            ok[s][kw] = row_ok && ow >= 0 && ow < o_w && (even || second);
+            v[s][kw] = ok[s][kw] ? r[kw * cols + ow] : C(0);
+        }
+    }
+#pragma unroll
+    for (int s = 0; s < 2; ++s) {
+#pragma unroll
+        for (int kw = 0; kw < 3; ++kw) {
+            if (!ok[s][kw]) continue;
+            if (((iw + pad_w - kw) & 1) == 0) {
+                acc0 += v[s][kw];
+            } else {
+                acc1 += v[s][kw];
+            }
+        }
+    }
+}
+
 // col2im32s2: col2im32 for 2-D problems with stride 2 and dilation 1 along both image axes.
 // Each thread owns a pair of neighbouring dx columns (2j, 2j + 1) of one row: every filter
 // column kw feeds exactly one of the pair, so no lane idles on the other parity, and
@@ -159,22 +198,26 @@ HC_DEVICE void col2im32s2_impl(const KernelGeom& g, const KernelStrides& s,
             const bool second = iw + 1 < in_w;
             C acc0 = C(0), acc1 = C(0);
             const int th0 = ih + pad_h;
-            for (int kh = th0 & 1; kh < k_h; kh += 2) {
-                const int th = th0 - kh;
-                if (th < 0) break;
-                const int oh = th >> 1;
-                if (oh >= o_h) continue;
-                const C* r = rows + kh * k_w * cols + oh * o_w;
-                for (int kw = 0; kw < k_w; ++kw) {
-                    // Column iw reads tap kw from output column t / 2 when t is even, column
-                    // iw + 1 from (t + 1) / 2 when t is odd.
-                    const int t = iw + pad_w - kw;
-                    if (t < -1) break;
-                    if ((t & 1) == 0) {
-                        if (t >= 0 && (t >> 1) < o_w) acc0 += r[kw * cols + (t >> 1)];
-                    } else {
-                        const int u = (t + 1) >> 1;
-                        if (second && u < o_w) acc1 += r[kw * cols + u];
+            if (k_h == 3 && k_w == 3) {
+                hc_col2im_pair_3x3<Ty>(rows, cols, th0, iw, pad_w, o_h, o_w, second, acc0, acc1);
+            } else {
+                for (int kh = th0 & 1; kh < k_h; kh += 2) {
+                    const int th = th0 - kh;
+                    if (th < 0) break;
+                    const int oh = th >> 1;
+                    if (oh >= o_h) continue;
+                    const C* r = rows + kh * k_w * cols + oh * o_w;
+                    for (int kw = 0; kw < k_w; ++kw) {
+                        // Column iw reads tap kw from output column t / 2 when t is even, column
+                        // iw + 1 from (t + 1) / 2 when t is odd.
+                        const int t = iw + pad_w - kw;
+                        if (t < -1) break;
+                        if ((t & 1) == 0) {
+                            if (t >= 0 && (t >> 1) < o_w) acc0 += r[kw * cols + (t >> 1)];
+                        } else {
+                            const int u = (t + 1) >> 1;
+                            if (second && u < o_w) acc1 += r[kw * cols + u];
+                        }
                     }
                 }
             }

@@ -14,6 +14,9 @@
 // with incremental kernel-tap indices.
 #define HC_IM2COL_ROWS 32
 
+// Column rows whose loads a thread issues together.
+#define HC_IM2COL_BATCH 4
+
 // Quotient and remainder in the index type I of the kernel: 64-bit (with its 32-bit fast
 // path) or plain 32-bit.
 template <class I>
@@ -74,24 +77,38 @@ HC_DEVICE void im2col_impl(const KernelGeom& g, const KernelStrides& xs,
             const I base_w = oh_ow.r * (I)g.stride[2] - (I)g.pad[2];
             const typename Ty::T* xn = x + n_o.q * xs_n;
             I c = channel0 + c_r.q, kd = kd_rest.q, kh = kh_kw.q, kw = kh_kw.r;
-            for (I row = row0; row < row1; ++row) {
-                const I id = base_d + kd * dil_d;
-                const I ih = base_h + kh * dil_h;
-                const I iw = base_w + kw * dil_w;
-                C v = C(0);
-                if (id >= 0 && id < in_d && ih >= 0 && ih < in_h && iw >= 0 && iw < in_w) {
-                    v = Ty::load(xn[c * xs_c + id * xs_d + ih * xs_h + iw * xs_w]);
-                }
-                col[row * len + j] = v;
-                if (++kw == ker_w) {
-                    kw = 0;
-                    if (++kh == ker_h) {
-                        kh = 0;
-                        if (++kd == ker_d) {
-                            kd = 0;
-                            ++c;
+            // HC_IM2COL_BATCH rows at a time: their addresses first, then every load, then the
+            // stores, so the loads are in flight together.
+            for (I row = row0; row < row1; row += HC_IM2COL_BATCH) {
+                I at[HC_IM2COL_BATCH];
+                bool inside[HC_IM2COL_BATCH];
+#pragma unroll
+                for (int u = 0; u < HC_IM2COL_BATCH; ++u) {
+                    const I id = base_d + kd * dil_d;
+                    const I ih = base_h + kh * dil_h;
+                    const I iw = base_w + kw * dil_w;
+                    inside[u] = row + u < row1 && id >= 0 && id < in_d && ih >= 0 && ih < in_h &&
+                                iw >= 0 && iw < in_w;
+                    at[u] = inside[u] ? c * xs_c + id * xs_d + ih * xs_h + iw * xs_w : 0;
+                    if (++kw == ker_w) {
+                        kw = 0;
+                        if (++kh == ker_h) {
+                            kh = 0;
+                            if (++kd == ker_d) {
+                                kd = 0;
+                                ++c;
+                            }
                         }
                     }
+                }
+                C v[HC_IM2COL_BATCH];
+#pragma unroll
+                for (int u = 0; u < HC_IM2COL_BATCH; ++u) {
+                    v[u] = inside[u] ? Ty::load(xn[at[u]]) : C(0);
+                }
+#pragma unroll
+                for (int u = 0; u < HC_IM2COL_BATCH; ++u) {
+                    if (row + u < row1) col[(row + u) * len + j] = v[u];
                 }
             }
         }
