@@ -131,9 +131,10 @@ HC_DEVICE void col2im32_impl(const KernelGeom& g, const KernelStrides& s,
 // The pair sums of col2im32s2 for 3×3 filters: every tap's column entry is loaded before any
 // of them is added, so a thread's loads are in flight together (in the loop form each load
 // waits behind the branch of the previous one). Same taps and summation order as the loops.
+// `live`: the row exists (false loads nothing).
 template <class Ty>
 HC_DEVICE void hc_col2im_pair_3x3(const typename Ty::C* __restrict__ rows, int cols, int th0,
-                                  int iw, int pad_w, int o_h, int o_w, bool second,
+                                  int iw, int pad_w, int o_h, int o_w, bool second, bool live,
                                   typename Ty::C& acc0, typename Ty::C& acc1) {
     typedef typename Ty::C C;
     C v[2][3];
@@ -142,7 +143,7 @@ HC_DEVICE void hc_col2im_pair_3x3(const typename Ty::C* __restrict__ rows, int c
     for (int s = 0; s < 2; ++s) {
         const int kh = (th0 & 1) + 2 * s;
         const int th = th0 - kh;
-        const bool row_ok = kh < 3 && th >= 0 && (th >> 1) < o_h;
+        const bool row_ok = live && kh < 3 && th >= 0 && (th >> 1) < o_h;
         const C* r = rows + (row_ok ? kh * 3 * cols + (th >> 1) * o_w : 0);
 #pragma unroll
         for (int kw = 0; kw < 3; ++kw) {
@@ -193,31 +194,49 @@ HC_DEVICE void col2im32s2_impl(const KernelGeom& g, const KernelStrides& s,
         const C* rows = col + plane * kernel_len * cols + b * output_len;
         const hc_i64 channel = (hc_i64)(group + gi) * g.c_per_group + ch_start + cl;
         typename Ty::T* plane_dx = dx + (hc_i64)(image_start + b) * s.n + channel * s.c;
+        if (k_h == 3 && k_w == 3) {
+            // Two rows per thread: the 3×3 sums of both are loaded before either is added.
+            const int quads = (in_h + 1) / 2 * pairs;
+            for (int q = (int)hc_thread_id(); q < quads; q += (int)hc_thread_count()) {
+                const int ih = 2 * (q / pairs), iw = 2 * (q - (q / pairs) * pairs);
+                const bool second = iw + 1 < in_w, lower = ih + 1 < in_h;
+                C acc[2][2] = {{C(0), C(0)}, {C(0), C(0)}};
+                hc_col2im_pair_3x3<Ty>(rows, cols, ih + pad_h, iw, pad_w, o_h, o_w, second, true,
+                                       acc[0][0], acc[0][1]);
+                hc_col2im_pair_3x3<Ty>(rows, cols, ih + 1 + pad_h, iw, pad_w, o_h, o_w, second,
+                                       lower, acc[1][0], acc[1][1]);
+                for (int r = 0; r < 1 + (int)lower; ++r) {
+                    typename Ty::T* p = plane_dx + (hc_i64)(ih + r) * s.spatial[1] +
+                                        (hc_i64)iw * s.spatial[2];
+                    *p = hc_blend<Ty>(acc[r][0], alpha, beta, p);
+                    if (second) {
+                        p[s.spatial[2]] = hc_blend<Ty>(acc[r][1], alpha, beta, p + s.spatial[2]);
+                    }
+                }
+            }
+            continue;
+        }
         for (int q = (int)hc_thread_id(); q < per_plane; q += (int)hc_thread_count()) {
             const int ih = q / pairs, iw = 2 * (q - ih * pairs);
             const bool second = iw + 1 < in_w;
             C acc0 = C(0), acc1 = C(0);
             const int th0 = ih + pad_h;
-            if (k_h == 3 && k_w == 3) {
-                hc_col2im_pair_3x3<Ty>(rows, cols, th0, iw, pad_w, o_h, o_w, second, acc0, acc1);
-            } else {
-                for (int kh = th0 & 1; kh < k_h; kh += 2) {
-                    const int th = th0 - kh;
-                    if (th < 0) break;
-                    const int oh = th >> 1;
-                    if (oh >= o_h) continue;
-                    const C* r = rows + kh * k_w * cols + oh * o_w;
-                    for (int kw = 0; kw < k_w; ++kw) {
-                        // Column iw reads tap kw from output column t / 2 when t is even, column
-                        // iw + 1 from (t + 1) / 2 when t is odd.
-                        const int t = iw + pad_w - kw;
-                        if (t < -1) break;
-                        if ((t & 1) == 0) {
-                            if (t >= 0 && (t >> 1) < o_w) acc0 += r[kw * cols + (t >> 1)];
-                        } else {
-                            const int u = (t + 1) >> 1;
-                            if (second && u < o_w) acc1 += r[kw * cols + u];
-                        }
+            for (int kh = th0 & 1; kh < k_h; kh += 2) {
+                const int th = th0 - kh;
+                if (th < 0) break;
+                const int oh = th >> 1;
+                if (oh >= o_h) continue;
+                const C* r = rows + kh * k_w * cols + oh * o_w;
+                for (int kw = 0; kw < k_w; ++kw) {
+                    // Column iw reads tap kw from output column t / 2 when t is even, column
+                    // iw + 1 from (t + 1) / 2 when t is odd.
+                    const int t = iw + pad_w - kw;
+                    if (t < -1) break;
+                    if ((t & 1) == 0) {
+                        if (t >= 0 && (t >> 1) < o_w) acc0 += r[kw * cols + (t >> 1)];
+                    } else {
+                        const int u = (t + 1) >> 1;
+                        if (second && u < o_w) acc1 += r[kw * cols + u];
                     }
                 }
             }

@@ -323,8 +323,11 @@ pub unsafe fn col2im<L: Launcher + ?Sized>(
         && geom.stride[1..] == [2, 2]
         && geom.dilation[1..] == [1, 1];
     let (op, total, rows) = if narrow && stride2 {
+        // 3×3 filters: two dx rows per thread as well.
         let pairs = (geom.input[2] + 1) / 2;
-        ("col2im32s2", geom.input[1] * pairs, i_n * gn * cn)
+        let rows_per_thread = if geom.kernel[1..] == [3, 3] { 2 } else { 1 };
+        let thread_rows = (geom.input[1] + rows_per_thread - 1) / rows_per_thread;
+        ("col2im32s2", thread_rows * pairs, i_n * gn * cn)
     } else if narrow {
         ("col2im32", total, 1)
     } else {
