@@ -203,3 +203,42 @@ fn cpu_depthwise_weight_slices_split_rows() {
         assert!(err <= tolerance(p.dtype()), "{}: error {err}", p.summary());
     }
 }
+
+#[test]
+fn cpu_depthwise_strides_beyond_the_input() {
+    // Strides larger than input plus padding: frames narrower than the padding, windows that
+    // see only padding, dx positions no window reaches.
+    let mut runs = 0;
+    for (input, pad, stride, kernel) in [(1, 2, 5, 1), (2, 3, 6, 2), (3, 4, 4, 1), (1, 0, 3, 1)] {
+        for rank in [1, 2] {
+            let Ok(p) = problem(
+                DType::F64,
+                2,
+                3,
+                &vec![input; rank],
+                6,
+                &vec![kernel; rank],
+                &vec![pad; rank],
+                &vec![stride; rank],
+                &vec![1; rank],
+                3,
+                rank - 1,
+            ) else {
+                continue;
+            };
+            for dir in Direction::ALL {
+                let plan = ConvPlan::with_options(&p, dir, PlanOptions::cpu(1 << 20)).unwrap();
+                assert_eq!(plan.path(), Path::Direct);
+                let err = run_plan_typed(&plan, 0.5, 0.25, 11, false);
+                assert!(
+                    err <= tolerance(DType::F64),
+                    "{} {}: {err}",
+                    p.summary(),
+                    dir.name()
+                );
+                runs += 1;
+            }
+        }
+    }
+    assert!(runs >= 18, "only {runs} problems were valid");
+}

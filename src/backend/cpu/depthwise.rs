@@ -74,6 +74,9 @@ unsafe fn load_frame<T: Element, C: Compute>(
         lo..hi.max(lo)
     };
     let columns = span(2);
+    if columns.is_empty() {
+        return;
+    }
     for pd in span(0) {
         for ph in span(1) {
             let row = &mut frame[row_start(frame_dims, pd as usize, ph as usize)..];
@@ -144,9 +147,9 @@ unsafe fn store_frame<T: Element, C: Compute>(
         for h in 0..height {
             let (fd, fh) = (d + lead[0], h + lead[1]);
             values.clear();
-            if fd < frame_dims[0] && fh < frame_dims[1] {
-                let row = &frame[row_start(frame_dims, fd, fh) + lead[2]..][..inside];
-                values.extend_from_slice(row);
+            if fd < frame_dims[0] && fh < frame_dims[1] && inside > 0 {
+                let start = row_start(frame_dims, fd, fh) + lead[2];
+                values.extend_from_slice(&frame[start..start + inside]);
             }
             values.resize(width, C::ZERO);
             let first = plane.at(d as i64, h as i64, 0);
