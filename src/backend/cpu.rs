@@ -104,6 +104,16 @@ impl<T> SharedPtr<T> {
     }
 }
 
+/// The kernel strides and shared element pointers of tensor arguments (direct kernels).
+fn tensor_views<T, const N: usize>(args: [TensorArg<'_>; N]) -> [(KernelStrides, SharedPtr<T>); N] {
+    args.map(|t| {
+        (
+            KernelStrides::of(t.desc),
+            SharedPtr(t.addr as usize as *mut T),
+        )
+    })
+}
+
 /// `alpha·value + beta·old`, never reading `old` when `beta` is zero.
 #[inline]
 fn blend<T: Element, C: Compute>(value: C, alpha: C, beta: C, old: impl FnOnce() -> T) -> T {

@@ -6,7 +6,7 @@
 //! flipped filter; at other strides it scatters dy into a frame of dx. Tasks own disjoint
 //! outputs and each runs in a fixed order, so results do not depend on the thread count.
 
-use super::{SharedPtr, blend};
+use super::{SharedPtr, blend, tensor_views};
 use crate::backend::{Addr, TensorArg};
 use crate::dtype::{Compute, Element};
 use crate::plan::{KernelGeom, KernelStrides};
@@ -369,16 +369,7 @@ pub(super) unsafe fn forward<T: Element, C: Compute>(
     alpha: f64,
     beta: f64,
 ) {
-    let (xs, ws, ys) = (
-        KernelStrides::of(x.desc),
-        KernelStrides::of(w.desc),
-        KernelStrides::of(y.desc),
-    );
-    let (xp, wp, yp) = (
-        SharedPtr(x.addr as usize as *mut T),
-        SharedPtr(w.addr as usize as *mut T),
-        SharedPtr(y.addr as usize as *mut T),
-    );
+    let [(xs, xp), (ws, wp), (ys, yp)] = tensor_views::<T, 3>([x, w, y]);
     let (alpha, beta) = (C::from_f64(alpha), C::from_f64(beta));
     let (frame_dims, out_dims) = (input_frame(g), dims(g.output));
     let arch = pulp::Arch::new();
@@ -426,16 +417,7 @@ pub(super) unsafe fn backward_data<T: Element, C: Compute>(
     alpha: f64,
     beta: f64,
 ) {
-    let (ys, ws, xs) = (
-        KernelStrides::of(dy.desc),
-        KernelStrides::of(w.desc),
-        KernelStrides::of(dx.desc),
-    );
-    let (yp, wp, xp) = (
-        SharedPtr(dy.addr as usize as *mut T),
-        SharedPtr(w.addr as usize as *mut T),
-        SharedPtr(dx.addr as usize as *mut T),
-    );
+    let [(ys, yp), (ws, wp), (xs, xp)] = tensor_views::<T, 3>([dy, w, dx]);
     let (alpha, beta) = (C::from_f64(alpha), C::from_f64(beta));
     let unit_stride = g.stride == [1; 3];
     // Stride 1: dx = dy (in a frame reaching one filter extent around dx) correlated with the
@@ -546,11 +528,7 @@ pub(super) unsafe fn weight_partials<T: Element, C: Compute>(
     part: Addr,
     slices: usize,
 ) {
-    let (xs, ys) = (KernelStrides::of(x.desc), KernelStrides::of(dy.desc));
-    let (xp, yp) = (
-        SharedPtr(x.addr as usize as *mut T),
-        SharedPtr(dy.addr as usize as *mut T),
-    );
+    let [(xs, xp), (ys, yp)] = tensor_views::<T, 2>([x, dy]);
     let out = SharedPtr(part as usize as *mut C);
     let frame_dims = input_frame(g);
     let (step, dil) = (dims(g.stride), dims(g.dilation));

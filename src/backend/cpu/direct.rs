@@ -3,7 +3,7 @@
 //! `depthwise.rs`): one rayon task per (image, channel) plane, or per (output channel, slice)
 //! for the weight gradient's partial sums, so results do not depend on the thread count.
 
-use super::{SharedPtr, blend};
+use super::{SharedPtr, blend, tensor_views};
 use crate::backend::{Addr, TensorArg};
 use crate::dtype::{Compute, Element};
 use crate::plan::{KernelGeom, KernelStrides};
@@ -44,16 +44,7 @@ pub(super) unsafe fn forward<T: Element, C: Compute>(
     alpha: f64,
     beta: f64,
 ) {
-    let (xs, ws, ys) = (
-        KernelStrides::of(x.desc),
-        KernelStrides::of(w.desc),
-        KernelStrides::of(y.desc),
-    );
-    let (xp, wp, yp) = (
-        SharedPtr(x.addr as usize as *mut T),
-        SharedPtr(w.addr as usize as *mut T),
-        SharedPtr(y.addr as usize as *mut T),
-    );
+    let [(xs, xp), (ws, wp), (ys, yp)] = tensor_views::<T, 3>([x, w, y]);
     let (alpha, beta) = (C::from_f64(alpha), C::from_f64(beta));
     (0..(g.n * g.k) as usize).into_par_iter().for_each(|plane| {
         let (n, k) = (plane as i64 / g.k, plane as i64 % g.k);
@@ -91,16 +82,7 @@ pub(super) unsafe fn backward_data<T: Element, C: Compute>(
     alpha: f64,
     beta: f64,
 ) {
-    let (ys, ws, xs) = (
-        KernelStrides::of(dy.desc),
-        KernelStrides::of(w.desc),
-        KernelStrides::of(dx.desc),
-    );
-    let (yp, wp, xp) = (
-        SharedPtr(dy.addr as usize as *mut T),
-        SharedPtr(w.addr as usize as *mut T),
-        SharedPtr(dx.addr as usize as *mut T),
-    );
+    let [(ys, yp), (ws, wp), (xs, xp)] = tensor_views::<T, 3>([dy, w, dx]);
     let (alpha, beta) = (C::from_f64(alpha), C::from_f64(beta));
     (0..(g.n * g.c) as usize).into_par_iter().for_each(|plane| {
         let (n, c) = (plane as i64 / g.c, plane as i64 % g.c);
@@ -143,11 +125,7 @@ pub(super) unsafe fn weight_partials<T: Element, C: Compute>(
     part: Addr,
     slices: usize,
 ) {
-    let (xs, ys) = (KernelStrides::of(x.desc), KernelStrides::of(dy.desc));
-    let (xp, yp) = (
-        SharedPtr(x.addr as usize as *mut T),
-        SharedPtr(dy.addr as usize as *mut T),
-    );
+    let [(xs, xp), (ys, yp)] = tensor_views::<T, 2>([x, dy]);
     let out = SharedPtr(part as usize as *mut C);
     // Taps run over (input channel of the group, filter position).
     let taps: Vec<_> = (0..g.c_per_group)
