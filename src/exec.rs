@@ -124,6 +124,18 @@ struct ImageRun {
     col: usize,
 }
 
+/// How a tile's weight-gradient partials are cut: `chunks` reductions of `chunk` positions
+/// each (whole images for 1×1 plans), one K·C/G·R (`weights`) partial each, starting at image
+/// `first_image`.
+#[derive(Debug, Clone, Copy)]
+struct PartialChunks {
+    weights: usize,
+    pointwise: bool,
+    chunk: usize,
+    chunks: usize,
+    first_image: usize,
+}
+
 /// Splits a pixel range into runs: a partial head, the whole images, a partial tail.
 fn image_runs(px: Pixels, per_image: usize) -> Vec<ImageRun> {
     let mut out: Vec<ImageRun> = Vec::new();
@@ -608,16 +620,31 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
         }
     }
 
+    /// How a tile's weight-gradient partials are cut: see [`PartialChunks`].
+    fn partial_chunks(&self, px: Pixels) -> PartialChunks {
+        let g = self.plan.problem().geometry();
+        let chunk = self.plan.partial_chunk();
+        PartialChunks {
+            weights: g.k * g.col_rows,
+            pointwise: self.plan.path() == Path::Pointwise,
+            chunk,
+            chunks: px.len / chunk,
+            first_image: px.start / g.output_len,
+        }
+    }
+
     /// The partial GEMMs with dy in place (x too for 1×1; else the tile's columns, images side
     /// by side): (image, chunk) pairs as one two-level batch (one group).
     unsafe fn partial_gemms_reading_dy(&self, px: Pixels) -> Result<()> {
         let p = self.plan.problem();
         let g = p.geometry();
-        let weights = g.k * g.col_rows;
-        let pointwise = self.plan.path() == Path::Pointwise;
-        let chunk = self.plan.partial_chunk();
-        let chunks = px.len / chunk;
-        let first_image = px.start / g.output_len;
+        let PartialChunks {
+            weights,
+            pointwise,
+            chunk,
+            chunks,
+            first_image,
+        } = self.partial_chunks(px);
         let splits = g.output_len / chunk;
         let view = |base: Addr, desc: &TensorDesc| {
             let m = tensor_view(base, desc, first_image, 0, 0);
@@ -672,11 +699,13 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
     unsafe fn partial_gemms_gathered(&self, px: Pixels) -> Result<()> {
         let p = self.plan.problem();
         let g = p.geometry();
-        let weights = g.k * g.col_rows;
-        let pointwise = self.plan.path() == Path::Pointwise;
-        let chunk = self.plan.partial_chunk();
-        let chunks = px.len / chunk;
-        let first_image = px.start / g.output_len;
+        let PartialChunks {
+            weights,
+            pointwise,
+            chunk,
+            chunks,
+            first_image,
+        } = self.partial_chunks(px);
         // Chunk i covers tile columns i·chunk .. (i + 1)·chunk; pointwise plans have one chunk
         // per image (x is read in place).
         let run = ImageRun {
