@@ -242,3 +242,41 @@ fn cpu_depthwise_strides_beyond_the_input() {
     }
     assert!(runs >= 18, "only {runs} problems were valid");
 }
+
+#[test]
+fn cpu_depthwise_huge_pads_and_strides_take_the_generic_loops() {
+    // Pads and strides so large that padded frames would need exabytes (or overflow): the
+    // backend must fall back to the generic direct loops and still answer correctly.
+    let cases: [(&[usize], &[usize], usize, usize); 2] = [
+        (&[1, 1], &[1, 1], 1 << 30, 1 << 31),
+        (&[2, 2, 2], &[2, 2, 2], (1 << 21) - 1, (1 << 22) - 2),
+    ];
+    for (input, kernel, pad, stride) in cases {
+        let rank = input.len();
+        let p = problem(
+            DType::F32,
+            1,
+            2,
+            input,
+            2,
+            kernel,
+            &vec![pad; rank],
+            &vec![stride; rank],
+            &vec![1; rank],
+            2,
+            0,
+        )
+        .unwrap();
+        for dir in Direction::ALL {
+            let plan = ConvPlan::with_options(&p, dir, PlanOptions::cpu(1 << 20)).unwrap();
+            assert_eq!(plan.path(), Path::Direct);
+            let err = run_plan_typed(&plan, 1.0, 0.0, 5, false);
+            assert!(
+                err <= tolerance(DType::F32),
+                "{} {}: {err}",
+                p.summary(),
+                dir.name()
+            );
+        }
+    }
+}

@@ -570,7 +570,7 @@ impl Backend for CpuBackend {
         alpha: f64,
         beta: f64,
     ) -> Result<()> {
-        if g.c_per_group == 1 {
+        if g.c_per_group == 1 && depthwise::frames_fit(g) {
             // SAFETY: forwarded contract; one input channel per group.
             dispatch!(y.desc.dtype(), T, C => unsafe { depthwise::forward::<T, C>(g, x, w, y, alpha, beta) });
         } else {
@@ -589,7 +589,7 @@ impl Backend for CpuBackend {
         alpha: f64,
         beta: f64,
     ) -> Result<()> {
-        if g.c_per_group == 1 {
+        if g.c_per_group == 1 && depthwise::frames_fit(g) {
             // SAFETY: forwarded contract; one input channel per group.
             dispatch!(dx.desc.dtype(), T, C => unsafe { depthwise::backward_data::<T, C>(g, dy, w, dx, alpha, beta) });
         } else {
@@ -607,7 +607,7 @@ impl Backend for CpuBackend {
         part: Addr,
         slices: usize,
     ) -> Result<()> {
-        if g.c_per_group == 1 {
+        if g.c_per_group == 1 && depthwise::frames_fit(g) {
             // SAFETY: forwarded contract; one input channel per group.
             dispatch!(dy.desc.dtype(), T, C => unsafe { depthwise::weight_partials::<T, C>(g, x, dy, part, slices) });
         } else {

@@ -359,6 +359,25 @@ fn input_frame(g: &KernelGeom) -> Dims {
     dims([reach(0), reach(1), reach(2)])
 }
 
+/// Whether the padded frames of `g` stay within a few times the tensors' own planes (huge pads
+/// or strides make them far larger, or overflow): the backend takes the generic direct loops
+/// otherwise.
+pub(super) fn frames_fit(g: &KernelGeom) -> bool {
+    let size = |dims: [i64; 3]| {
+        dims.iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(usize::try_from(d).ok()?))
+    };
+    let reach = |a: usize| g.input[a] + (g.kernel[a] - 1) * g.dilation[a];
+    let frame =
+        [0, 1, 2].map(|a| (g.output[a] - 1) * g.stride[a] + (g.kernel[a] - 1) * g.dilation[a] + 1);
+    let planes = (g.input_len as usize)
+        .saturating_add((g.output_len as usize).saturating_mul(g.kernel_len as usize));
+    let bound = planes.saturating_mul(4);
+    [frame, [reach(0), reach(1), reach(2)]]
+        .into_iter()
+        .all(|dims| size(dims).is_some_and(|v| v <= bound))
+}
+
 /// # Safety
 /// As [`crate::backend::Backend::direct_fwd`], with one input channel per group.
 pub(super) unsafe fn forward<T: Element, C: Compute>(
