@@ -226,18 +226,8 @@ fn cpu_depthwise_strides_beyond_the_input() {
             ) else {
                 continue;
             };
-            for dir in Direction::ALL {
-                let plan = ConvPlan::with_options(&p, dir, PlanOptions::cpu(1 << 20)).unwrap();
-                assert_eq!(plan.path(), Path::Direct);
-                let err = run_plan_typed(&plan, 0.5, 0.25, 11, false);
-                assert!(
-                    err <= tolerance(DType::F64),
-                    "{} {}: {err}",
-                    p.summary(),
-                    dir.name()
-                );
-                runs += 1;
-            }
+            check_cpu_direct_directions(&p, 0.5, 0.25, 11);
+            runs += 3;
         }
     }
     assert!(runs >= 18, "only {runs} problems were valid");
@@ -267,16 +257,22 @@ fn cpu_depthwise_huge_pads_and_strides_take_the_generic_loops() {
             0,
         )
         .unwrap();
-        for dir in Direction::ALL {
-            let plan = ConvPlan::with_options(&p, dir, PlanOptions::cpu(1 << 20)).unwrap();
-            assert_eq!(plan.path(), Path::Direct);
-            let err = run_plan_typed(&plan, 1.0, 0.0, 5, false);
-            assert!(
-                err <= tolerance(DType::F32),
-                "{} {}: {err}",
-                p.summary(),
-                dir.name()
-            );
-        }
+        check_cpu_direct_directions(&p, 1.0, 0.0, 5);
+    }
+}
+
+/// Runs every direction of `p` on CPU plans (which must take the direct path) against the
+/// reference.
+fn check_cpu_direct_directions(p: &hipconv::ConvProblem, alpha: f64, beta: f64, seed: u64) {
+    for dir in Direction::ALL {
+        let plan = ConvPlan::with_options(p, dir, PlanOptions::cpu(1 << 20)).unwrap();
+        assert_eq!(plan.path(), Path::Direct);
+        let err = run_plan_typed(&plan, alpha, beta, seed, false);
+        assert!(
+            err <= tolerance(p.dtype()),
+            "{} {}: {err}",
+            p.summary(),
+            dir.name()
+        );
     }
 }
