@@ -207,7 +207,17 @@ struct Correlation<'a, C> {
     stride: Dims,
 }
 
-impl<C: Compute> Correlation<'_, C> {
+impl<'a, C: Compute> Correlation<'a, C> {
+    /// The correlation of `g`'s geometry with `taps`.
+    fn of(g: &KernelGeom, taps: &'a [C]) -> Self {
+        Correlation {
+            taps,
+            kernel: dims(g.kernel),
+            dilation: dims(g.dilation),
+            stride: dims(g.stride),
+        }
+    }
+
     /// Adds the correlation of `frame` (`frame_dims`) into `out` (`out_dims`).
     #[inline(always)]
     fn accumulate(&self, frame: &[C], frame_dims: Dims, out: &mut [C], out_dims: Dims) {
@@ -352,11 +362,22 @@ fn dot_into<C: Compute>(sums: &mut [C; DOT_LANES], a: &[C], b: &[C]) {
     *sums = lanes;
 }
 
+/// How far a filter window reaches past its first tap along each axis: (K − 1)·dilation.
+fn filter_reach(g: &KernelGeom) -> [i64; 3] {
+    [0, 1, 2].map(|a| (g.kernel[a] - 1) * g.dilation[a])
+}
+
 /// The frame of an input plane for a forward correlation: the input shifted by the padding,
 /// cut where the last filter window ends.
-fn input_frame(g: &KernelGeom) -> Dims {
-    let reach = |a: usize| (g.output[a] - 1) * g.stride[a] + (g.kernel[a] - 1) * g.dilation[a] + 1;
-    dims([reach(0), reach(1), reach(2)])
+fn input_frame(g: &KernelGeom) -> [i64; 3] {
+    let reach = filter_reach(g);
+    [0, 1, 2].map(|a| (g.output[a] - 1) * g.stride[a] + reach[a] + 1)
+}
+
+/// The frame of a dy plane for backward-data at stride 1: dx widened by one filter reach.
+fn gradient_frame(g: &KernelGeom) -> [i64; 3] {
+    let reach = filter_reach(g);
+    [0, 1, 2].map(|a| g.input[a] + reach[a])
 }
 
 /// Whether the padded frames of `g` stay within a few times the tensors' own planes (huge pads
@@ -367,15 +388,12 @@ pub(super) fn frames_fit(g: &KernelGeom) -> bool {
         dims.iter()
             .try_fold(1usize, |acc, &d| acc.checked_mul(usize::try_from(d).ok()?))
     };
-    let reach = |a: usize| g.input[a] + (g.kernel[a] - 1) * g.dilation[a];
-    let frame =
-        [0, 1, 2].map(|a| (g.output[a] - 1) * g.stride[a] + (g.kernel[a] - 1) * g.dilation[a] + 1);
     let planes = (g.input_len as usize)
         .saturating_add((g.output_len as usize).saturating_mul(g.kernel_len as usize));
     let bound = planes.saturating_mul(4);
-    [frame, [reach(0), reach(1), reach(2)]]
+    [input_frame(g), gradient_frame(g)]
         .into_iter()
-        .all(|dims| size(dims).is_some_and(|v| v <= bound))
+        .all(|frame| size(frame).is_some_and(|v| v <= bound))
 }
 
 /// # Safety
@@ -390,7 +408,7 @@ pub(super) unsafe fn forward<T: Element, C: Compute>(
 ) {
     let [(xs, xp), (ws, wp), (ys, yp)] = tensor_views::<T, 3>([x, w, y]);
     let (alpha, beta) = (C::from_f64(alpha), C::from_f64(beta));
-    let (frame_dims, out_dims) = (input_frame(g), dims(g.output));
+    let (frame_dims, out_dims) = (dims(input_frame(g)), dims(g.output));
     let arch = pulp::Arch::new();
     (0..(g.n * g.k) as usize).into_par_iter().for_each_init(
         || (Vec::new(), Vec::new()),
@@ -402,12 +420,7 @@ pub(super) unsafe fn forward<T: Element, C: Compute>(
                 load_frame(xp, input, frame_dims, g.pad, frame);
                 filter_taps(g, wp, &ws, k, false)
             };
-            let correlation = Correlation {
-                taps: &taps,
-                kernel: dims(g.kernel),
-                dilation: dims(g.dilation),
-                stride: dims(g.stride),
-            };
+            let correlation = Correlation::of(g, &taps);
             out.clear();
             out.resize(volume(out_dims), C::ZERO);
             arch.dispatch(CorrelatePlane {
@@ -441,12 +454,14 @@ pub(super) unsafe fn backward_data<T: Element, C: Compute>(
     let unit_stride = g.stride == [1; 3];
     // Stride 1: dx = dy (in a frame reaching one filter extent around dx) correlated with the
     // flipped filter. Otherwise dy is scattered into a frame of dx shifted by the padding.
-    let reach = |a: usize| (g.kernel[a] - 1) * g.dilation[a];
     let (frame_dims, lead) = if unit_stride {
-        let frame = [0, 1, 2].map(|a| (g.input[a] + reach(a)) as usize);
-        (frame, [0, 1, 2].map(|a| reach(a) - g.pad[a]))
+        let reach = filter_reach(g);
+        (
+            dims(gradient_frame(g)),
+            [0, 1, 2].map(|a| reach[a] - g.pad[a]),
+        )
     } else {
-        (input_frame(g), [0; 3])
+        (dims(input_frame(g)), [0; 3])
     };
     let in_dims = dims(g.input);
     let arch = pulp::Arch::new();
@@ -463,12 +478,7 @@ pub(super) unsafe fn backward_data<T: Element, C: Compute>(
                     // SAFETY: as above.
                     unsafe { load_frame(yp, grad, frame_dims, lead, frame) };
                     acc.resize(volume(in_dims), C::ZERO);
-                    let correlation = Correlation {
-                        taps: &taps,
-                        kernel: dims(g.kernel),
-                        dilation: dims(g.dilation),
-                        stride: [1; 3],
-                    };
+                    let correlation = Correlation::of(g, &taps);
                     arch.dispatch(CorrelatePlane {
                         correlation,
                         frame,
@@ -549,7 +559,7 @@ pub(super) unsafe fn weight_partials<T: Element, C: Compute>(
 ) {
     let [(xs, xp), (ys, yp)] = tensor_views::<T, 2>([x, dy]);
     let out = SharedPtr(part as usize as *mut C);
-    let frame_dims = input_frame(g);
+    let frame_dims = dims(input_frame(g));
     let (step, dil) = (dims(g.stride), dims(g.dilation));
     let out_w = g.output[2] as usize;
     let taps = g.kernel_len as usize;
