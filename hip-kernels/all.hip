@@ -10,3 +10,4 @@
 #include "direct.hip"
 #include "winograd.hip"
 #include "batch.hip"
+#include "implicit.hip"

@@ -29,6 +29,8 @@
 //! bias_grad_<dt>     (KernelTensor d, const T* dy, T* db, C alpha, C beta)   // one block per channel
 //! direct_fwd_<dt>    (KernelGeom g, KernelStrides xs, KernelStrides ws, KernelStrides ys,
 //!                     const T* x, const T* w, T* y, C alpha, C beta)   // any C/G
+//! implicit_fwd_<dt>  (the same parameters as direct_fwd)   // G == 1, 1-D/2-D, 64×128 tiles
+//!                                                          // of 256-thread blocks
 //! gemm_pointers_<dt> (u64* table, i64 entries, i64 batch, BatchOperand lhs,
 //!                     BatchOperand rhs, BatchOperand dst)   // pointer-array GEMM tables
 //! ```
@@ -116,6 +118,7 @@ pub const KERNEL_OPS: &[&str] = &[
     "winograd_grad",
     "winograd_filter_grad",
     "gemm_pointers",
+    "implicit_fwd",
 ];
 
 /// Every kernel entry point in every code object.
@@ -232,6 +235,10 @@ pub const KERNEL_NAMES: &[&str] = &[
     "gemm_pointers_bf16",
     "gemm_pointers_f32",
     "gemm_pointers_f64",
+    "implicit_fwd_f16",
+    "implicit_fwd_bf16",
+    "implicit_fwd_f32",
+    "implicit_fwd_f64",
 ];
 
 /// Largest block size a kernel may be launched with (`HC_MAX_BLOCK` in `common.h`).

@@ -165,6 +165,10 @@ pub struct PlanOptions {
     /// kernels reduce per block over few output channels (H100, one 32×32 image, 3 → 16
     /// channels: 0.110 ms direct against 0.076 ms).
     pub direct_max_macs_weights: usize,
+    /// f32 forward problems of one group (1-D, 2-D) that no other path takes run on the
+    /// direct path, whose GPU kernel is then an implicit GEMM (`implicit_fwd`: no column
+    /// matrix). GPUs only; `HIPCONV_IMPLICIT=0` turns it off.
+    pub implicit_forward: bool,
     /// When eligible 3×3 problems use the Winograd path.
     pub winograd: winograd::Choice,
     /// Backward-weights with partials: GEMM output blocks to aim for per tile, reached by
@@ -195,6 +199,7 @@ impl PlanOptions {
             direct_depthwise: true,
             direct_max_macs: 0,
             direct_max_macs_weights: 0,
+            implicit_forward: false,
             winograd: winograd::Choice::from_env(winograd::Choice::CPU, winograd::Choice::CPU),
             partial_blocks: 0,
             pointer_tables: false,
@@ -218,6 +223,7 @@ impl PlanOptions {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(DIRECT_MAX_MACS),
             direct_max_macs_weights: 0,
+            implicit_forward: std::env::var("HIPCONV_IMPLICIT").map_or(true, |v| v != "0"),
             winograd: winograd::Choice::from_env(winograd::Choice::GPU, winograd::Choice::GPU),
             partial_blocks: std::env::var("HIPCONV_PARTIAL_BLOCKS")
                 .ok()
@@ -356,6 +362,9 @@ impl ConvPlan {
             return Ok(plan);
         }
         if let Some(plan) = Self::winograd(problem, direction, &opts)? {
+            return Ok(plan);
+        }
+        if let Some(plan) = Self::implicit(problem, direction, &opts) {
             return Ok(plan);
         }
         let g = problem.geometry();
@@ -814,7 +823,46 @@ impl ConvPlan {
         } else {
             (0, WorkspaceLayout::regions(0, 0, 0, 0, 0))
         };
-        Ok(Some(ConvPlan {
+        Ok(Some(Self::direct_plan(
+            problem, direction, positions, slices, layout,
+        )))
+    }
+
+    /// The forward of an f32 problem of one group on the direct path when GPU plans want its
+    /// implicit-GEMM kernel and the kernel takes the problem (pointwise problems keep their
+    /// plain GEMM, which reads x in place).
+    fn implicit(problem: &ConvProblem, direction: Direction, opts: &PlanOptions) -> Option<Self> {
+        let wanted = opts.implicit_forward
+            && direction == Direction::Forward
+            && problem.dtype() == DType::F32
+            && !problem.is_pointwise()
+            && crate::backend::kernel_ops::implicit_forward_fits(
+                &KernelGeom::of(problem),
+                problem.x(),
+                problem.w(),
+                problem.y(),
+            );
+        let g = problem.geometry();
+        wanted.then(|| {
+            Self::direct_plan(
+                problem,
+                direction,
+                g.n.saturating_mul(g.output_len),
+                0,
+                WorkspaceLayout::regions(0, 0, 0, 0, 0),
+            )
+        })
+    }
+
+    /// A plan on the direct kernels: no GEMM, workspace only for weight-gradient slices.
+    fn direct_plan(
+        problem: &ConvProblem,
+        direction: Direction,
+        positions: usize,
+        slices: usize,
+        layout: WorkspaceLayout,
+    ) -> Self {
+        ConvPlan {
             problem: problem.clone(),
             direction,
             path: Path::Direct,
@@ -830,7 +878,7 @@ impl ConvPlan {
             winograd: None,
             operand: problem.dtype().compute(),
             parts: Vec::new(),
-        }))
+        }
     }
 
     /// The Winograd correlation, when the plan's path is [`Path::Winograd`].
@@ -1132,6 +1180,96 @@ mod tests {
                 .path(),
             Path::Direct
         );
+    }
+
+    #[test]
+    fn large_single_group_f32_forwards_take_the_implicit_gemm_kernel() {
+        let strided = |n, c, hw, k, ks, pad, stride| {
+            let x = TensorDesc::packed(DType::F32, &[n, c, hw, hw]).unwrap();
+            let w = TensorDesc::packed(DType::F32, &[k, c, ks, ks]).unwrap();
+            let conv = ConvDesc::uniform(2, pad, stride, 1).unwrap();
+            ConvProblem::forward_packed(x, w, conv).unwrap()
+        };
+        let opts = PlanOptions {
+            implicit_forward: true,
+            ..PlanOptions::gpu(256 << 20)
+        };
+        let plan_of = |p: &ConvProblem, dir, opts| ConvPlan::with_options(p, dir, opts).unwrap();
+        // r50_conv1 at N=2 and r50_l2_s2 at N=4: direct path, no workspace.
+        for p in [
+            strided(2, 3, 224, 64, 7, 3, 2),
+            strided(4, 128, 56, 128, 3, 1, 2),
+        ] {
+            let plan = plan_of(&p, Direction::Forward, opts);
+            assert_eq!(plan.path(), Path::Direct, "{}", p.summary());
+            assert_eq!(plan.workspace_bytes(), 0);
+            // Not for the other directions, 16-bit types, or with the option off.
+            assert_ne!(
+                plan_of(&p, Direction::BackwardData, opts).path(),
+                Path::Direct
+            );
+            assert_ne!(
+                plan_of(&p, Direction::BackwardWeights, opts).path(),
+                Path::Direct
+            );
+            let f16 = p.with_dtype(DType::F16);
+            assert_ne!(plan_of(&f16, Direction::Forward, opts).path(), Path::Direct);
+            let off = PlanOptions {
+                implicit_forward: false,
+                ..opts
+            };
+            assert_ne!(plan_of(&p, Direction::Forward, off).path(), Path::Direct);
+        }
+        // Too many taps for the kernel's table (256 · 3 · 3 = 2304), pointwise, and grouped
+        // problems keep their paths.
+        let wide = strided(2, 256, 28, 64, 3, 1, 2);
+        assert_eq!(
+            plan_of(&wide, Direction::Forward, opts).path(),
+            Path::Im2col
+        );
+        let pointwise = strided(2, 64, 56, 64, 1, 0, 1);
+        assert_eq!(
+            plan_of(&pointwise, Direction::Forward, opts).path(),
+            Path::Pointwise
+        );
+        let x = TensorDesc::packed(DType::F32, &[2, 64, 56, 56]).unwrap();
+        let w = TensorDesc::packed(DType::F32, &[64, 32, 3, 3]).unwrap();
+        let conv = ConvDesc::uniform(2, 1, 2, 1)
+            .unwrap()
+            .with_groups(2)
+            .unwrap();
+        let grouped = ConvProblem::forward_packed(x, w, conv).unwrap();
+        assert_ne!(
+            plan_of(&grouped, Direction::Forward, opts).path(),
+            Path::Direct
+        );
+    }
+
+    #[test]
+    fn the_implicit_gemm_kernel_refuses_offsets_beyond_31_bits() {
+        // One 8×8 image with a padding of 2^28 rows: the window corners reach 2^31 elements
+        // before the image.
+        let x = TensorDesc::packed(DType::F32, &[64, 1, 8, 8]).unwrap();
+        let w = TensorDesc::packed(DType::F32, &[64, 1, 3, 3]).unwrap();
+        let near = ConvProblem::forward_packed(
+            x.clone(),
+            w.clone(),
+            ConvDesc::uniform(2, 1, 1, 1).unwrap(),
+        )
+        .unwrap();
+        let far =
+            ConvProblem::forward_packed(x, w, ConvDesc::uniform(2, 1 << 28, 1 << 29, 1).unwrap())
+                .unwrap();
+        let fits = |p: &ConvProblem| {
+            crate::backend::kernel_ops::implicit_forward_fits(
+                &KernelGeom::of(p),
+                p.x(),
+                p.w(),
+                p.y(),
+            )
+        };
+        assert!(fits(&near));
+        assert!(!fits(&far));
     }
 
     #[test]

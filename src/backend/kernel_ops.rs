@@ -434,7 +434,17 @@ pub unsafe fn direct_fwd<L: Launcher + ?Sized>(
     let planes = geom.n * geom.k;
     // Output positions (pairs of a row for the unrolled kernel) along x, (image, output
     // channel) planes along y.
-    let (op, shape) = if is_depthwise_3x3(geom) && fits_31_bits(geom, &[x.desc, w.desc, y.desc]) {
+    let tensors = [x.desc, w.desc, y.desc];
+    let (op, shape) = if implicit_forward_fits(geom, x.desc, w.desc, y.desc) && !index64_forced() {
+        // Tiles of 64 output channels × 128 positions, one block each (grid-stride beyond).
+        let position_tiles =
+            (geom.n * geom.output_len + IMPLICIT_TILE_POSITIONS - 1) / IMPLICIT_TILE_POSITIONS;
+        let channel_tiles = (geom.k + IMPLICIT_TILE_CHANNELS - 1) / IMPLICIT_TILE_CHANNELS;
+        (
+            "implicit_fwd",
+            (position_tiles * BLOCK as i64, channel_tiles),
+        )
+    } else if is_depthwise_3x3(geom) && fits_31_bits(geom, &tensors) {
         let pairs = geom.output[0] * geom.output[1] * ((geom.output[2] + 1) / 2);
         ("direct_fwd3", (pairs, planes))
     } else {
@@ -669,6 +679,60 @@ fn is_depthwise_3x3(geom: &KernelGeom) -> bool {
     geom.kernel == [1, 3, 3] && geom.c_per_group == 1
 }
 
+/// Most taps (C·R·S) the implicit-GEMM forward kernel takes (`HC_IG_MAX_TAPS`: the size of
+/// its per-block table of tap offsets in shared memory).
+pub const IMPLICIT_MAX_TAPS: i64 = 1152;
+/// Output channels per block tile of the implicit-GEMM forward kernel (`HC_IG_BM`).
+const IMPLICIT_TILE_CHANNELS: i64 = 64;
+/// Fewest outputs (N·K·positions) for which `implicit_fwd` beats the direct kernels: below,
+/// its 64 × 256 tiles leave most of a GPU idle (one 32×32 image, 3 → 16 channels: 0.037 ms
+/// against 0.025 ms on an H100).
+const IMPLICIT_MIN_OUTPUTS: i64 = 1 << 18;
+
+/// Output positions per block tile of the implicit-GEMM forward kernel (`hc_ig_shape::BN`
+/// with the default shape knobs, every type).
+const IMPLICIT_TILE_POSITIONS: i64 = 128;
+
+/// Whether `implicit_fwd` computes the forward of this problem: one group, enough outputs to
+/// fill a GPU, a 1-D or 2-D filter, at most [`IMPLICIT_MAX_TAPS`] taps, and 31-bit extents
+/// (its index arithmetic is 32-bit), including x's offsets reaching into the padding (a
+/// window's corner at up to `pad` rows and columns before the image). Plans use it to choose
+/// the direct path; the launch checks it again.
+pub fn implicit_forward_fits(
+    geom: &KernelGeom,
+    x: &crate::problem::TensorDesc,
+    w: &crate::problem::TensorDesc,
+    y: &crate::problem::TensorDesc,
+) -> bool {
+    let xs = KernelStrides::of(x);
+    let padding_reach = geom.pad[1]
+        .checked_mul(xs.spatial[1])
+        .zip(geom.pad[2].checked_mul(xs.spatial[2]))
+        .and_then(|(h, w)| h.checked_add(w))
+        .and_then(|reach| reach.checked_mul(2));
+    let x_reach = x
+        .element_space()
+        .ok()
+        .zip(padding_reach)
+        .and_then(|(space, reach)| (space as i64).checked_add(reach));
+    geom.groups == 1
+        && geom
+            .n
+            .saturating_mul(geom.k)
+            .saturating_mul(geom.output_len)
+            >= IMPLICIT_MIN_OUTPUTS
+        && geom.input[0] == 1
+        && geom.kernel[0] == 1
+        && geom.output[0] == 1
+        && geom.pad[0] == 0
+        && geom
+            .c
+            .checked_mul(geom.kernel_len)
+            .is_some_and(|taps| taps <= IMPLICIT_MAX_TAPS)
+        && x_reach.is_some_and(|r| r < INDEX_LIMIT)
+        && extents_fit_31_bits(geom, &[x, w, y])
+}
+
 /// Bound on every index the 32-bit kernels compute, so that a sum of two stays below 2^31.
 const INDEX_LIMIT: i64 = 1 << 30;
 
@@ -682,10 +746,12 @@ fn index64_forced() -> bool {
 /// Whether every tensor extent and geometry value fits the 32-bit index arithmetic of the
 /// unrolled depthwise kernels, `im2col32` and `col2im32`.
 fn fits_31_bits(geom: &KernelGeom, tensors: &[&crate::problem::TensorDesc]) -> bool {
+    !index64_forced() && extents_fit_31_bits(geom, tensors)
+}
+
+/// [`fits_31_bits`] whatever `HIPCONV_INDEX64` says.
+fn extents_fit_31_bits(geom: &KernelGeom, tensors: &[&crate::problem::TensorDesc]) -> bool {
     const LIMIT: i64 = INDEX_LIMIT;
-    if index64_forced() {
-        return false;
-    }
     let values = [
         geom.input,
         geom.output,

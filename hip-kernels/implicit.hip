@@ -1,0 +1,255 @@
+// Forward convolution as an implicit GEMM: the column matrix of im2col is never written.
+// For one group (G == 1) of a 1-D or 2-D problem, with taps q = (c, r, s) over C·R·S and
+// positions p = (n, oh, ow) over all images,
+//
+//     y[n, k, oh, ow] = alpha * sum_q w[k, q] * x̂[q, p] + beta * y,
+//     x̂[q, p] = x[n, c, oh*sh - ph + r*dh, ow*sw - pw + s*dw]   (0 outside the input).
+//
+// Each block computes a 64 (output channels) x 128 (positions) tile of y, stepping through
+// the taps 16 at a time (8 for f64): the step's weights and its x̂ rows (gathered straight
+// from x) are staged in shared memory, double-buffered so that the next step's global loads
+// are in flight while the current one is multiplied. Every thread accumulates an 8 x 4
+// sub-tile in registers (8 output channels, 4 neighbouring positions). Each tap's offsets
+// into x and w are computed once per block into a table in shared memory, so the gathers do
+// no division. 32-bit index arithmetic: the host launches this only when every tensor's
+// extent and every geometry value fits in 31 bits, offsets into the padding too, and
+// C·R·S <= HC_IG_MAX_TAPS (see `implicit_forward_fits` in src/backend/kernel_ops.rs).
+
+#include "common.h"
+
+#define HC_IG_BM 64        // output channels per block tile
+#define HC_IG_TM 8         // output channels per thread
+#define HC_IG_THREADS 256  // the launch's block size (kernel_ops::BLOCK)
+#define HC_IG_MAX_TAPS 1152
+
+// Shape knobs for 4-byte compute types (f64 always takes 4 positions per thread and 8 taps
+// per step, so that its tiles fit the 48 KiB of static shared memory): positions per thread
+// (4 or 8) and taps per step (8, or 16 with 4 positions per thread). The defaults are the
+// fastest measured on an H100 (`scripts/implicit_tune.cu` times the alternatives).
+#ifndef HC_IG_TN32
+#define HC_IG_TN32 4
+#endif
+#ifndef HC_IG_BK32
+#define HC_IG_BK32 16
+#endif
+// Blocks per multiprocessor the compiler must leave registers for (NVIDIA).
+#ifndef HC_IG_MIN_BLOCKS
+#define HC_IG_MIN_BLOCKS 3
+#endif
+
+// How far the multiply loop over a step's taps is unrolled: fully on NVIDIA; by two on AMD,
+// where the full unroll hoists every shared-memory read of the step into registers (256
+// VGPRs and spills on gfx1010 against 157).
+#if defined(HC_PLATFORM_HIP)
+#define HC_IG_STEP_UNROLL _Pragma("unroll 2")
+#define HC_IG_BOUNDS __launch_bounds__(HC_IG_THREADS)
+#else
+#define HC_IG_STEP_UNROLL _Pragma("unroll")
+#define HC_IG_BOUNDS __launch_bounds__(HC_IG_THREADS, HC_IG_MIN_BLOCKS)
+#endif
+
+// The tile shape for compute type C: TN positions per thread, BN = 32·TN per block tile
+// (`kernel_ops::implicit_tile_positions`), BK taps per step.
+template <class C>
+struct hc_ig_shape {
+    static const int TN = sizeof(C) == 4 ? HC_IG_TN32 : 4;
+    static const int BN = 32 * TN;
+    static const int BK = sizeof(C) == 4 ? HC_IG_BK32 : 8;
+};
+#if HC_IG_TN32 == 4
+static_assert(hc_ig_shape<float>::BN == 128 && hc_ig_shape<double>::BN == 128,
+              "the host launches tiles of 128 positions (kernel_ops::IMPLICIT_TILE_POSITIONS)");
+#endif
+
+// One tap's offsets: into x (channel and filter offset, dilated) and into w, and its dilated
+// filter offsets for the bounds test.
+struct hc_tap {
+    int x;
+    int w;
+    int dh;
+    int dw;
+};
+
+// Groups of compute-type values read from shared memory at once (16-byte aligned).
+template <class C, int N>
+struct alignas(16) hc_group {
+    C v[N];
+};
+
+template <class Ty>
+HC_DEVICE void implicit_fwd_impl(const KernelGeom& g, const KernelStrides& xs,
+                                 const KernelStrides& ws, const KernelStrides& ys,
+                                 const typename Ty::T* __restrict__ x,
+                                 const typename Ty::T* __restrict__ w,
+                                 typename Ty::T* __restrict__ y, typename Ty::C alpha,
+                                 typename Ty::C beta) {
+    typedef typename Ty::C C;
+    const int TN = hc_ig_shape<C>::TN, BN = hc_ig_shape<C>::BN, BK = hc_ig_shape<C>::BK;
+    // x̂ values each thread loads per step, and rows of the step one pass of threads covers;
+    // weights each thread loads per step (WL neighbouring taps of one output channel).
+    const int LOADS = BK * BN / HC_IG_THREADS, ROWS_PER_PASS = HC_IG_THREADS / BN;
+    const int WL = HC_IG_BM * BK / HC_IG_THREADS;
+    static_assert(LOADS * ROWS_PER_PASS == BK, "x̂ loads cover the step");
+    static_assert(WL * HC_IG_THREADS == HC_IG_BM * BK && BK % WL == 0, "weight loads");
+    static_assert(HC_IG_BM * BN == HC_IG_THREADS * HC_IG_TM * TN, "implicit tile");
+    __shared__ hc_tap taps[HC_IG_MAX_TAPS];
+    __shared__ hc_group<C, 8> a_tile[2][BK][HC_IG_BM / 8];
+    __shared__ hc_group<C, 4> b_tile[2][BK][BN / 4];
+
+    const int t = (int)hc_local_id();
+    const int kernel_w = (int)g.kernel[2], kernel_hw = (int)(g.kernel[1] * g.kernel[2]);
+    const int tap_count = (int)g.c * kernel_hw;
+    for (int q = t; q < tap_count; q += HC_IG_THREADS) {
+        const int c = q / kernel_hw, rs = q - c * kernel_hw;
+        const int r = rs / kernel_w, s = rs - r * kernel_w;
+        const int dh = r * (int)g.dilation[1], dw = s * (int)g.dilation[2];
+        hc_tap tap;
+        tap.x = c * (int)xs.c + dh * (int)xs.spatial[1] + dw * (int)xs.spatial[2];
+        tap.w = c * (int)ws.c + r * (int)ws.spatial[1] + s * (int)ws.spatial[2];
+        tap.dh = dh;
+        tap.dw = dw;
+        taps[q] = tap;
+    }
+    hc_sync_block();
+
+    const int out_w = (int)g.output[2], out_hw = (int)g.output_len;
+    const int in_h = (int)g.input[1], in_w = (int)g.input[2];
+    const int k_count = (int)g.k;
+    const hc_i64 positions = g.n * g.output_len;
+    const hc_i64 position_tiles = (positions + BN - 1) / BN;
+    const hc_i64 channel_tiles = (g.k + HC_IG_BM - 1) / HC_IG_BM;
+
+    // The thread's share of the loads: x̂ column `load_col`, rows load_row + u·ROWS_PER_PASS;
+    // weights of channel `w_row`, taps w_col + u (u < WL).
+    const int load_col = t % BN, load_row = t / BN;
+    const int w_row = t / (BK / WL), w_col = (t % (BK / WL)) * WL;
+    // The thread's sub-tile: channels ty·8 + i, positions 128·(j / 4) + tx·4 + j % 4. The
+    // eight warps split the tile 2 (channels) x 4 (positions), and each warp's lanes 4 x 8, so
+    // that a warp's reads of a step's tap are 4 distinct channel octets and 8 distinct
+    // position quads (128 bytes each: one shared-memory wavefront apiece).
+    const int warp = t / 32, lane = t % 32;
+    const int ty = (warp / 4) * 4 + lane / 8, tx = (warp % 4) * 8 + lane % 8;
+
+    HC_ROW_LOOP(channel_tile, channel_tiles) {
+        const int k0 = (int)channel_tile * HC_IG_BM;
+        const int w_k = k0 + w_row;
+        const bool w_live = w_k < k_count;
+        const typename Ty::T* w_base = w + (hc_i64)(w_live ? w_k : 0) * ws.n;
+        for (hc_i64 tile = hc_block_id(); tile < position_tiles; tile += hc_block_count()) {
+            // Where this thread's x̂ column starts: the image's offset plus the window's
+            // top-left corner (negative coordinates inside the padding).
+            const hc_i64 p = tile * BN + load_col;
+            int h0 = -(1 << 30), w0 = 0, x_base = 0;
+            if (p < positions) {
+                const int n = (int)p / out_hw, rest = (int)p - n * out_hw;
+                const int oh = rest / out_w, ow = rest - oh * out_w;
+                h0 = oh * (int)g.stride[1] - (int)g.pad[1];
+                w0 = ow * (int)g.stride[2] - (int)g.pad[2];
+                x_base = n * (int)xs.n + h0 * (int)xs.spatial[1] + w0 * (int)xs.spatial[2];
+            }
+            C x_next[LOADS], w_next[WL];
+            // Global loads of the step at tap q0 into registers (zero where out of range).
+            auto fetch = [&](int q0) {
+#pragma unroll
+                for (int u = 0; u < LOADS; ++u) {
+                    const int q = q0 + load_row + u * ROWS_PER_PASS;
+                    C v = C(0);
+                    if (q < tap_count) {
+                        const hc_tap tap = taps[q];
+                        const int ih = h0 + tap.dh, iw = w0 + tap.dw;
+                        if ((unsigned)ih < (unsigned)in_h && (unsigned)iw < (unsigned)in_w)
+                            v = Ty::load(x[x_base + tap.x]);
+                    }
+                    x_next[u] = v;
+                }
+#pragma unroll
+                for (int u = 0; u < WL; ++u) {
+                    const int q = q0 + w_col + u;
+                    w_next[u] = w_live && q < tap_count ? Ty::load(w_base[taps[q].w]) : C(0);
+                }
+            };
+            auto stash = [&](int buffer) {
+#pragma unroll
+                for (int u = 0; u < LOADS; ++u)
+                    b_tile[buffer][load_row + u * ROWS_PER_PASS][load_col / 4].v[load_col % 4] =
+                        x_next[u];
+#pragma unroll
+                for (int u = 0; u < WL; ++u)
+                    a_tile[buffer][w_col + u][w_row / 8].v[w_row % 8] = w_next[u];
+            };
+
+            C acc[HC_IG_TM][TN];
+#pragma unroll
+            for (int i = 0; i < HC_IG_TM; ++i)
+#pragma unroll
+                for (int j = 0; j < TN; ++j) acc[i][j] = C(0);
+
+            fetch(0);
+            stash(0);
+            hc_sync_block();
+            int buffer = 0;
+            for (int q0 = 0; q0 < tap_count; q0 += BK) {
+                const bool more = q0 + BK < tap_count;
+                if (more) fetch(q0 + BK);
+HC_IG_STEP_UNROLL
+                for (int kk = 0; kk < BK; ++kk) {
+                    const hc_group<C, 8> a = a_tile[buffer][kk][ty];
+                    C b[TN];
+#pragma unroll
+                    for (int half = 0; half < TN / 4; ++half) {
+                        const hc_group<C, 4> bq = b_tile[buffer][kk][32 * half + tx];
+#pragma unroll
+                        for (int j = 0; j < 4; ++j) b[4 * half + j] = bq.v[j];
+                    }
+#pragma unroll
+                    for (int i = 0; i < HC_IG_TM; ++i)
+#pragma unroll
+                        for (int j = 0; j < TN; ++j) acc[i][j] += a.v[i] * b[j];
+                }
+                if (more) stash(buffer ^ 1);
+                hc_sync_block();
+                buffer ^= 1;
+            }
+
+            // Store each run of 4 neighbouring positions: decode its first, then step.
+            const int out_h = (int)g.output[1];
+#pragma unroll
+            for (int run = 0; run < TN / 4; ++run) {
+                const hc_i64 first = tile * BN + 128 * run + 4 * tx;
+                if (first >= positions) continue;
+                int n = (int)first / out_hw, rest = (int)first - n * out_hw;
+                int oh = rest / out_w, ow = rest - oh * out_w;
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+                    typename Ty::T* yp = y + (hc_i64)n * ys.n + (hc_i64)oh * ys.spatial[1] +
+                                         (hc_i64)ow * ys.spatial[2];
+                    const bool live = first + j < positions;
+#pragma unroll
+                    for (int i = 0; i < HC_IG_TM; ++i) {
+                        const int k = k0 + ty * HC_IG_TM + i;
+                        if (live && k < k_count) {
+                            typename Ty::T* out = yp + (hc_i64)k * ys.c;
+                            *out = hc_blend<Ty>(acc[i][4 * run + j], alpha, beta, out);
+                        }
+                    }
+                    if (++ow == out_w) {
+                        ow = 0;
+                        if (++oh == out_h) {
+                            oh = 0;
+                            ++n;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#define HC_IMPLICIT(name, Ty)                                                                \
+    extern "C" __global__ void HC_IG_BOUNDS implicit_fwd_##name(                                          \
+        KernelGeom g, KernelStrides xs, KernelStrides ws, KernelStrides ys, const Ty::T* x,  \
+        const Ty::T* w, Ty::T* y, Ty::C alpha, Ty::C beta) {                                 \
+        implicit_fwd_impl<Ty>(g, xs, ws, ys, x, w, y, alpha, beta);                          \
+    }
+HC_FOR_EACH_TYPE(HC_IMPLICIT)
+#undef HC_IMPLICIT
