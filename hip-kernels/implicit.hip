@@ -253,3 +253,205 @@ HC_IG_STEP_UNROLL
     }
 HC_FOR_EACH_TYPE(HC_IMPLICIT)
 #undef HC_IMPLICIT
+
+// Backward-weights as an implicit GEMM, in partial sums over slices of the positions (the
+// host sums them with sum_batches and stores with unpack, as for direct_wgrad):
+//
+//     part[s][k][q] = sum_{p in slice s} dy[n, k, oh, ow] * x̂[q, p]
+//
+// with x̂ as above. Block rows (second grid dimension) are (64-channel, 128-tap) tiles of
+// part, blocks along x are slices; each block steps through its slice 16 positions at a time
+// (8 for f64),
+// staging dy and x̂ in shared memory (double-buffered, as the forward), and every thread
+// accumulates 8 channels x 4 neighbouring taps. Positions are tracked incrementally (no
+// division per step). The tap table covers only the block's 128 taps, so any C·R·S works.
+// 32-bit index arithmetic under the same conditions as the forward (`implicit_wgrad_fits`).
+#define HC_IW_BN 128  // taps per block tile
+
+// A position walked in steps: image n, output row oh and column ow.
+struct hc_walk {
+    int n;
+    int oh;
+    int ow;
+};
+
+HC_DEVICE hc_walk hc_walk_at(int p, int out_hw, int out_w) {
+    hc_walk at;
+    at.n = p / out_hw;
+    const int rest = p - at.n * out_hw;
+    at.oh = rest / out_w;
+    at.ow = rest - at.oh * out_w;
+    return at;
+}
+
+// Moves `at` forward by `by` positions.
+HC_DEVICE void hc_walk_on(hc_walk& at, int by, int out_w, int out_h) {
+    at.ow += by;
+    while (at.ow >= out_w) {
+        at.ow -= out_w;
+        if (++at.oh == out_h) {
+            at.oh = 0;
+            ++at.n;
+        }
+    }
+}
+
+template <class Ty>
+HC_DEVICE void implicit_wgrad_impl(const KernelGeom& g, const KernelStrides& xs,
+                                   const KernelStrides& ys, const typename Ty::T* __restrict__ x,
+                                   const typename Ty::T* __restrict__ dy,
+                                   typename Ty::C* __restrict__ part, hc_i64 slices) {
+    typedef typename Ty::C C;
+    // Positions per step: 16 (8 for f64, whose tiles would not fit 48 KiB otherwise).
+    const int BK = sizeof(C) == 4 ? 16 : 8;
+    // dy values each thread loads per step (neighbouring positions of one channel) and x̂
+    // values (one position, taps TAP_STRIDE apart).
+    const int A_LOADS = HC_IG_BM * BK / HC_IG_THREADS, B_LOADS = HC_IW_BN * BK / HC_IG_THREADS;
+    const int TAP_STRIDE = HC_IG_THREADS / BK;
+    static_assert(A_LOADS * HC_IG_THREADS == HC_IG_BM * BK && BK % A_LOADS == 0, "dy loads");
+    static_assert(B_LOADS * TAP_STRIDE == HC_IW_BN, "x̂ loads");
+    __shared__ hc_tap taps[HC_IW_BN];
+    __shared__ hc_group<C, 8> a_tile[2][BK][HC_IG_BM / 8];
+    // Rows padded by one quad: the 16 threads storing one tap for 16 positions then hit 8
+    // banks twice rather than one bank 16 times.
+    __shared__ hc_group<C, 4> b_tile[2][BK][HC_IW_BN / 4 + 1];
+
+    const int t = (int)hc_local_id();
+    const int kernel_w = (int)g.kernel[2], kernel_hw = (int)(g.kernel[1] * g.kernel[2]);
+    const int tap_count = (int)g.c * kernel_hw, k_count = (int)g.k;
+    const int out_w = (int)g.output[2], out_h = (int)g.output[1], out_hw = (int)g.output_len;
+    const int in_h = (int)g.input[1], in_w = (int)g.input[2];
+    const int st_h = (int)g.stride[1], st_w = (int)g.stride[2];
+    const int pad_h = (int)g.pad[1], pad_w = (int)g.pad[2];
+    const hc_i64 positions = g.n * g.output_len;
+    const int tap_tiles = (tap_count + HC_IW_BN - 1) / HC_IW_BN;
+    const int tiles = ((k_count + HC_IG_BM - 1) / HC_IG_BM) * tap_tiles;
+
+    // Loads: dy of channel k0 + a_row at positions a_p + u (u < A_LOADS); x̂ at position b_p
+    // for taps b_q + TAP_STRIDE·u (u < B_LOADS).
+    const int a_row = t / (BK / A_LOADS), a_p = (t % (BK / A_LOADS)) * A_LOADS;
+    const int b_p = t % BK, b_q = t / BK;
+    // Sub-tile: channels ty·8 + i, taps tx·4 + j (warps 2 x 4, lanes 4 x 8, as the forward).
+    const int warp = t / 32, lane = t % 32;
+    const int ty = (warp / 4) * 4 + lane / 8, tx = (warp % 4) * 8 + lane % 8;
+
+    HC_ROW_LOOP(tile, tiles) {
+        const int k0 = (int)(tile / tap_tiles) * HC_IG_BM, q0 = (int)(tile % tap_tiles) * HC_IW_BN;
+        hc_sync_block();  // the previous tile's last reads of the table are done
+        if (t < HC_IW_BN) {
+            const int q = q0 + t;
+            hc_tap tap;
+            tap.x = 0;
+            tap.w = 0;
+            tap.dh = -(1 << 30);  // out of every image: x̂ = 0 beyond the taps
+            tap.dw = 0;
+            if (q < tap_count) {
+                const int c = q / kernel_hw, rs = q - c * kernel_hw;
+                const int r = rs / kernel_w, s = rs - r * kernel_w;
+                tap.dh = r * (int)g.dilation[1];
+                tap.dw = s * (int)g.dilation[2];
+                tap.x = c * (int)xs.c + tap.dh * (int)xs.spatial[1] + tap.dw * (int)xs.spatial[2];
+            }
+            taps[t] = tap;
+        }
+        hc_sync_block();
+        const int a_k = k0 + a_row;
+        const bool a_live = a_k < k_count;
+        const typename Ty::T* dy_k = dy + (hc_i64)(a_live ? a_k : 0) * ys.c;
+
+        for (hc_i64 slice = hc_block_id(); slice < slices; slice += hc_block_count()) {
+            const int p_begin = (int)(positions * slice / slices);
+            const int p_end = (int)(positions * (slice + 1) / slices);
+            hc_walk a_at = hc_walk_at(p_begin + a_p, out_hw, out_w);
+            hc_walk b_at = hc_walk_at(p_begin + b_p, out_hw, out_w);
+            C a_next[A_LOADS], b_next[B_LOADS];
+            // Global loads of the step at position p0 (zero beyond the slice); advances the
+            // walks to the next step.
+            auto fetch = [&](int p0) {
+                hc_walk at = a_at;
+#pragma unroll
+                for (int u = 0; u < A_LOADS; ++u) {
+                    C v = C(0);
+                    if (a_live && p0 + a_p + u < p_end)
+                        v = Ty::load(dy_k[(hc_i64)at.n * ys.n + at.oh * (int)ys.spatial[1] +
+                                          at.ow * (int)ys.spatial[2]]);
+                    a_next[u] = v;
+                    hc_walk_on(at, 1, out_w, out_h);
+                }
+                const bool b_live = p0 + b_p < p_end;
+                const int h0 = b_at.oh * st_h - pad_h, w0 = b_at.ow * st_w - pad_w;
+                const int base = b_at.n * (int)xs.n + h0 * (int)xs.spatial[1] +
+                                 w0 * (int)xs.spatial[2];
+#pragma unroll
+                for (int u = 0; u < B_LOADS; ++u) {
+                    const hc_tap tap = taps[b_q + TAP_STRIDE * u];
+                    const int ih = h0 + tap.dh, iw = w0 + tap.dw;
+                    C v = C(0);
+                    if (b_live && (unsigned)ih < (unsigned)in_h && (unsigned)iw < (unsigned)in_w)
+                        v = Ty::load(x[base + tap.x]);
+                    b_next[u] = v;
+                }
+                hc_walk_on(a_at, BK, out_w, out_h);
+                hc_walk_on(b_at, BK, out_w, out_h);
+            };
+            auto stash = [&](int buffer) {
+#pragma unroll
+                for (int u = 0; u < A_LOADS; ++u)
+                    a_tile[buffer][a_p + u][a_row / 8].v[a_row % 8] = a_next[u];
+#pragma unroll
+                for (int u = 0; u < B_LOADS; ++u) {
+                    const int q = b_q + TAP_STRIDE * u;
+                    b_tile[buffer][b_p][q / 4].v[q % 4] = b_next[u];
+                }
+            };
+
+            C acc[HC_IG_TM][4];
+#pragma unroll
+            for (int i = 0; i < HC_IG_TM; ++i)
+#pragma unroll
+                for (int j = 0; j < 4; ++j) acc[i][j] = C(0);
+
+            hc_sync_block();  // the previous slice's last reads of the tiles are done
+            fetch(p_begin);
+            stash(0);
+            hc_sync_block();
+            int buffer = 0;
+            for (int p0 = p_begin; p0 < p_end; p0 += BK) {
+                const bool more = p0 + BK < p_end;
+                if (more) fetch(p0 + BK);
+                HC_IG_STEP_UNROLL
+                for (int kk = 0; kk < BK; ++kk) {
+                    const hc_group<C, 8> a = a_tile[buffer][kk][ty];
+                    const hc_group<C, 4> b = b_tile[buffer][kk][tx];
+#pragma unroll
+                    for (int i = 0; i < HC_IG_TM; ++i)
+#pragma unroll
+                        for (int j = 0; j < 4; ++j) acc[i][j] += a.v[i] * b.v[j];
+                }
+                if (more) stash(buffer ^ 1);
+                hc_sync_block();
+                buffer ^= 1;
+            }
+
+#pragma unroll
+            for (int i = 0; i < HC_IG_TM; ++i) {
+                const int k = k0 + ty * HC_IG_TM + i;
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+                    const int q = q0 + tx * 4 + j;
+                    if (k < k_count && q < tap_count)
+                        part[(slice * g.k + k) * (hc_i64)tap_count + q] = acc[i][j];
+                }
+            }
+        }
+    }
+}
+
+#define HC_IMPLICIT_WGRAD(name, Ty)                                                          \
+    extern "C" __global__ void HC_IG_BOUNDS implicit_wgrad_##name(                           \
+        KernelGeom g, KernelStrides xs, KernelStrides ys, const Ty::T* x, const Ty::T* dy,   \
+        Ty::C* part, hc_i64 slices) {                                                        \
+        implicit_wgrad_impl<Ty>(g, xs, ys, x, dy, part, slices);                             \
+    }
+HC_FOR_EACH_TYPE(HC_IMPLICIT_WGRAD)
+#undef HC_IMPLICIT_WGRAD

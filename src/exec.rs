@@ -51,7 +51,7 @@ pub unsafe fn execute<B: Backend + ?Sized>(
         if plan.path() == Path::Winograd {
             return walker.winograd(alpha, beta);
         }
-        if plan.path() == Path::Direct {
+        if matches!(plan.path(), Path::Direct | Path::Implicit) {
             return walker.direct(alpha, beta);
         }
         match plan.direction() {
@@ -767,16 +767,22 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
             tensor(self.bufs.y, p.y()),
         );
         let b = self.backend;
+        let implicit = self.plan.path() == Path::Implicit;
         // SAFETY: the caller's buffers cover their descriptors (contract of `execute`); the
         // partial and accumulator regions hold slices·K·C/G·R and K·C/G·R compute elements.
         unsafe {
             match self.plan.direction() {
+                Direction::Forward if implicit => b.implicit_fwd(&self.geom, x, w, y, alpha, beta),
                 Direction::Forward => b.direct_fwd(&self.geom, x, w, y, alpha, beta),
                 Direction::BackwardData => b.direct_bwd_data(&self.geom, y, w, x, alpha, beta),
                 Direction::BackwardWeights => {
                     let slices = self.plan.weight_partials();
                     let (part, acc) = (self.ws(Region::Partials, 0), self.ws(Region::Weights, 0));
-                    b.direct_wgrad(&self.geom, x, y, part, slices)?;
+                    if implicit {
+                        b.implicit_wgrad(&self.geom, x, y, part, slices)?;
+                    } else {
+                        b.direct_wgrad(&self.geom, x, y, part, slices)?;
+                    }
                     let count = g.k * g.col_rows;
                     b.sum_batches(p.dtype(), part, count, slices, acc, false)?;
                     b.unpack(acc, w, alpha, beta)

@@ -31,6 +31,8 @@
 //!                     const T* x, const T* w, T* y, C alpha, C beta)   // any C/G
 //! implicit_fwd_<dt>  (the same parameters as direct_fwd)   // G == 1, 1-D/2-D, 64×128 tiles
 //!                                                          // of 256-thread blocks
+//! implicit_wgrad_<dt> (the same parameters as direct_wgrad) // G == 1, 1-D/2-D; slices
+//!                                                          // along x, 64×128 tiles along y
 //! gemm_pointers_<dt> (u64* table, i64 entries, i64 batch, BatchOperand lhs,
 //!                     BatchOperand rhs, BatchOperand dst)   // pointer-array GEMM tables
 //! ```
@@ -119,6 +121,7 @@ pub const KERNEL_OPS: &[&str] = &[
     "winograd_filter_grad",
     "gemm_pointers",
     "implicit_fwd",
+    "implicit_wgrad",
 ];
 
 /// Every kernel entry point in every code object.
@@ -239,6 +242,10 @@ pub const KERNEL_NAMES: &[&str] = &[
     "implicit_fwd_bf16",
     "implicit_fwd_f32",
     "implicit_fwd_f64",
+    "implicit_wgrad_f16",
+    "implicit_wgrad_bf16",
+    "implicit_wgrad_f32",
+    "implicit_wgrad_f64",
 ];
 
 /// Largest block size a kernel may be launched with (`HC_MAX_BLOCK` in `common.h`).

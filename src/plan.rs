@@ -38,6 +38,11 @@ pub enum Path {
     /// Direct kernels, no column matrix and no GEMM: depthwise problems (groups == C) and
     /// problems too small to be worth more than one launch.
     Direct,
+    /// Implicit GEMMs (GPU plans; forward and backward-weights of one group): tiles of the
+    /// column matrix gathered from x into shared memory and multiplied there, never written
+    /// out. Backward-weights keeps partial sums over slices of the positions, as the direct
+    /// path does.
+    Implicit,
     /// Winograd minimal filtering (3×3, stride 1; see [`crate::winograd`]): transformed
     /// filter, data and output tiles with α² GEMMs between them.
     Winograd,
@@ -119,6 +124,20 @@ const DIRECT_SLICE_POSITIONS: usize = 16384;
 /// Most partial sums of a direct weight gradient.
 const DIRECT_MAX_SLICES: usize = 64;
 
+/// Output channels and taps per block tile of the implicit-GEMM weight-gradient kernel.
+const IMPLICIT_TILE_CHANNELS: usize = 64;
+const IMPLICIT_TILE_TAPS: usize = 128;
+
+/// Blocks the implicit-GEMM weight gradient aims for (tiles × slices): several per
+/// multiprocessor of a large GPU (`HIPCONV_IMPLICIT_BLOCKS` overrides).
+const IMPLICIT_TARGET_BLOCKS: usize = 1024;
+
+/// Default fewest outputs for the implicit-GEMM path ([`PlanOptions::implicit_min_outputs`]).
+pub const IMPLICIT_MIN_OUTPUTS: usize = 1 << 18;
+
+/// Fewest positions per slice of the implicit-GEMM weight gradient.
+const IMPLICIT_MIN_SLICE_POSITIONS: usize = 256;
+
 /// Default largest problem (multiply-adds) GPU plans run on the direct kernels whatever its
 /// groups (`HIPCONV_DIRECT_MACS` overrides; 0 keeps them for depthwise only): below this the
 /// host time of an im2col launch plus a BLAS call exceeds the work.
@@ -165,10 +184,15 @@ pub struct PlanOptions {
     /// kernels reduce per block over few output channels (H100, one 32×32 image, 3 → 16
     /// channels: 0.110 ms direct against 0.076 ms).
     pub direct_max_macs_weights: usize,
-    /// f32 forward problems of one group (1-D, 2-D) that no other path takes run on the
-    /// direct path, whose GPU kernel is then an implicit GEMM (`implicit_fwd`: no column
-    /// matrix). GPUs only; `HIPCONV_IMPLICIT=0` turns it off.
-    pub implicit_forward: bool,
+    /// f32 forward and backward-weights problems of one group (1-D, 2-D) that no other path
+    /// takes run on the direct path, whose GPU kernels are then implicit GEMMs
+    /// (`implicit_fwd`, `implicit_wgrad`: no column matrix). GPUs only; `HIPCONV_IMPLICIT=0`
+    /// turns it off.
+    pub implicit_gemm: bool,
+    /// Fewest outputs (N·K·positions) for which plans take the implicit-GEMM kernels: below,
+    /// their 64 × 128 tiles leave most of a GPU idle (one 32×32 image, 3 → 16 channels: 0.037
+    /// ms against 0.025 ms on the direct kernels, H100).
+    pub implicit_min_outputs: usize,
     /// When eligible 3×3 problems use the Winograd path.
     pub winograd: winograd::Choice,
     /// Backward-weights with partials: GEMM output blocks to aim for per tile, reached by
@@ -199,7 +223,8 @@ impl PlanOptions {
             direct_depthwise: true,
             direct_max_macs: 0,
             direct_max_macs_weights: 0,
-            implicit_forward: false,
+            implicit_gemm: false,
+            implicit_min_outputs: IMPLICIT_MIN_OUTPUTS,
             winograd: winograd::Choice::from_env(winograd::Choice::CPU, winograd::Choice::CPU),
             partial_blocks: 0,
             pointer_tables: false,
@@ -223,7 +248,8 @@ impl PlanOptions {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(DIRECT_MAX_MACS),
             direct_max_macs_weights: 0,
-            implicit_forward: std::env::var("HIPCONV_IMPLICIT").map_or(true, |v| v != "0"),
+            implicit_gemm: std::env::var("HIPCONV_IMPLICIT").map_or(true, |v| v != "0"),
+            implicit_min_outputs: IMPLICIT_MIN_OUTPUTS,
             winograd: winograd::Choice::from_env(winograd::Choice::GPU, winograd::Choice::GPU),
             partial_blocks: std::env::var("HIPCONV_PARTIAL_BLOCKS")
                 .ok()
@@ -328,7 +354,7 @@ fn region_sizes(
         (Path::Im2col | Path::Pointwise, Direction::Forward) => (o, o, c),
         (Path::Im2col | Path::Pointwise, Direction::BackwardData) => (o, c, o),
         (Path::Im2col | Path::Pointwise, Direction::BackwardWeights) => (c, o, o),
-        (Path::Direct | Path::Winograd, _) => (c, c, c),
+        (Path::Direct | Path::Implicit | Path::Winograd, _) => (c, c, c),
     }
 }
 
@@ -364,7 +390,7 @@ impl ConvPlan {
         if let Some(plan) = Self::winograd(problem, direction, &opts)? {
             return Ok(plan);
         }
-        if let Some(plan) = Self::implicit(problem, direction, &opts) {
+        if let Some(plan) = Self::implicit(problem, direction, &opts)? {
             return Ok(plan);
         }
         let g = problem.geometry();
@@ -797,65 +823,121 @@ impl ConvPlan {
         if !depthwise && !small {
             return Ok(None);
         }
-        let esize = problem.dtype().compute().size();
-        let weights = checked_mul(g.k, g.col_rows, "weights")?;
         let positions = checked_mul(g.n, g.output_len, "positions")?;
         let (slices, layout) = if direction == Direction::BackwardWeights {
-            let weight_bytes = align(checked_mul(weights, esize, "weights")?)?;
-            let slice_bytes = align(checked_mul(weights, esize, "weights")?)?;
-            let fit = opts.budget.saturating_sub(weight_bytes) / slice_bytes;
-            let slices = positions
+            let wanted = positions
                 .div_ceil(DIRECT_SLICE_POSITIONS)
-                .clamp(1, DIRECT_MAX_SLICES)
-                .min(fit)
-                .max(1);
-            let partial_bytes = align(checked_mul(slices, weights * esize, "partials")?)?;
-            (
-                slices,
-                WorkspaceLayout::regions(
-                    0,
-                    weight_bytes,
-                    weight_bytes,
-                    weight_bytes,
-                    checked_add(weight_bytes, partial_bytes, "workspace")?,
-                ),
-            )
+                .clamp(1, DIRECT_MAX_SLICES);
+            Self::weight_slices(problem, wanted, opts.budget)?
         } else {
             (0, WorkspaceLayout::regions(0, 0, 0, 0, 0))
         };
         Ok(Some(Self::direct_plan(
-            problem, direction, positions, slices, layout,
+            Path::Direct,
+            problem,
+            direction,
+            positions,
+            slices,
+            layout,
         )))
     }
 
-    /// The forward of an f32 problem of one group on the direct path when GPU plans want its
-    /// implicit-GEMM kernel and the kernel takes the problem (pointwise problems keep their
-    /// plain GEMM, which reads x in place).
-    fn implicit(problem: &ConvProblem, direction: Direction, opts: &PlanOptions) -> Option<Self> {
-        let wanted = opts.implicit_forward
-            && direction == Direction::Forward
-            && problem.dtype() == DType::F32
-            && !problem.is_pointwise()
-            && crate::backend::kernel_ops::implicit_forward_fits(
-                &KernelGeom::of(problem),
-                problem.x(),
-                problem.w(),
-                problem.y(),
-            );
+    /// Up to `wanted` partial weight gradients of a direct plan, as many as the budget holds
+    /// beside their sum (at least one), and the workspace layout: the sum in the weights
+    /// region, the partials after it.
+    fn weight_slices(
+        problem: &ConvProblem,
+        wanted: usize,
+        budget: usize,
+    ) -> Result<(usize, WorkspaceLayout)> {
         let g = problem.geometry();
-        wanted.then(|| {
-            Self::direct_plan(
-                problem,
-                direction,
-                g.n.saturating_mul(g.output_len),
-                0,
-                WorkspaceLayout::regions(0, 0, 0, 0, 0),
-            )
-        })
+        let esize = problem.dtype().compute().size();
+        let weight_bytes = align(checked_mul(
+            checked_mul(g.k, g.col_rows, "weights")?,
+            esize,
+            "weights",
+        )?)?;
+        let fit = budget.saturating_sub(weight_bytes) / weight_bytes.max(1);
+        let slices = wanted.min(fit).max(1);
+        let partial_bytes = align(checked_mul(slices, weight_bytes, "partials")?)?;
+        let layout = WorkspaceLayout::regions(
+            0,
+            weight_bytes,
+            weight_bytes,
+            weight_bytes,
+            checked_add(weight_bytes, partial_bytes, "workspace")?,
+        );
+        Ok((slices, layout))
     }
 
-    /// A plan on the direct kernels: no GEMM, workspace only for weight-gradient slices.
+    /// f32 problems of one group that no other path takes, forward and backward-weights, on
+    /// the implicit-GEMM kernels when GPU plans want them, the problem has enough outputs to
+    /// fill a GPU and the kernels take it (pointwise problems keep their plain GEMMs, which
+    /// read x in place). Backward-weights gets enough partial sums (slices of the positions)
+    /// to fill the GPU.
+    fn implicit(
+        problem: &ConvProblem,
+        direction: Direction,
+        opts: &PlanOptions,
+    ) -> Result<Option<Self>> {
+        use crate::backend::kernel_ops::{implicit_forward_fits, implicit_wgrad_fits};
+        let geom = KernelGeom::of(problem);
+        let (x, w, y) = (problem.x(), problem.w(), problem.y());
+        let fits = match direction {
+            Direction::Forward => implicit_forward_fits(&geom, x, w, y),
+            Direction::BackwardWeights => implicit_wgrad_fits(&geom, x, y),
+            Direction::BackwardData => false,
+        };
+        let outputs = [geom.n, geom.k, geom.output_len]
+            .iter()
+            .try_fold(1i64, |acc, &v| acc.checked_mul(v));
+        let big = outputs.is_some_and(|o| o >= opts.implicit_min_outputs as i64);
+        if !(opts.implicit_gemm
+            && big
+            && problem.dtype() == DType::F32
+            && !problem.is_pointwise()
+            && fits)
+        {
+            return Ok(None);
+        }
+        let g = problem.geometry();
+        let positions = checked_mul(g.n, g.output_len, "positions")?;
+        let tap_tiles = g.col_rows.div_ceil(IMPLICIT_TILE_TAPS);
+        if direction == Direction::BackwardWeights
+            && g.col_rows * 4 < tap_tiles * IMPLICIT_TILE_TAPS * 3
+        {
+            // Under three quarters of the weight-gradient tiles' taps would be real (conv1's
+            // 147 taps in two tiles of 128: 0.75 ms against 0.51 ms through im2col, H100).
+            return Ok(None);
+        }
+        let (slices, layout) = if direction == Direction::BackwardWeights {
+            let tiles = g.k.div_ceil(IMPLICIT_TILE_CHANNELS) * tap_tiles;
+            let target = std::env::var("HIPCONV_IMPLICIT_BLOCKS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(IMPLICIT_TARGET_BLOCKS);
+            let wanted = target
+                .div_ceil(tiles)
+                .min(positions / IMPLICIT_MIN_SLICE_POSITIONS)
+                .max(1);
+            Self::weight_slices(problem, wanted, opts.budget)?
+        } else {
+            (0, WorkspaceLayout::regions(0, 0, 0, 0, 0))
+        };
+        Ok(Some(Self::direct_plan(
+            Path::Implicit,
+            problem,
+            direction,
+            positions,
+            slices,
+            layout,
+        )))
+    }
+
+    /// A plan on the direct or implicit-GEMM kernels (`path`): no BLAS GEMM, workspace only for
+    /// weight-gradient slices.
     fn direct_plan(
+        path: Path,
         problem: &ConvProblem,
         direction: Direction,
         positions: usize,
@@ -865,7 +947,7 @@ impl ConvPlan {
         ConvPlan {
             problem: problem.clone(),
             direction,
-            path: Path::Direct,
+            path,
             tiling: Tiling::Pixels {
                 per_tile: positions.max(1),
             },
@@ -1128,6 +1210,7 @@ mod tests {
     fn partials_split_images_until_the_gemms_fill_the_chip() {
         let im2col = PlanOptions {
             winograd: winograd::Choice::NEVER,
+            implicit_gemm: false,
             ..PlanOptions::gpu(256 << 20)
         };
         let splits = |p: &ConvProblem| {
@@ -1191,34 +1274,48 @@ mod tests {
             ConvProblem::forward_packed(x, w, conv).unwrap()
         };
         let opts = PlanOptions {
-            implicit_forward: true,
+            implicit_gemm: true,
             ..PlanOptions::gpu(256 << 20)
         };
         let plan_of = |p: &ConvProblem, dir, opts| ConvPlan::with_options(p, dir, opts).unwrap();
-        // r50_conv1 at N=2 and r50_l2_s2 at N=4: direct path, no workspace.
-        for p in [
-            strided(2, 3, 224, 64, 7, 3, 2),
-            strided(4, 128, 56, 128, 3, 1, 2),
-        ] {
+        // r50_conv1 at N=2 and r50_l2_s2 at N=4: implicit forwards, no workspace.
+        let conv1 = strided(2, 3, 224, 64, 7, 3, 2);
+        for p in [conv1.clone(), strided(4, 128, 56, 128, 3, 1, 2)] {
             let plan = plan_of(&p, Direction::Forward, opts);
-            assert_eq!(plan.path(), Path::Direct, "{}", p.summary());
+            assert_eq!(plan.path(), Path::Implicit, "{}", p.summary());
             assert_eq!(plan.workspace_bytes(), 0);
-            // Not for the other directions, 16-bit types, or with the option off.
+            let g = p.geometry();
+            if g.col_rows == 147 {
+                // conv1's weight gradient: 147 taps would fill 57% of two 128-tap tiles.
+                let plan = plan_of(&p, Direction::BackwardWeights, opts);
+                assert_eq!(plan.path(), Path::Im2col);
+                continue;
+            }
+            // Backward-weights: partial sums enough to fill a GPU, within the budget (and one
+            // when the budget holds no more).
+            let weights = g.k * g.col_rows * 4;
+            let plan = plan_of(&p, Direction::BackwardWeights, opts);
+            assert_eq!(plan.path(), Path::Implicit);
+            assert!(plan.weight_partials() >= 8, "{}", plan.weight_partials());
+            assert!(plan.workspace_bytes() <= opts.budget);
+            assert!(plan.workspace_bytes() >= (plan.weight_partials() + 1) * weights);
+            let tight = PlanOptions { budget: 0, ..opts };
+            let plan = plan_of(&p, Direction::BackwardWeights, tight);
+            assert_eq!((plan.path(), plan.weight_partials()), (Path::Implicit, 1));
+            // Not backward-data, 16-bit types, or with the option off.
             assert_ne!(
                 plan_of(&p, Direction::BackwardData, opts).path(),
-                Path::Direct
-            );
-            assert_ne!(
-                plan_of(&p, Direction::BackwardWeights, opts).path(),
-                Path::Direct
+                Path::Implicit
             );
             let f16 = p.with_dtype(DType::F16);
-            assert_ne!(plan_of(&f16, Direction::Forward, opts).path(), Path::Direct);
             let off = PlanOptions {
-                implicit_forward: false,
+                implicit_gemm: false,
                 ..opts
             };
-            assert_ne!(plan_of(&p, Direction::Forward, off).path(), Path::Direct);
+            for dir in [Direction::Forward, Direction::BackwardWeights] {
+                assert_ne!(plan_of(&f16, dir, opts).path(), Path::Implicit);
+                assert_ne!(plan_of(&p, dir, off).path(), Path::Implicit);
+            }
         }
         // Too many taps for the kernel's table (256 · 3 · 3 = 2304), pointwise, and grouped
         // problems keep their paths.
@@ -1241,7 +1338,7 @@ mod tests {
         let grouped = ConvProblem::forward_packed(x, w, conv).unwrap();
         assert_ne!(
             plan_of(&grouped, Direction::Forward, opts).path(),
-            Path::Direct
+            Path::Implicit
         );
     }
 

@@ -368,3 +368,84 @@ fn stride_two_backward_data_matches_the_reference_on_the_gpu() {
     }
     eprintln!("gpu stride-2 backward-data: {runs} problems × 3 budgets, 3 padded-depth 3-D");
 }
+
+/// The implicit-GEMM kernels (f32, one group, 1-D and 2-D; forward and backward-weights):
+/// filters 1–7 wide, pads 0–3, strides 1–3, dilations 1–2, every layout, channel counts that
+/// are not multiples of the 64 × 128 tiles, tap counts beyond the forward's table (those
+/// forwards take im2col; their weight gradients stay implicit) or filling the weight
+/// gradient's last 128-tap tile partly, and budgets down to one partial weight gradient.
+#[test]
+fn implicit_gemm_problems_match_the_reference_on_the_gpu() {
+    let target = gpu();
+    let mut rng = Rng::new(0x16E3);
+    let (mut forwards, mut weights) = (0, 0);
+    for round in 0..36 {
+        let one_d = round % 6 == 5;
+        let kernel = 1 + rng.below(7);
+        let stride = 1 + rng.below(3);
+        let dilation = 1 + rng.below(2);
+        let pad = rng.below(4).min(kernel - 1);
+        let c = match round % 4 {
+            0 => 3,
+            1 => 130,
+            _ => 5 + rng.below(40),
+        };
+        let k = 20 + rng.below(90);
+        let reach = (kernel - 1) * dilation + 1;
+        let (input, filter): (Vec<usize>, Vec<usize>) = if one_d {
+            (vec![reach + 900 + rng.below(600)], vec![kernel])
+        } else {
+            let side = reach + (20 + rng.below(30)) * stride;
+            (vec![side, side + rng.below(5)], vec![kernel, kernel])
+        };
+        let rank = input.len();
+        let out_len: usize = input
+            .iter()
+            .map(|&i| (i + 2 * pad - reach) / stride + 1)
+            .product();
+        // Enough outputs for the implicit path (plans take it from 2^18).
+        let n = (1usize << 18).div_ceil(k * out_len).max(1) + rng.below(2);
+        let p = problem(
+            DType::F32,
+            n,
+            c,
+            &input,
+            k,
+            &filter,
+            &vec![pad; rank],
+            &vec![stride; rank],
+            &vec![dilation; rank],
+            1,
+            rng.below(4),
+        )
+        .unwrap();
+        for dir in [Direction::Forward, Direction::BackwardWeights] {
+            let roomy = hipconv::ConvPlan::new(&p, dir, 1 << 30).unwrap();
+            if roomy.path() != hipconv::plan::Path::Implicit {
+                continue;
+            }
+            match dir {
+                Direction::Forward => forwards += 1,
+                _ => weights += 1,
+            }
+            let Some(target) = target else { continue };
+            for budget in [1 << 30, 0] {
+                let err = gpu_error(target, &p, dir, budget, rng.next_u64());
+                assert!(
+                    err <= tolerance(DType::F32),
+                    "{} {} budget {budget} ({}): error {err}",
+                    p.summary(),
+                    dir.name(),
+                    roomy.describe()
+                );
+            }
+        }
+    }
+    assert!(
+        forwards >= 15 && weights >= 10,
+        "only {forwards} forward and {weights} weight-gradient implicit plans of 36"
+    );
+    eprintln!(
+        "gpu implicit GEMM: {forwards} forward and {weights} weight-gradient problems × 2 budgets"
+    );
+}

@@ -435,16 +435,7 @@ pub unsafe fn direct_fwd<L: Launcher + ?Sized>(
     // Output positions (pairs of a row for the unrolled kernel) along x, (image, output
     // channel) planes along y.
     let tensors = [x.desc, w.desc, y.desc];
-    let (op, shape) = if implicit_forward_fits(geom, x.desc, w.desc, y.desc) && !index64_forced() {
-        // Tiles of 64 output channels × 128 positions, one block each (grid-stride beyond).
-        let position_tiles =
-            (geom.n * geom.output_len + IMPLICIT_TILE_POSITIONS - 1) / IMPLICIT_TILE_POSITIONS;
-        let channel_tiles = (geom.k + IMPLICIT_TILE_CHANNELS - 1) / IMPLICIT_TILE_CHANNELS;
-        (
-            "implicit_fwd",
-            (position_tiles * BLOCK as i64, channel_tiles),
-        )
-    } else if is_depthwise_3x3(geom) && fits_31_bits(geom, &tensors) {
+    let (op, shape) = if is_depthwise_3x3(geom) && fits_31_bits(geom, &tensors) {
         let pairs = geom.output[0] * geom.output[1] * ((geom.output[2] + 1) / 2);
         ("direct_fwd3", (pairs, planes))
     } else {
@@ -641,13 +632,8 @@ pub unsafe fn direct_wgrad<L: Launcher + ?Sized>(
     part: Addr,
     slices: usize,
 ) -> Result<()> {
-    let dt = dy.desc.dtype();
-    let mut g = *geom;
-    let (mut xs, mut ys) = (KernelStrides::of(x.desc), KernelStrides::of(dy.desc));
-    let (mut xp, mut yp, mut pp) = (x.addr, dy.addr, part);
-    let mut count = slices as i64;
+    let count = slices as i64;
     // One block per (output channel, slice).
-    let total = geom.k * count * BLOCK as i64;
     let op = if is_depthwise_3x3(geom) {
         "direct_wgrad3"
     } else {
@@ -655,11 +641,97 @@ pub unsafe fn direct_wgrad<L: Launcher + ?Sized>(
     };
     // SAFETY: forwarded contract.
     unsafe {
+        wgrad_launch(
+            l,
+            op,
+            geom,
+            [x, dy],
+            part,
+            count,
+            (geom.k * count * BLOCK as i64, 1),
+        )
+    }
+}
+
+/// See [`super::Backend::implicit_fwd`]: `implicit_fwd` where [`implicit_forward_fits`] (and
+/// 32-bit indexing is allowed), else the direct kernels.
+///
+/// # Safety
+/// As the trait method.
+pub unsafe fn implicit_fwd<L: Launcher + ?Sized>(
+    l: &L,
+    geom: &KernelGeom,
+    x: TensorArg<'_>,
+    w: TensorArg<'_>,
+    y: TensorArg<'_>,
+    alpha: f64,
+    beta: f64,
+) -> Result<()> {
+    if !implicit_forward_fits(geom, x.desc, w.desc, y.desc) || index64_forced() {
+        // SAFETY: forwarded contract.
+        return unsafe { direct_fwd(l, geom, x, w, y, alpha, beta) };
+    }
+    // Tiles of 64 output channels × 128 positions, one block each (grid-stride beyond).
+    let position_tiles =
+        (geom.n * geom.output_len + IMPLICIT_TILE_POSITIONS - 1) / IMPLICIT_TILE_POSITIONS;
+    let channel_tiles = (geom.k + IMPLICIT_TILE_CHANNELS - 1) / IMPLICIT_TILE_CHANNELS;
+    let shape = (position_tiles * BLOCK as i64, channel_tiles);
+    // SAFETY: forwarded contract.
+    unsafe { direct_launch(l, "implicit_fwd", geom, [x, w, y], (alpha, beta), shape) }
+}
+
+/// See [`super::Backend::implicit_wgrad`]: `implicit_wgrad` where [`implicit_wgrad_fits`]
+/// (and 32-bit indexing is allowed), else the direct kernels.
+///
+/// # Safety
+/// As the trait method.
+pub unsafe fn implicit_wgrad<L: Launcher + ?Sized>(
+    l: &L,
+    geom: &KernelGeom,
+    x: TensorArg<'_>,
+    dy: TensorArg<'_>,
+    part: Addr,
+    slices: usize,
+) -> Result<()> {
+    if !implicit_wgrad_fits(geom, x.desc, dy.desc) || index64_forced() {
+        // SAFETY: forwarded contract.
+        return unsafe { direct_wgrad(l, geom, x, dy, part, slices) };
+    }
+    let count = slices as i64;
+    // One block per slice along x, (64-channel, 128-tap) tiles along y.
+    let tap_tiles =
+        (geom.c * geom.kernel_len + IMPLICIT_WGRAD_TILE_TAPS - 1) / IMPLICIT_WGRAD_TILE_TAPS;
+    let channel_tiles = (geom.k + IMPLICIT_TILE_CHANNELS - 1) / IMPLICIT_TILE_CHANNELS;
+    let shape = (count * BLOCK as i64, channel_tiles * tap_tiles);
+    // SAFETY: forwarded contract.
+    unsafe { wgrad_launch(l, "implicit_wgrad", geom, [x, dy], part, count, shape) }
+}
+
+/// Launches a weight-gradient kernel whose parameters are (geometry, the strides of x and
+/// dy, their addresses, the partials' address, the slice count) over `(total, rows)`.
+///
+/// # Safety
+/// As the weight-gradient trait methods.
+unsafe fn wgrad_launch<L: Launcher + ?Sized>(
+    l: &L,
+    op: &str,
+    geom: &KernelGeom,
+    [x, dy]: [TensorArg<'_>; 2],
+    part: Addr,
+    mut count: i64,
+    (total, rows): (i64, i64),
+) -> Result<()> {
+    let dt = dy.desc.dtype();
+    let mut g = *geom;
+    let (mut xs, mut ys) = (KernelStrides::of(x.desc), KernelStrides::of(dy.desc));
+    let (mut xp, mut yp, mut pp) = (x.addr, dy.addr, part);
+    // SAFETY: forwarded contract.
+    unsafe {
         l.launch(
             op,
             dt,
             total,
-            1,
+            rows,
             &mut [
                 arg(&mut g),
                 arg(&mut xs),
@@ -673,7 +745,6 @@ pub unsafe fn direct_wgrad<L: Launcher + ?Sized>(
     }
 }
 
-/// Whether the depthwise filter is 2-D 3×3 (the unrolled `*3` kernels).
 /// Whether the unrolled 3×3 depthwise kernels (one input channel per group) apply.
 fn is_depthwise_3x3(geom: &KernelGeom) -> bool {
     geom.kernel == [1, 3, 3] && geom.c_per_group == 1
@@ -682,27 +753,47 @@ fn is_depthwise_3x3(geom: &KernelGeom) -> bool {
 /// Most taps (C·R·S) the implicit-GEMM forward kernel takes (`HC_IG_MAX_TAPS`: the size of
 /// its per-block table of tap offsets in shared memory).
 pub const IMPLICIT_MAX_TAPS: i64 = 1152;
-/// Output channels per block tile of the implicit-GEMM forward kernel (`HC_IG_BM`).
+/// Output channels per block tile of the implicit-GEMM kernels (`HC_IG_BM`).
 const IMPLICIT_TILE_CHANNELS: i64 = 64;
-/// Fewest outputs (N·K·positions) for which `implicit_fwd` beats the direct kernels: below,
-/// its 64 × 256 tiles leave most of a GPU idle (one 32×32 image, 3 → 16 channels: 0.037 ms
-/// against 0.025 ms on an H100).
-const IMPLICIT_MIN_OUTPUTS: i64 = 1 << 18;
-
+/// Taps per block tile of the implicit-GEMM weight-gradient kernel (`HC_IW_BN`).
+const IMPLICIT_WGRAD_TILE_TAPS: i64 = 128;
 /// Output positions per block tile of the implicit-GEMM forward kernel (`hc_ig_shape::BN`
 /// with the default shape knobs, every type).
 const IMPLICIT_TILE_POSITIONS: i64 = 128;
 
-/// Whether `implicit_fwd` computes the forward of this problem: one group, enough outputs to
-/// fill a GPU, a 1-D or 2-D filter, at most [`IMPLICIT_MAX_TAPS`] taps, and 31-bit extents
-/// (its index arithmetic is 32-bit), including x's offsets reaching into the padding (a
-/// window's corner at up to `pad` rows and columns before the image). Plans use it to choose
-/// the direct path; the launch checks it again.
+/// Whether `implicit_fwd` computes the forward of this problem: the conditions of
+/// [`implicit_gemm_fits`] and at most [`IMPLICIT_MAX_TAPS`] taps. Plans use it to choose the
+/// direct path; the launch checks it again.
 pub fn implicit_forward_fits(
     geom: &KernelGeom,
     x: &crate::problem::TensorDesc,
     w: &crate::problem::TensorDesc,
     y: &crate::problem::TensorDesc,
+) -> bool {
+    implicit_gemm_fits(geom, x, &[w, y])
+        && geom
+            .c
+            .checked_mul(geom.kernel_len)
+            .is_some_and(|taps| taps <= IMPLICIT_MAX_TAPS)
+}
+
+/// Whether `implicit_wgrad` computes the weight gradient of this problem (the conditions of
+/// [`implicit_gemm_fits`]; any number of taps).
+pub fn implicit_wgrad_fits(
+    geom: &KernelGeom,
+    x: &crate::problem::TensorDesc,
+    dy: &crate::problem::TensorDesc,
+) -> bool {
+    implicit_gemm_fits(geom, x, &[dy])
+}
+
+/// What both implicit-GEMM kernels need: one group, a 1-D or 2-D filter, and 31-bit extents (their index arithmetic is 32-bit), including x's offsets
+/// reaching into the padding (a window's corner up to `pad` rows and columns before the
+/// image) and the filter's reach.
+fn implicit_gemm_fits(
+    geom: &KernelGeom,
+    x: &crate::problem::TensorDesc,
+    others: &[&crate::problem::TensorDesc],
 ) -> bool {
     let xs = KernelStrides::of(x);
     let padding_reach = geom.pad[1]
@@ -715,22 +806,15 @@ pub fn implicit_forward_fits(
         .ok()
         .zip(padding_reach)
         .and_then(|(space, reach)| (space as i64).checked_add(reach));
+    let mut tensors = vec![x];
+    tensors.extend_from_slice(others);
     geom.groups == 1
-        && geom
-            .n
-            .saturating_mul(geom.k)
-            .saturating_mul(geom.output_len)
-            >= IMPLICIT_MIN_OUTPUTS
         && geom.input[0] == 1
         && geom.kernel[0] == 1
         && geom.output[0] == 1
         && geom.pad[0] == 0
-        && geom
-            .c
-            .checked_mul(geom.kernel_len)
-            .is_some_and(|taps| taps <= IMPLICIT_MAX_TAPS)
         && x_reach.is_some_and(|r| r < INDEX_LIMIT)
-        && extents_fit_31_bits(geom, &[x, w, y])
+        && extents_fit_31_bits(geom, &tensors)
 }
 
 /// Bound on every index the 32-bit kernels compute, so that a sum of two stays below 2^31.
@@ -915,6 +999,31 @@ macro_rules! launched_ops {
         ) -> $crate::error::Result<()> {
             // SAFETY: forwarded contract.
             unsafe { $crate::backend::kernel_ops::direct_wgrad(self, geom, x, dy, part, slices) }
+        }
+
+        unsafe fn implicit_fwd(
+            &self,
+            geom: &$crate::plan::KernelGeom,
+            x: $crate::backend::TensorArg<'_>,
+            w: $crate::backend::TensorArg<'_>,
+            y: $crate::backend::TensorArg<'_>,
+            alpha: f64,
+            beta: f64,
+        ) -> $crate::error::Result<()> {
+            // SAFETY: forwarded contract.
+            unsafe { $crate::backend::kernel_ops::implicit_fwd(self, geom, x, w, y, alpha, beta) }
+        }
+
+        unsafe fn implicit_wgrad(
+            &self,
+            geom: &$crate::plan::KernelGeom,
+            x: $crate::backend::TensorArg<'_>,
+            dy: $crate::backend::TensorArg<'_>,
+            part: $crate::backend::Addr,
+            slices: usize,
+        ) -> $crate::error::Result<()> {
+            // SAFETY: forwarded contract.
+            unsafe { $crate::backend::kernel_ops::implicit_wgrad(self, geom, x, dy, part, slices) }
         }
 
         unsafe fn winograd(

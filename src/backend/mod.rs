@@ -317,6 +317,44 @@ pub trait Backend: Sync {
         slices: usize,
     ) -> Result<()>;
 
+    /// Forward as an implicit GEMM (one group; the plan's [`crate::plan::Path::Implicit`]):
+    /// `y = alpha·conv(x, w) + beta·y` without a column matrix. GPU backends launch
+    /// `implicit_fwd` where it takes the problem; the default (the CPU's) is
+    /// [`Backend::direct_fwd`].
+    ///
+    /// # Safety
+    /// As [`Backend::direct_fwd`].
+    unsafe fn implicit_fwd(
+        &self,
+        geom: &KernelGeom,
+        x: TensorArg<'_>,
+        w: TensorArg<'_>,
+        y: TensorArg<'_>,
+        alpha: f64,
+        beta: f64,
+    ) -> Result<()> {
+        // SAFETY: forwarded contract.
+        unsafe { self.direct_fwd(geom, x, w, y, alpha, beta) }
+    }
+
+    /// Weight-gradient partial sums as implicit GEMMs, in [`Backend::direct_wgrad`]'s layout.
+    /// GPU backends launch `implicit_wgrad` where it takes the problem; the default is
+    /// [`Backend::direct_wgrad`].
+    ///
+    /// # Safety
+    /// As [`Backend::direct_wgrad`].
+    unsafe fn implicit_wgrad(
+        &self,
+        geom: &KernelGeom,
+        x: TensorArg<'_>,
+        dy: TensorArg<'_>,
+        part: Addr,
+        slices: usize,
+    ) -> Result<()> {
+        // SAFETY: forwarded contract.
+        unsafe { self.direct_wgrad(geom, x, dy, part, slices) }
+    }
+
     /// One Winograd transform step (see [`crate::winograd`] for the matrices and layouts):
     /// `tensor` is the caller's tensor the step reads (filter, data, gradient) or writes with
     /// alpha/beta (output, filter gradient); `work` is the compute-type workspace matrix;
