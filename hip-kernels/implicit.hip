@@ -40,9 +40,14 @@
 // How far the multiply loop over a step's taps is unrolled: fully on NVIDIA; by two on AMD,
 // where the full unroll hoists every shared-memory read of the step into registers (256
 // VGPRs and spills on gfx1010 against 157).
+// Launch bounds: the block size (and on NVIDIA the blocks per SM), spelled as each compiler
+// takes them (clang's CUDA mode without the CUDA headers has only the attribute).
 #if defined(HC_PLATFORM_HIP)
 #define HC_IG_STEP_UNROLL _Pragma("unroll 2")
 #define HC_IG_BOUNDS __launch_bounds__(HC_IG_THREADS)
+#elif defined(__clang__)
+#define HC_IG_STEP_UNROLL _Pragma("unroll")
+#define HC_IG_BOUNDS __attribute__((launch_bounds(HC_IG_THREADS, HC_IG_MIN_BLOCKS)))
 #else
 #define HC_IG_STEP_UNROLL _Pragma("unroll")
 #define HC_IG_BOUNDS __launch_bounds__(HC_IG_THREADS, HC_IG_MIN_BLOCKS)
