@@ -206,6 +206,76 @@ HC_DEVICE void direct_bwd_data_impl(const KernelGeom& g, const KernelStrides& ys
     }
 }
 
+// Backward-data with each dx element's reduction split across HC_SPLIT_LANES neighbouring
+// threads (output channel j of the group on lane j % HC_SPLIT_LANES), their partial sums
+// added in lane order through shared memory: for small problems with many output channels
+// per group, where one thread per element walking every channel and tap is latency-bound.
+// Launched with 256-thread blocks (kernel_ops::BLOCK): 32 elements per block and pass.
+#define HC_SPLIT_LANES 8
+#define HC_SPLIT_BLOCK 256
+template <class Ty>
+HC_DEVICE void direct_bwd_data_split_impl(const KernelGeom& g, const KernelStrides& ys,
+                                          const KernelStrides& ws, const KernelStrides& xs,
+                                          const typename Ty::T* __restrict__ dy,
+                                          const typename Ty::T* __restrict__ w,
+                                          typename Ty::T* __restrict__ dx, typename Ty::C alpha,
+                                          typename Ty::C beta) {
+    typedef typename Ty::C C;
+    __shared__ C partial[HC_SPLIT_BLOCK];
+    const hc_i64 t = hc_local_id(), lane = t % HC_SPLIT_LANES;
+    const hc_i64 per_block = HC_SPLIT_BLOCK / HC_SPLIT_LANES;
+    const hc_i64 elements = g.n * g.c * g.input_len;
+    const hc_i64 in_hw = g.input[1] * g.input[2];
+    for (hc_i64 first = (hc_i64)hc_block_id() * per_block; first < elements;
+         first += (hc_i64)hc_block_count() * per_block) {
+        const hc_i64 e = first + t / HC_SPLIT_LANES;
+        C acc = C(0);
+        hc_qr plane_i, n_c, id_rest, ih_iw;
+        if (e < elements) {
+            plane_i = hc_divmod(e, g.input_len);
+            n_c = hc_divmod(plane_i.q, g.c);
+            const hc_qr group_ci = hc_divmod(n_c.r, g.c_per_group);
+            id_rest = hc_divmod(plane_i.r, in_hw);
+            ih_iw = hc_divmod(id_rest.r, g.input[2]);
+            for (hc_i64 j = lane; j < g.k_per_group; j += HC_SPLIT_LANES) {
+                const hc_i64 k = group_ci.q * g.k_per_group + j;
+                const typename Ty::T* dyp = dy + n_c.q * ys.n + k * ys.c;
+                const typename Ty::T* wp = w + k * ws.n + group_ci.r * ws.c;
+                for (hc_i64 kd = 0; kd < g.kernel[0]; ++kd) {
+                    const hc_i64 od = hc_tap_source(id_rest.q, kd, g.pad[0], g.stride[0],
+                                                    g.dilation[0], g.output[0]);
+                    if (od < 0) continue;
+                    for (hc_i64 kh = 0; kh < g.kernel[1]; ++kh) {
+                        const hc_i64 oh = hc_tap_source(ih_iw.q, kh, g.pad[1], g.stride[1],
+                                                        g.dilation[1], g.output[1]);
+                        if (oh < 0) continue;
+                        for (hc_i64 kw = 0; kw < g.kernel[2]; ++kw) {
+                            const hc_i64 ow = hc_tap_source(ih_iw.r, kw, g.pad[2], g.stride[2],
+                                                            g.dilation[2], g.output[2]);
+                            if (ow < 0) continue;
+                            const C dv = Ty::load(dyp[od * ys.spatial[0] + oh * ys.spatial[1] +
+                                                      ow * ys.spatial[2]]);
+                            const C wv = Ty::load(wp[kd * ws.spatial[0] + kh * ws.spatial[1] +
+                                                     kw * ws.spatial[2]]);
+                            acc += dv * wv;
+                        }
+                    }
+                }
+            }
+        }
+        partial[t] = acc;
+        hc_sync_block();
+        if (lane == 0 && e < elements) {
+            C sum = partial[t];
+            for (int l = 1; l < HC_SPLIT_LANES; ++l) sum += partial[t + l];
+            typename Ty::T* p = dx + n_c.q * xs.n + n_c.r * xs.c + id_rest.q * xs.spatial[0] +
+                                ih_iw.q * xs.spatial[1] + ih_iw.r * xs.spatial[2];
+            *p = hc_blend<Ty>(sum, alpha, beta, p);
+        }
+        hc_sync_block();  // the partials are read before the next pass overwrites them
+    }
+}
+
 // Backward-data for a fixed KH x KW 2-D filter and stride 1, in 32-bit index arithmetic (as
 // the forward one): every tap reads dy at a fixed offset from the input position (a
 // correlation with the flipped filter); two inputs of a row per thread.
@@ -468,6 +538,11 @@ HC_DEVICE void direct_wgrad_fixed(const KernelGeom& g, const KernelStrides& xs,
         KernelGeom g, KernelStrides ys, KernelStrides ws, KernelStrides xs, const Ty::T* dy,  \
         const Ty::T* w, Ty::T* dx, Ty::C alpha, Ty::C beta) {                                 \
         direct_bwd_data_impl<Ty>(g, ys, ws, xs, dy, w, dx, alpha, beta);             \
+    }                                                                                         \
+    extern "C" __global__ void direct_bwd_data_split_##name(                               \
+        KernelGeom g, KernelStrides ys, KernelStrides ws, KernelStrides xs, const Ty::T* dy,  \
+        const Ty::T* w, Ty::T* dx, Ty::C alpha, Ty::C beta) {                                 \
+        direct_bwd_data_split_impl<Ty>(g, ys, ws, xs, dy, w, dx, alpha, beta);                \
     }                                                                                         \
     extern "C" __global__ void direct_bwd_data3_##name(                                    \
         KernelGeom g, KernelStrides ys, KernelStrides ws, KernelStrides xs, const Ty::T* dy,  \

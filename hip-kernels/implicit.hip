@@ -6,9 +6,9 @@
 //     x̂[q, p] = x[n, c, oh*sh - ph + r*dh, ow*sw - pw + s*dw]   (0 outside the input).
 //
 // Each block computes a 64 (output channels) x 128 (positions) tile of y, stepping through
-// the taps 16 at a time (8 for f64): the step's weights and its x̂ rows (gathered straight
-// from x) are staged in shared memory, double-buffered so that the next step's global loads
-// are in flight while the current one is multiplied. Every thread accumulates an 8 x 4
+// the taps 8 at a time: the step's weights and its x̂ rows (gathered straight from x) are
+// staged in shared memory, double-buffered so that the next step's global loads are in
+// flight while the current one is multiplied. Every thread accumulates an 8 x 4
 // sub-tile in registers (8 output channels, 4 neighbouring positions). Each tap's offsets
 // into x and w are computed once per block into a table in shared memory, so the gathers do
 // no division. 32-bit index arithmetic: the host launches this only when every tensor's
@@ -30,7 +30,7 @@
 #define HC_IG_TN32 4
 #endif
 #ifndef HC_IG_BK32
-#define HC_IG_BK32 16
+#define HC_IG_BK32 8
 #endif
 // Blocks per multiprocessor the compiler must leave registers for (NVIDIA).
 #ifndef HC_IG_MIN_BLOCKS
@@ -91,14 +91,16 @@ HC_DEVICE void implicit_fwd_impl(const KernelGeom& g, const KernelStrides& xs,
     typedef typename Ty::C C;
     const int TN = hc_ig_shape<C>::TN, BN = hc_ig_shape<C>::BN, BK = hc_ig_shape<C>::BK;
     // x̂ values each thread loads per step, and rows of the step one pass of threads covers;
-    // weights each thread loads per step (WL neighbouring taps of one output channel).
+    // weights each thread loads per step (one tap of WL output channels).
     const int LOADS = BK * BN / HC_IG_THREADS, ROWS_PER_PASS = HC_IG_THREADS / BN;
     const int WL = HC_IG_BM * BK / HC_IG_THREADS;
     static_assert(LOADS * ROWS_PER_PASS == BK, "x̂ loads cover the step");
-    static_assert(WL * HC_IG_THREADS == HC_IG_BM * BK && BK % WL == 0, "weight loads");
+    static_assert(WL * HC_IG_THREADS == HC_IG_BM * BK, "weight loads");
     static_assert(HC_IG_BM * BN == HC_IG_THREADS * HC_IG_TM * TN, "implicit tile");
     __shared__ hc_tap taps[HC_IG_MAX_TAPS];
-    __shared__ hc_group<C, 8> a_tile[2][BK][HC_IG_BM / 8];
+    // Weight rows padded by one quad: the threads storing a step's taps of one channel then
+    // meet in pairs rather than all in one bank.
+    __shared__ hc_group<C, 4> a_tile[2][BK][HC_IG_BM / 4 + 1];
     __shared__ hc_group<C, 4> b_tile[2][BK][BN / 4];
 
     const int t = (int)hc_local_id();
@@ -125,9 +127,9 @@ HC_DEVICE void implicit_fwd_impl(const KernelGeom& g, const KernelStrides& xs,
     const hc_i64 channel_tiles = (g.k + HC_IG_BM - 1) / HC_IG_BM;
 
     // The thread's share of the loads: x̂ column `load_col`, rows load_row + u·ROWS_PER_PASS;
-    // weights of channel `w_row`, taps w_col + u (u < WL).
+    // weights of tap w_col, channels w_row + u·(threads / BK) (u < WL).
     const int load_col = t % BN, load_row = t / BN;
-    const int w_row = t / (BK / WL), w_col = (t % (BK / WL)) * WL;
+    const int w_row = t / BK, w_col = t % BK, W_ROW_STEP = HC_IG_THREADS / BK;
     // The thread's sub-tile: channels ty·8 + i, positions 128·(j / 4) + tx·4 + j % 4. The
     // eight warps split the tile 2 (channels) x 4 (positions), and each warp's lanes 4 x 8, so
     // that a warp's reads of a step's tap are 4 distinct channel octets and 8 distinct
@@ -137,9 +139,6 @@ HC_DEVICE void implicit_fwd_impl(const KernelGeom& g, const KernelStrides& xs,
 
     HC_ROW_LOOP(channel_tile, channel_tiles) {
         const int k0 = (int)channel_tile * HC_IG_BM;
-        const int w_k = k0 + w_row;
-        const bool w_live = w_k < k_count;
-        const typename Ty::T* w_base = w + (hc_i64)(w_live ? w_k : 0) * ws.n;
         for (hc_i64 tile = hc_block_id(); tile < position_tiles; tile += hc_block_count()) {
             // Where this thread's x̂ column starts: the image's offset plus the window's
             // top-left corner (negative coordinates inside the padding).
@@ -169,8 +168,10 @@ HC_DEVICE void implicit_fwd_impl(const KernelGeom& g, const KernelStrides& xs,
                 }
 #pragma unroll
                 for (int u = 0; u < WL; ++u) {
-                    const int q = q0 + w_col + u;
-                    w_next[u] = w_live && q < tap_count ? Ty::load(w_base[taps[q].w]) : C(0);
+                    const int q = q0 + w_col, k = k0 + w_row + u * W_ROW_STEP;
+                    w_next[u] = k < k_count && q < tap_count
+                                    ? Ty::load(w[(hc_i64)k * ws.n + taps[q].w])
+                                    : C(0);
                 }
             };
             auto stash = [&](int buffer) {
@@ -179,8 +180,10 @@ HC_DEVICE void implicit_fwd_impl(const KernelGeom& g, const KernelStrides& xs,
                     b_tile[buffer][load_row + u * ROWS_PER_PASS][load_col / 4].v[load_col % 4] =
                         x_next[u];
 #pragma unroll
-                for (int u = 0; u < WL; ++u)
-                    a_tile[buffer][w_col + u][w_row / 8].v[w_row % 8] = w_next[u];
+                for (int u = 0; u < WL; ++u) {
+                    const int row = w_row + u * W_ROW_STEP;
+                    a_tile[buffer][w_col][row / 4].v[row % 4] = w_next[u];
+                }
             };
 
             C acc[HC_IG_TM][TN];
@@ -198,7 +201,14 @@ HC_DEVICE void implicit_fwd_impl(const KernelGeom& g, const KernelStrides& xs,
                 if (more) fetch(q0 + BK);
 HC_IG_STEP_UNROLL
                 for (int kk = 0; kk < BK; ++kk) {
-                    const hc_group<C, 8> a = a_tile[buffer][kk][ty];
+                    const hc_group<C, 4> a_lo = a_tile[buffer][kk][2 * ty];
+                    const hc_group<C, 4> a_hi = a_tile[buffer][kk][2 * ty + 1];
+                    C a[HC_IG_TM];
+#pragma unroll
+                    for (int i = 0; i < 4; ++i) {
+                        a[i] = a_lo.v[i];
+                        a[4 + i] = a_hi.v[i];
+                    }
                     C b[TN];
 #pragma unroll
                     for (int half = 0; half < TN / 4; ++half) {
@@ -209,7 +219,7 @@ HC_IG_STEP_UNROLL
 #pragma unroll
                     for (int i = 0; i < HC_IG_TM; ++i)
 #pragma unroll
-                        for (int j = 0; j < TN; ++j) acc[i][j] += a.v[i] * b[j];
+                        for (int j = 0; j < TN; ++j) acc[i][j] += a[i] * b[j];
                 }
                 if (more) stash(buffer ^ 1);
                 hc_sync_block();
@@ -309,16 +319,16 @@ HC_DEVICE void implicit_wgrad_impl(const KernelGeom& g, const KernelStrides& xs,
     typedef typename Ty::C C;
     // Positions per step: 16 (8 for f64, whose tiles would not fit 48 KiB otherwise).
     const int BK = sizeof(C) == 4 ? 16 : 8;
-    // dy values each thread loads per step (neighbouring positions of one channel) and x̂
-    // values (one position, taps TAP_STRIDE apart).
+    // dy values (one position, channels ROW_STEP apart) and x̂ values (the same position,
+    // taps ROW_STEP apart) each thread loads per step.
     const int A_LOADS = HC_IG_BM * BK / HC_IG_THREADS, B_LOADS = HC_IW_BN * BK / HC_IG_THREADS;
-    const int TAP_STRIDE = HC_IG_THREADS / BK;
-    static_assert(A_LOADS * HC_IG_THREADS == HC_IG_BM * BK && BK % A_LOADS == 0, "dy loads");
-    static_assert(B_LOADS * TAP_STRIDE == HC_IW_BN, "x̂ loads");
+    const int ROW_STEP = HC_IG_THREADS / BK;
+    static_assert(A_LOADS * ROW_STEP == HC_IG_BM, "dy loads");
+    static_assert(B_LOADS * ROW_STEP == HC_IW_BN, "x̂ loads");
     __shared__ hc_tap taps[HC_IW_BN];
-    __shared__ hc_group<C, 8> a_tile[2][BK][HC_IG_BM / 8];
-    // Rows padded by one quad: the 16 threads storing one tap for 16 positions then hit 8
-    // banks twice rather than one bank 16 times.
+    // Rows padded by one quad: the 16 threads storing one channel (tap) for 16 positions then
+    // meet in pairs rather than all in one bank.
+    __shared__ hc_group<C, 4> a_tile[2][BK][HC_IG_BM / 4 + 1];
     __shared__ hc_group<C, 4> b_tile[2][BK][HC_IW_BN / 4 + 1];
 
     const int t = (int)hc_local_id();
@@ -332,10 +342,9 @@ HC_DEVICE void implicit_wgrad_impl(const KernelGeom& g, const KernelStrides& xs,
     const int tap_tiles = (tap_count + HC_IW_BN - 1) / HC_IW_BN;
     const int tiles = ((k_count + HC_IG_BM - 1) / HC_IG_BM) * tap_tiles;
 
-    // Loads: dy of channel k0 + a_row at positions a_p + u (u < A_LOADS); x̂ at position b_p
-    // for taps b_q + TAP_STRIDE·u (u < B_LOADS).
-    const int a_row = t / (BK / A_LOADS), a_p = (t % (BK / A_LOADS)) * A_LOADS;
-    const int b_p = t % BK, b_q = t / BK;
+    // Loads at step position `column`: dy of channels k0 + row + ROW_STEP·u (u < A_LOADS),
+    // x̂ of taps q0 + row + ROW_STEP·u (u < B_LOADS).
+    const int column = t % BK, row = t / BK;
     // Sub-tile: channels ty·8 + i, taps tx·4 + j (warps 2 x 4, lanes 4 x 8, as the forward).
     const int warp = t / 32, lane = t % 32;
     const int ty = (warp / 4) * 4 + lane / 8, tx = (warp % 4) * 8 + lane % 8;
@@ -360,53 +369,48 @@ HC_DEVICE void implicit_wgrad_impl(const KernelGeom& g, const KernelStrides& xs,
             taps[t] = tap;
         }
         hc_sync_block();
-        const int a_k = k0 + a_row;
-        const bool a_live = a_k < k_count;
-        const typename Ty::T* dy_k = dy + (hc_i64)(a_live ? a_k : 0) * ys.c;
 
         for (hc_i64 slice = hc_block_id(); slice < slices; slice += hc_block_count()) {
             const int p_begin = (int)(positions * slice / slices);
             const int p_end = (int)(positions * (slice + 1) / slices);
-            hc_walk a_at = hc_walk_at(p_begin + a_p, out_hw, out_w);
-            hc_walk b_at = hc_walk_at(p_begin + b_p, out_hw, out_w);
+            hc_walk at = hc_walk_at(p_begin + column, out_hw, out_w);
             C a_next[A_LOADS], b_next[B_LOADS];
             // Global loads of the step at position p0 (zero beyond the slice); advances the
-            // walks to the next step.
+            // walk to the next step.
             auto fetch = [&](int p0) {
-                hc_walk at = a_at;
+                const bool live = p0 + column < p_end;
+                const hc_i64 dy_base = (hc_i64)at.n * ys.n + at.oh * (int)ys.spatial[1] +
+                                       at.ow * (int)ys.spatial[2];
 #pragma unroll
                 for (int u = 0; u < A_LOADS; ++u) {
-                    C v = C(0);
-                    if (a_live && p0 + a_p + u < p_end)
-                        v = Ty::load(dy_k[(hc_i64)at.n * ys.n + at.oh * (int)ys.spatial[1] +
-                                          at.ow * (int)ys.spatial[2]]);
-                    a_next[u] = v;
-                    hc_walk_on(at, 1, out_w, out_h);
+                    const int k = k0 + row + ROW_STEP * u;
+                    a_next[u] =
+                        live && k < k_count ? Ty::load(dy[dy_base + (hc_i64)k * ys.c]) : C(0);
                 }
-                const bool b_live = p0 + b_p < p_end;
-                const int h0 = b_at.oh * st_h - pad_h, w0 = b_at.ow * st_w - pad_w;
-                const int base = b_at.n * (int)xs.n + h0 * (int)xs.spatial[1] +
-                                 w0 * (int)xs.spatial[2];
+                const int h0 = at.oh * st_h - pad_h, w0 = at.ow * st_w - pad_w;
+                const int base =
+                    at.n * (int)xs.n + h0 * (int)xs.spatial[1] + w0 * (int)xs.spatial[2];
 #pragma unroll
                 for (int u = 0; u < B_LOADS; ++u) {
-                    const hc_tap tap = taps[b_q + TAP_STRIDE * u];
+                    const hc_tap tap = taps[row + ROW_STEP * u];
                     const int ih = h0 + tap.dh, iw = w0 + tap.dw;
                     C v = C(0);
-                    if (b_live && (unsigned)ih < (unsigned)in_h && (unsigned)iw < (unsigned)in_w)
+                    if (live && (unsigned)ih < (unsigned)in_h && (unsigned)iw < (unsigned)in_w)
                         v = Ty::load(x[base + tap.x]);
                     b_next[u] = v;
                 }
-                hc_walk_on(a_at, BK, out_w, out_h);
-                hc_walk_on(b_at, BK, out_w, out_h);
+                hc_walk_on(at, BK, out_w, out_h);
             };
             auto stash = [&](int buffer) {
 #pragma unroll
-                for (int u = 0; u < A_LOADS; ++u)
-                    a_tile[buffer][a_p + u][a_row / 8].v[a_row % 8] = a_next[u];
+                for (int u = 0; u < A_LOADS; ++u) {
+                    const int k = row + ROW_STEP * u;
+                    a_tile[buffer][column][k / 4].v[k % 4] = a_next[u];
+                }
 #pragma unroll
                 for (int u = 0; u < B_LOADS; ++u) {
-                    const int q = b_q + TAP_STRIDE * u;
-                    b_tile[buffer][b_p][q / 4].v[q % 4] = b_next[u];
+                    const int q = row + ROW_STEP * u;
+                    b_tile[buffer][column][q / 4].v[q % 4] = b_next[u];
                 }
             };
 
@@ -426,12 +430,19 @@ HC_DEVICE void implicit_wgrad_impl(const KernelGeom& g, const KernelStrides& xs,
                 if (more) fetch(p0 + BK);
                 HC_IG_STEP_UNROLL
                 for (int kk = 0; kk < BK; ++kk) {
-                    const hc_group<C, 8> a = a_tile[buffer][kk][ty];
+                    const hc_group<C, 4> a_lo = a_tile[buffer][kk][2 * ty];
+                    const hc_group<C, 4> a_hi = a_tile[buffer][kk][2 * ty + 1];
+                    C a[HC_IG_TM];
+#pragma unroll
+                    for (int i = 0; i < 4; ++i) {
+                        a[i] = a_lo.v[i];
+                        a[4 + i] = a_hi.v[i];
+                    }
                     const hc_group<C, 4> b = b_tile[buffer][kk][tx];
 #pragma unroll
                     for (int i = 0; i < HC_IG_TM; ++i)
 #pragma unroll
-                        for (int j = 0; j < 4; ++j) acc[i][j] += a.v[i] * b.v[j];
+                        for (int j = 0; j < 4; ++j) acc[i][j] += a[i] * b.v[j];
                 }
                 if (more) stash(buffer ^ 1);
                 hc_sync_block();
