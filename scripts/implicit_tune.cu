@@ -49,7 +49,10 @@ static KernelStrides nchw(hc_i64 c, hc_i64 h, hc_i64 w) {
 int main() {
     const Layer layers[] = {{"r50_conv1", 32, 3, 224, 64, 7, 2, 3},
                             {"r50_l2_s2", 32, 128, 56, 128, 3, 2, 1},
-                            {"r50_l1_3x3", 32, 64, 56, 64, 3, 1, 1}};
+                            {"r50_l1_3x3", 32, 64, 56, 64, 3, 1, 1},
+                            {"r50_l1_1x1", 32, 64, 56, 64, 1, 1, 0},
+                            {"r50_l1_exp", 32, 64, 56, 256, 1, 1, 0},
+                            {"r50_l3_1x1", 32, 1024, 14, 256, 1, 1, 0}};
     const int BN = hc_ig_shape<float>::BN;
     for (const Layer& l : layers) {
         const int oh = (l.hw + 2 * l.pad - l.ks) / l.stride + 1;

@@ -3,7 +3,7 @@
 # (NVIDIA machine; run from the repository root). Prints register and shared-memory use too.
 set -u
 out=${OUT:-/tmp}
-for knobs in "4 8 3" "4 8 4" "4 16 3" "4 8 3"; do
+for knobs in "4 8 3" "4 16 3"; do
   set -- $knobs
   bin=$out/tune-$1-$2-$3
   nvcc -O3 -arch=sm_90 -std=c++17 -DHC_IG_TN32=$1 -DHC_IG_BK32=$2 -DHC_IG_MIN_BLOCKS=$3 \

@@ -276,3 +276,101 @@ fn check_cpu_direct_directions(p: &hipconv::ConvProblem, alpha: f64, beta: f64, 
         );
     }
 }
+
+/// Implicit-GEMM plans (f32, one group, 1-D and 2-D; forward and backward-weights) run by the
+/// CPU backend, whose implicit entry points are its direct loops: the executor's handling of
+/// the path (partial weight gradients over slices, their sum, alpha/beta) against the
+/// reference, at budgets that leave one slice or many.
+#[test]
+fn implicit_plans_match_the_reference_on_the_cpu() {
+    let mut rng = Rng::new(0x1A9C);
+    let (mut multi_slice, mut weights, mut forwards) = (0, 0, 0);
+    for round in 0..60 {
+        let one_d = round % 4 == 3;
+        let kernel = 1 + rng.below(5);
+        let stride = 1 + rng.below(3);
+        let dilation = 1 + rng.below(2);
+        let pad = rng.below(3).min(kernel - 1);
+        let reach = (kernel - 1) * dilation + 1;
+        let (input, filter): (Vec<usize>, Vec<usize>) = if one_d {
+            (vec![reach + 200 + rng.below(400)], vec![kernel])
+        } else {
+            // Odd rounds: wide filters on larger images (weight gradients over several slices).
+            let side = if round % 2 == 1 {
+                16 + rng.below(17)
+            } else {
+                4 + rng.below(9)
+            };
+            (
+                vec![reach + side, reach + side + rng.below(3)],
+                vec![kernel, kernel],
+            )
+        };
+        let rank = input.len();
+        let p = problem(
+            DType::F32,
+            1 + rng.below(3),
+            if round % 2 == 1 {
+                24 + rng.below(40)
+            } else {
+                1 + rng.below(9)
+            },
+            &input,
+            1 + rng.below(9),
+            &filter,
+            &vec![pad; rank],
+            &vec![stride; rank],
+            &vec![dilation; rank],
+            1,
+            rng.below(4),
+        )
+        .unwrap();
+        let opts = PlanOptions {
+            implicit_gemm: true,
+            implicit_min_outputs: 0,
+            direct_max_macs: 0,
+            winograd: hipconv::winograd::Choice::NEVER,
+            ..PlanOptions::gpu(1 << 30)
+        };
+        for dir in [Direction::Forward, Direction::BackwardWeights] {
+            for budget in [1 << 30, 0] {
+                let plan = ConvPlan::with_options(&p, dir, PlanOptions { budget, ..opts }).unwrap();
+                let taps = p.geometry().col_rows;
+                if plan.path() != Path::Implicit {
+                    // Only pointwise problems, forwards beyond the kernel's 1152 taps and weight
+                    // gradients that fill their 128-tap tiles poorly take another path.
+                    let filled = taps * 4 >= taps.div_ceil(128) * 128 * 3;
+                    assert!(
+                        p.is_pointwise()
+                            || match dir {
+                                Direction::Forward => taps > 1152,
+                                _ => !filled,
+                            },
+                        "{} {}: {}",
+                        p.summary(),
+                        dir.name(),
+                        plan.describe()
+                    );
+                    continue;
+                }
+                multi_slice += usize::from(plan.weight_partials() > 1);
+                weights += usize::from(dir == Direction::BackwardWeights);
+                forwards += usize::from(dir == Direction::Forward);
+                let (alpha, beta) = [(1.0, 0.0), (0.5, 0.75), (-2.0, 1.0)][rng.below(3)];
+                let err = run_plan_typed(&plan, alpha, beta, rng.next_u64(), true);
+                assert!(
+                    err <= tolerance(DType::F32),
+                    "{} {} ({}), alpha {alpha} beta {beta}: error {err}",
+                    p.summary(),
+                    dir.name(),
+                    plan.describe()
+                );
+            }
+        }
+    }
+    assert!(
+        forwards >= 60 && weights >= 20 && multi_slice >= 4,
+        "only {forwards} forward and {weights} weight-gradient runs, {multi_slice} with \
+         several slices"
+    );
+}
