@@ -755,8 +755,8 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
         }
     }
 
-    /// The direct kernels; backward-weights sums its partial weight gradients in slice order
-    /// into the accumulator and stores that into dw.
+    /// The direct or implicit-GEMM kernels; backward-weights sums its partial weight gradients
+    /// in slice order into the accumulator and stores that into dw.
     unsafe fn direct(&self, alpha: f64, beta: f64) -> Result<()> {
         let p = self.plan.problem();
         let g = p.geometry();

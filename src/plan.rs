@@ -128,8 +128,8 @@ const DIRECT_MAX_SLICES: usize = 64;
 const IMPLICIT_TILE_CHANNELS: usize = 64;
 const IMPLICIT_TILE_TAPS: usize = 128;
 
-/// Blocks the implicit-GEMM weight gradient aims for (tiles × slices): several per
-/// multiprocessor of a large GPU (`HIPCONV_IMPLICIT_BLOCKS` overrides).
+/// Default blocks the implicit-GEMM weight gradient aims for (tiles × slices): several per
+/// multiprocessor of a large GPU ([`PlanOptions::implicit_target_blocks`]).
 const IMPLICIT_TARGET_BLOCKS: usize = 1024;
 
 /// Default fewest outputs for the implicit-GEMM path ([`PlanOptions::implicit_min_outputs`]).
@@ -193,6 +193,9 @@ pub struct PlanOptions {
     /// their 64 × 128 tiles leave most of a GPU idle (one 32×32 image, 3 → 16 channels: 0.037
     /// ms against 0.025 ms on the direct kernels, H100).
     pub implicit_min_outputs: usize,
+    /// Blocks (tiles × partial sums) the implicit-GEMM weight gradient aims for, which sets
+    /// its number of partial sums (`HIPCONV_IMPLICIT_BLOCKS` overrides the GPU default).
+    pub implicit_target_blocks: usize,
     /// When eligible 3×3 problems use the Winograd path.
     pub winograd: winograd::Choice,
     /// Backward-weights with partials: GEMM output blocks to aim for per tile, reached by
@@ -225,6 +228,7 @@ impl PlanOptions {
             direct_max_macs_weights: 0,
             implicit_gemm: false,
             implicit_min_outputs: IMPLICIT_MIN_OUTPUTS,
+            implicit_target_blocks: IMPLICIT_TARGET_BLOCKS,
             winograd: winograd::Choice::from_env(winograd::Choice::CPU, winograd::Choice::CPU),
             partial_blocks: 0,
             pointer_tables: false,
@@ -250,6 +254,10 @@ impl PlanOptions {
             direct_max_macs_weights: 0,
             implicit_gemm: std::env::var("HIPCONV_IMPLICIT").map_or(true, |v| v != "0"),
             implicit_min_outputs: IMPLICIT_MIN_OUTPUTS,
+            implicit_target_blocks: std::env::var("HIPCONV_IMPLICIT_BLOCKS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(IMPLICIT_TARGET_BLOCKS),
             winograd: winograd::Choice::from_env(winograd::Choice::GPU, winograd::Choice::GPU),
             partial_blocks: std::env::var("HIPCONV_PARTIAL_BLOCKS")
                 .ok()
@@ -904,7 +912,7 @@ impl ConvPlan {
         let positions = checked_mul(g.n, g.output_len, "positions")?;
         let tap_tiles = g.col_rows.div_ceil(IMPLICIT_TILE_TAPS);
         if direction == Direction::BackwardWeights
-            && g.col_rows * 4 < tap_tiles * IMPLICIT_TILE_TAPS * 3
+            && g.col_rows.saturating_mul(4) < tap_tiles.saturating_mul(IMPLICIT_TILE_TAPS * 3)
         {
             // Under three quarters of the weight-gradient tiles' taps would be real (conv1's
             // 147 taps in two tiles of 128: 0.75 ms against 0.51 ms through im2col, H100).
@@ -912,11 +920,8 @@ impl ConvPlan {
         }
         let (slices, layout) = if direction == Direction::BackwardWeights {
             let tiles = g.k.div_ceil(IMPLICIT_TILE_CHANNELS) * tap_tiles;
-            let target = std::env::var("HIPCONV_IMPLICIT_BLOCKS")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(IMPLICIT_TARGET_BLOCKS);
-            let wanted = target
+            let wanted = opts
+                .implicit_target_blocks
                 .div_ceil(tiles)
                 .min(positions / IMPLICIT_MIN_SLICE_POSITIONS)
                 .max(1);

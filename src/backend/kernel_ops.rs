@@ -821,15 +821,14 @@ fn implicit_gemm_fits(
         .ok()
         .zip(padding_reach)
         .and_then(|(space, reach)| (space as i64).checked_add(reach));
-    let mut tensors = vec![x];
-    tensors.extend_from_slice(others);
     geom.groups == 1
         && geom.input[0] == 1
         && geom.kernel[0] == 1
         && geom.output[0] == 1
         && geom.pad[0] == 0
         && x_reach.is_some_and(|r| r < INDEX_LIMIT)
-        && extents_fit_31_bits(geom, &tensors)
+        && extents_fit_31_bits(geom, &[x])
+        && extents_fit_31_bits(geom, others)
 }
 
 /// Bound on every index the 32-bit kernels compute, so that a sum of two stays below 2^31.
