@@ -157,6 +157,47 @@ HC_DEVICE hc_i64 hc_tap_source(hc_i64 i, hc_i64 k, hc_i64 pad, hc_i64 stride, hc
 
 // Backward-data: block rows are (image, input channel) planes, threads walk input positions
 // and gather every (multiplier, tap) that reads them.
+// The backward-data gather of one dx element (image n, channel c = group·C/G + ci, input
+// position id, ih, iw): the sum over output channels j = first, first + step, … < K/G of its
+// group and over every filter tap of dy[n, group·K/G + j, o(i, r)] · w[group·K/G + j, ci, r],
+// in that order (o(i, r) only where it exists).
+template <class Ty>
+HC_DEVICE typename Ty::C hc_bwd_data_sum(const KernelGeom& g, const KernelStrides& ys,
+                                         const KernelStrides& ws,
+                                         const typename Ty::T* __restrict__ dy,
+                                         const typename Ty::T* __restrict__ w, hc_i64 n,
+                                         hc_qr group_ci, hc_i64 id, hc_i64 ih, hc_i64 iw,
+                                         hc_i64 first, hc_i64 step) {
+    typedef typename Ty::C C;
+    C acc = C(0);
+    for (hc_i64 j = first; j < g.k_per_group; j += step) {
+        const hc_i64 k = group_ci.q * g.k_per_group + j;
+        const typename Ty::T* dyp = dy + n * ys.n + k * ys.c;
+        const typename Ty::T* wp = w + k * ws.n + group_ci.r * ws.c;
+        for (hc_i64 kd = 0; kd < g.kernel[0]; ++kd) {
+            const hc_i64 od =
+                hc_tap_source(id, kd, g.pad[0], g.stride[0], g.dilation[0], g.output[0]);
+            if (od < 0) continue;
+            for (hc_i64 kh = 0; kh < g.kernel[1]; ++kh) {
+                const hc_i64 oh =
+                    hc_tap_source(ih, kh, g.pad[1], g.stride[1], g.dilation[1], g.output[1]);
+                if (oh < 0) continue;
+                for (hc_i64 kw = 0; kw < g.kernel[2]; ++kw) {
+                    const hc_i64 ow =
+                        hc_tap_source(iw, kw, g.pad[2], g.stride[2], g.dilation[2], g.output[2]);
+                    if (ow < 0) continue;
+                    const C dv = Ty::load(
+                        dyp[od * ys.spatial[0] + oh * ys.spatial[1] + ow * ys.spatial[2]]);
+                    const C wv = Ty::load(
+                        wp[kd * ws.spatial[0] + kh * ws.spatial[1] + kw * ws.spatial[2]]);
+                    acc += dv * wv;
+                }
+            }
+        }
+    }
+    return acc;
+}
+
 template <class Ty>
 HC_DEVICE void direct_bwd_data_impl(const KernelGeom& g, const KernelStrides& ys,
                                        const KernelStrides& ws, const KernelStrides& xs,
@@ -173,32 +214,8 @@ HC_DEVICE void direct_bwd_data_impl(const KernelGeom& g, const KernelStrides& ys
         HC_GRID_LOOP(i, g.input_len) {
             const hc_qr id_rest = hc_divmod(i, in_hw);
             const hc_qr ih_iw = hc_divmod(id_rest.r, g.input[2]);
-            C acc = C(0);
-            for (hc_i64 j = 0; j < g.k_per_group; ++j) {
-                const hc_i64 k = group_ci.q * g.k_per_group + j;
-                const typename Ty::T* dyp = dy + n_c.q * ys.n + k * ys.c;
-                const typename Ty::T* wp = w + k * ws.n + group_ci.r * ws.c;
-                for (hc_i64 kd = 0; kd < g.kernel[0]; ++kd) {
-                    const hc_i64 od = hc_tap_source(id_rest.q, kd, g.pad[0], g.stride[0],
-                                                    g.dilation[0], g.output[0]);
-                    if (od < 0) continue;
-                    for (hc_i64 kh = 0; kh < g.kernel[1]; ++kh) {
-                        const hc_i64 oh = hc_tap_source(ih_iw.q, kh, g.pad[1], g.stride[1],
-                                                        g.dilation[1], g.output[1]);
-                        if (oh < 0) continue;
-                        for (hc_i64 kw = 0; kw < g.kernel[2]; ++kw) {
-                            const hc_i64 ow = hc_tap_source(ih_iw.r, kw, g.pad[2], g.stride[2],
-                                                            g.dilation[2], g.output[2]);
-                            if (ow < 0) continue;
-                            const C dv = Ty::load(dyp[od * ys.spatial[0] + oh * ys.spatial[1] +
-                                                      ow * ys.spatial[2]]);
-                            const C wv = Ty::load(wp[kd * ws.spatial[0] + kh * ws.spatial[1] +
-                                                     kw * ws.spatial[2]]);
-                            acc += dv * wv;
-                        }
-                    }
-                }
-            }
+            const C acc = hc_bwd_data_sum<Ty>(g, ys, ws, dy, w, n_c.q, group_ci, id_rest.q,
+                                              ih_iw.q, ih_iw.r, 0, 1);
             typename Ty::T* p = dx + n_c.q * xs.n + n_c.r * xs.c + id_rest.q * xs.spatial[0] +
                                 ih_iw.q * xs.spatial[1] + ih_iw.r * xs.spatial[2];
             *p = hc_blend<Ty>(acc, alpha, beta, p);
@@ -237,31 +254,8 @@ HC_DEVICE void direct_bwd_data_split_impl(const KernelGeom& g, const KernelStrid
             const hc_qr group_ci = hc_divmod(n_c.r, g.c_per_group);
             id_rest = hc_divmod(plane_i.r, in_hw);
             ih_iw = hc_divmod(id_rest.r, g.input[2]);
-            for (hc_i64 j = lane; j < g.k_per_group; j += HC_SPLIT_LANES) {
-                const hc_i64 k = group_ci.q * g.k_per_group + j;
-                const typename Ty::T* dyp = dy + n_c.q * ys.n + k * ys.c;
-                const typename Ty::T* wp = w + k * ws.n + group_ci.r * ws.c;
-                for (hc_i64 kd = 0; kd < g.kernel[0]; ++kd) {
-                    const hc_i64 od = hc_tap_source(id_rest.q, kd, g.pad[0], g.stride[0],
-                                                    g.dilation[0], g.output[0]);
-                    if (od < 0) continue;
-                    for (hc_i64 kh = 0; kh < g.kernel[1]; ++kh) {
-                        const hc_i64 oh = hc_tap_source(ih_iw.q, kh, g.pad[1], g.stride[1],
-                                                        g.dilation[1], g.output[1]);
-                        if (oh < 0) continue;
-                        for (hc_i64 kw = 0; kw < g.kernel[2]; ++kw) {
-                            const hc_i64 ow = hc_tap_source(ih_iw.r, kw, g.pad[2], g.stride[2],
-                                                            g.dilation[2], g.output[2]);
-                            if (ow < 0) continue;
-                            const C dv = Ty::load(dyp[od * ys.spatial[0] + oh * ys.spatial[1] +
-                                                      ow * ys.spatial[2]]);
-                            const C wv = Ty::load(wp[kd * ws.spatial[0] + kh * ws.spatial[1] +
-                                                     kw * ws.spatial[2]]);
-                            acc += dv * wv;
-                        }
-                    }
-                }
-            }
+            acc = hc_bwd_data_sum<Ty>(g, ys, ws, dy, w, n_c.q, group_ci, id_rest.q, ih_iw.q,
+                                      ih_iw.r, lane, HC_SPLIT_LANES);
         }
         partial[t] = acc;
         hc_sync_block();

@@ -261,7 +261,7 @@ HC_IG_STEP_UNROLL
 }
 
 #define HC_IMPLICIT(name, Ty)                                                                \
-    extern "C" __global__ void HC_IG_BOUNDS implicit_fwd_##name(                                          \
+    extern "C" __global__ void HC_IG_BOUNDS implicit_fwd_##name(                             \
         KernelGeom g, KernelStrides xs, KernelStrides ws, KernelStrides ys, const Ty::T* x,  \
         const Ty::T* w, Ty::T* y, Ty::C alpha, Ty::C beta) {                                 \
         implicit_fwd_impl<Ty>(g, xs, ws, ys, x, w, y, alpha, beta);                          \

@@ -124,10 +124,6 @@ const DIRECT_SLICE_POSITIONS: usize = 16384;
 /// Most partial sums of a direct weight gradient.
 const DIRECT_MAX_SLICES: usize = 64;
 
-/// Output channels and taps per block tile of the implicit-GEMM weight-gradient kernel.
-const IMPLICIT_TILE_CHANNELS: usize = 64;
-const IMPLICIT_TILE_TAPS: usize = 128;
-
 /// Default blocks the implicit-GEMM weight gradient aims for (tiles × slices): several per
 /// multiprocessor of a large GPU ([`PlanOptions::implicit_target_blocks`]).
 const IMPLICIT_TARGET_BLOCKS: usize = 1024;
@@ -185,9 +181,8 @@ pub struct PlanOptions {
     /// channels: 0.110 ms direct against 0.076 ms).
     pub direct_max_macs_weights: usize,
     /// f32 forward and backward-weights problems of one group (1-D, 2-D) that no other path
-    /// takes run on the direct path, whose GPU kernels are then implicit GEMMs
-    /// (`implicit_fwd`, `implicit_wgrad`: no column matrix). GPUs only; `HIPCONV_IMPLICIT=0`
-    /// turns it off.
+    /// takes run on [`Path::Implicit`] (`implicit_fwd`, `implicit_wgrad`: no column matrix).
+    /// GPUs only; `HIPCONV_IMPLICIT=0` turns it off.
     pub implicit_gemm: bool,
     /// Fewest outputs (N·K·positions) for which plans take the implicit-GEMM kernels: below,
     /// their 64 × 128 tiles leave most of a GPU idle (one 32×32 image, 3 → 16 channels: 0.037
@@ -888,7 +883,10 @@ impl ConvPlan {
         direction: Direction,
         opts: &PlanOptions,
     ) -> Result<Option<Self>> {
-        use crate::backend::kernel_ops::{implicit_forward_fits, implicit_wgrad_fits};
+        use crate::backend::kernel_ops::{
+            IMPLICIT_WGRAD_TILE_TAPS, implicit_forward_fits, implicit_wgrad_fits,
+            implicit_wgrad_tiles,
+        };
         let geom = KernelGeom::of(problem);
         let (x, w, y) = (problem.x(), problem.w(), problem.y());
         let fits = match direction {
@@ -910,16 +908,17 @@ impl ConvPlan {
         }
         let g = problem.geometry();
         let positions = checked_mul(g.n, g.output_len, "positions")?;
-        let tap_tiles = g.col_rows.div_ceil(IMPLICIT_TILE_TAPS);
+        let (channel_tiles, tap_tiles) = implicit_wgrad_tiles(&geom);
+        let tap_slots = tap_tiles.saturating_mul(IMPLICIT_WGRAD_TILE_TAPS) as usize;
         if direction == Direction::BackwardWeights
-            && g.col_rows.saturating_mul(4) < tap_tiles.saturating_mul(IMPLICIT_TILE_TAPS * 3)
+            && g.col_rows.saturating_mul(4) < tap_slots.saturating_mul(3)
         {
             // Under three quarters of the weight-gradient tiles' taps would be real (conv1's
             // 147 taps in two tiles of 128: 0.75 ms against 0.51 ms through im2col, H100).
             return Ok(None);
         }
         let (slices, layout) = if direction == Direction::BackwardWeights {
-            let tiles = g.k.div_ceil(IMPLICIT_TILE_CHANNELS) * tap_tiles;
+            let tiles = (channel_tiles * tap_tiles) as usize;
             let wanted = opts
                 .implicit_target_blocks
                 .div_ceil(tiles)

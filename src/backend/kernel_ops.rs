@@ -434,8 +434,7 @@ pub unsafe fn direct_fwd<L: Launcher + ?Sized>(
     let planes = geom.n * geom.k;
     // Output positions (pairs of a row for the unrolled kernel) along x, (image, output
     // channel) planes along y.
-    let tensors = [x.desc, w.desc, y.desc];
-    let (op, shape) = if is_depthwise_3x3(geom) && fits_31_bits(geom, &tensors) {
+    let (op, shape) = if is_depthwise_3x3(geom) && fits_31_bits(geom, &[x.desc, w.desc, y.desc]) {
         let pairs = geom.output[0] * geom.output[1] * ((geom.output[2] + 1) / 2);
         ("direct_fwd3", (pairs, planes))
     } else {
@@ -714,9 +713,7 @@ pub unsafe fn implicit_wgrad<L: Launcher + ?Sized>(
     }
     let count = slices as i64;
     // One block per slice along x, (64-channel, 128-tap) tiles along y.
-    let tap_tiles =
-        (geom.c * geom.kernel_len + IMPLICIT_WGRAD_TILE_TAPS - 1) / IMPLICIT_WGRAD_TILE_TAPS;
-    let channel_tiles = (geom.k + IMPLICIT_TILE_CHANNELS - 1) / IMPLICIT_TILE_CHANNELS;
+    let (channel_tiles, tap_tiles) = implicit_wgrad_tiles(geom);
     let shape = (count * BLOCK as i64, channel_tiles * tap_tiles);
     // SAFETY: forwarded contract.
     unsafe { wgrad_launch(l, "implicit_wgrad", geom, [x, dy], part, count, shape) }
@@ -771,7 +768,16 @@ pub const IMPLICIT_MAX_TAPS: i64 = 1152;
 /// Output channels per block tile of the implicit-GEMM kernels (`HC_IG_BM`).
 const IMPLICIT_TILE_CHANNELS: i64 = 64;
 /// Taps per block tile of the implicit-GEMM weight-gradient kernel (`HC_IW_BN`).
-const IMPLICIT_WGRAD_TILE_TAPS: i64 = 128;
+pub const IMPLICIT_WGRAD_TILE_TAPS: i64 = 128;
+
+/// The block tiles of `implicit_wgrad`'s weight gradient: (64-channel rows, 128-tap columns).
+pub fn implicit_wgrad_tiles(geom: &KernelGeom) -> (i64, i64) {
+    let taps = geom.c * geom.kernel_len;
+    (
+        (geom.k + IMPLICIT_TILE_CHANNELS - 1) / IMPLICIT_TILE_CHANNELS,
+        (taps + IMPLICIT_WGRAD_TILE_TAPS - 1) / IMPLICIT_WGRAD_TILE_TAPS,
+    )
+}
 /// Output positions per block tile of the implicit-GEMM forward kernel (`hc_ig_shape::BN`
 /// with the default shape knobs, every type).
 const IMPLICIT_TILE_POSITIONS: i64 = 128;
@@ -802,9 +808,9 @@ pub fn implicit_wgrad_fits(
     implicit_gemm_fits(geom, x, &[dy])
 }
 
-/// What both implicit-GEMM kernels need: one group, a 1-D or 2-D filter, and 31-bit extents (their index arithmetic is 32-bit), including x's offsets
-/// reaching into the padding (a window's corner up to `pad` rows and columns before the
-/// image) and the filter's reach.
+/// What both implicit-GEMM kernels need: one group, a 1-D or 2-D filter, and 31-bit extents
+/// (their index arithmetic is 32-bit), including x's offsets reaching into the padding (a
+/// window's corner up to `pad` rows and columns before the image) and the filter's reach.
 fn implicit_gemm_fits(
     geom: &KernelGeom,
     x: &crate::problem::TensorDesc,
