@@ -105,17 +105,30 @@ class Conv:
 
     def run(self, direction, a, b, out):
         """fwd: (x, w) -> y; bwd-data: (dy, w) -> dx; bwd-w: (x, dy) -> dw."""
+        self.bind(direction, a, b, out)()
+        return out
+
+    def bind(self, direction, a, b, out):
+        """The call `run(direction, a, b, out)` makes, with its ctypes arguments built once: a
+        zero-argument function that binds the handle to torch's current stream and runs the
+        convolution (what a C++ caller pays per call, without rebuilding Python objects)."""
         L, lib = self.lib.lib, self.lib
-        stream = self.torch.cuda.current_stream().cuda_stream
-        lib.check(L.miopenSetStream(lib.handle, ctypes.c_void_p(stream)), "set stream")
         ws, n = self._workspace(direction)
         p = lambda t: ctypes.c_void_p(t.data_ptr())
         al, be = ctypes.byref(self.alpha), ctypes.byref(self.beta)
         if direction == "fwd":
-            st = L.miopenConvolutionForward(lib.handle, al, self.x, p(a), self.w, p(b), self.conv, 0, be, self.y, p(out), p(ws), n)
+            fn, args = L.miopenConvolutionForward, (lib.handle, al, self.x, p(a), self.w, p(b), self.conv, 0, be, self.y, p(out), p(ws), n)
         elif direction == "bwd-data":
-            st = L.miopenConvolutionBackwardData(lib.handle, al, self.y, p(a), self.w, p(b), self.conv, 0, be, self.x, p(out), p(ws), n)
+            fn, args = L.miopenConvolutionBackwardData, (lib.handle, al, self.y, p(a), self.w, p(b), self.conv, 0, be, self.x, p(out), p(ws), n)
         else:
-            st = L.miopenConvolutionBackwardWeights(lib.handle, al, self.y, p(b), self.x, p(a), self.conv, 0, be, self.w, p(out), p(ws), n)
-        lib.check(st, direction)
-        return out
+            fn, args = L.miopenConvolutionBackwardWeights, (lib.handle, al, self.y, p(b), self.x, p(a), self.conv, 0, be, self.w, p(out), p(ws), n)
+        current_stream, set_stream, handle = self.torch.cuda.current_stream, L.miopenSetStream, lib.handle
+
+        def call():
+            st = set_stream(handle, current_stream().cuda_stream)
+            if st == 0:
+                st = fn(*args)
+            if st != 0:
+                lib.check(st, direction)
+
+        return call

@@ -179,7 +179,7 @@ def parse_hipconv_json(text):
 
 def run_hipconv(args):
     cmd = [args.hipconv, "bench", "--backend", "cpu", "--dtype", "f32",
-           "--batch", str(args.batch), "--suite", "anchors", "--json"]
+           "--batch", str(args.batch), "--suite", "anchors", "--repeats", str(args.runs), "--json"]
     print(f"  [hipconv] {' '.join(cmd)}", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -310,7 +310,8 @@ def main():
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--threads", type=int, default=2, help="ORT intra_op_num_threads")
     ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--runs", type=int, default=15,
+                    help="timed runs per layer (ORT) and per layer and direction (hipconv)")
     ap.add_argument("--layers", default="", help="comma-separated subset of layer names")
     ap.add_argument("--markdown-out", metavar="FILE", help="also write the Markdown report to FILE")
     args = ap.parse_args()

@@ -40,17 +40,21 @@ SUITE = [
 DIRS = ["fwd", "bwd-data", "bwd-w"]
 
 
-def timed(fn, warmup=5, runs=20):
+def timed(fn, warmup=5, runs=20, calls=1):
+    """Median milliseconds per call of `fn`: `runs` CUDA-event pairs around `calls` calls each
+    (1: one call from an idle GPU, its host-side cost included; more: calls queued back to back,
+    the device time per call)."""
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(runs):
         a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         a.record()
-        fn()
+        for _ in range(calls):
+            fn()
         b.record()
         b.synchronize()
-        times.append(a.elapsed_time(b))
+        times.append(a.elapsed_time(b) / calls)
     return statistics.median(times)
 
 
@@ -69,13 +73,15 @@ def main():
     ap.add_argument("--layers", default="")
     ap.add_argument("--markdown-out")
     ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--calls-per-event", type=int, default=1,
+                    help="calls between each pair of CUDA events (1: each call timed from an idle GPU)")
     args = ap.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cudnn.benchmark = True
     lib = Library(args.lib)
     dev = torch.cuda.get_device_name()
-    lines = [f"GPU: {dev}; torch {torch.__version__}; cuDNN {torch.backends.cudnn.version()}; TF32 off; median of {args.runs} (CUDA events)", ""]
+    lines = [f"GPU: {dev}; torch {torch.__version__}; cuDNN {torch.backends.cudnn.version()}; TF32 off; median of {args.runs} (CUDA events around {args.calls_per_event} call(s) each)", ""]
     failures = 0
     summary = []
     for dt_name in args.dtypes.split(","):
@@ -97,7 +103,7 @@ def main():
             for direction in DIRS:
                 a, b, out = {"fwd": (x, w, y), "bwd-data": (dy, w, x), "bwd-w": (x, dy, w)}[direction]
                 out = torch.empty_like(out)
-                ours = lambda: conv.run(direction, a, b, out)
+                ours = conv.bind(direction, a, b, out)
                 ours()
                 torch.cuda.synchronize()
                 torch.backends.cudnn.enabled = True
@@ -105,10 +111,11 @@ def main():
                 err = ((out.double() - ref.double()).abs().max() / ref.double().abs().max().clamp_min(1e-30)).item()
                 ok = err <= tol
                 failures += 0 if ok else 1
-                t_ours = timed(ours, runs=args.runs)
-                t_cudnn = timed(lambda: torch_dir(direction, x, w, dy, s, p, d, g), runs=args.runs)
+                calls = args.calls_per_event
+                t_ours = timed(ours, runs=args.runs, calls=calls)
+                t_cudnn = timed(lambda: torch_dir(direction, x, w, dy, s, p, d, g), runs=args.runs, calls=calls)
                 torch.backends.cudnn.enabled = False
-                t_native = timed(lambda: torch_dir(direction, x, w, dy, s, p, d, g), runs=max(3, args.runs // 4))
+                t_native = timed(lambda: torch_dir(direction, x, w, dy, s, p, d, g), runs=max(3, args.runs // 4), calls=calls)
                 torch.backends.cudnn.enabled = True
                 ws = conv.workspace_bytes(direction) / 2**20
                 r, rn = t_cudnn / t_ours, t_native / t_ours

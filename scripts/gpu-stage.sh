@@ -25,5 +25,5 @@ for line in sys.stdin:
 strip --strip-debug "$stage"/hipconv "$stage"/libhipconv.so "$stage"/test-* 2>/dev/null || true
 cp scripts/gpu-run.sh "$stage/run.sh"
 cp python/*.py "$stage/" 2>/dev/null || true
-cp scripts/bench_gpu.py "$stage/" 2>/dev/null || true
+cp scripts/bench_gpu.py scripts/kernel_times.py "$stage/" 2>/dev/null || true
 ls -la "$stage"

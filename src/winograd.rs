@@ -21,13 +21,18 @@
 //! row-major: `U` is `[α²][T][S]`, `V` is `[α²][S][tiles]`, `M` and the transformed gradient
 //! are `[α²][T][tiles]`.
 //!
-//! The transforms are F(2×2, 3×3) (α = 4; products of ±1 and ½) and F(4×4, 3×3) (α = 6;
-//! interpolation points 0, ±1, ±2, ∞). `hip-kernels/winograd.hip` implements the same formulas.
+//! The transforms are F(2×2, 3×3) (α = 4; products of ±1 and ½), F(3×3, 3×3) (α = 5;
+//! interpolation points 0, ±1, 2, ∞; the CPU's backward-weights) and F(4×4, 3×3) (α = 6;
+//! interpolation points 0, ±1, ±2, ∞). `hip-kernels/winograd.hip` implements the same formulas
+//! for F(2×2) and F(4×4).
 
 use crate::problem::{ConvProblem, Direction};
 
 /// The Winograd output tile edges hipconv implements.
-pub const TILE_SIZES: [usize; 2] = [2, 4];
+pub const TILE_SIZES: [usize; 3] = [2, 3, 4];
+
+/// The tile edges the GPU kernels (`hip-kernels/winograd.hip`) implement; F(3×3) is CPU-only.
+pub const GPU_TILE_SIZES: [usize; 2] = [2, 4];
 
 /// Largest transform edge α.
 pub const MAX_ALPHA: usize = 6;
@@ -214,14 +219,16 @@ impl Choice {
     /// The CPU default: F(4×4) forward and backward-data where there are enough tiles to
     /// amortise the filter transform (F(2×2) measured slower than im2col there), F(2×2) on
     /// images too small for that (7×7: backward-data 1.3× faster than im2col, forward even);
-    /// backward-weights F(2×2) for filters of at least 128 × 128 channels (F(4×4) is faster
-    /// still but loses accuracy on real activations).
+    /// backward-weights F(3×3) for filters of at least 128 × 128 channels: 25 products per 9
+    /// output-gradient values against F(2×2)'s 16 per 4 (the GEMMs dominate there), with
+    /// rounding errors measured within 2× of F(2×2)'s (F(4×4) is faster still but loses
+    /// accuracy on real activations).
     pub const CPU: Choice = Choice {
         tiles: &[4, 2],
         min_tiles: 64,
         max_f4_channels: 512,
         backward_weights: false,
-        weights_tile: Some(2),
+        weights_tile: Some(3),
         weights_min_products: 128 * 128,
         fallback_for_few_tiles_only: true,
     };
@@ -239,10 +246,12 @@ impl Choice {
         fallback_for_few_tiles_only: false,
     };
 
-    /// Exactly tile edge `m` on every eligible problem (2 or 4; anything else: never).
+    /// Exactly tile edge `m` on every eligible problem (2, 3 or 4; anything else: never).
+    /// F(3×3) runs on the CPU only: GPU backends refuse it.
     pub fn only(m: usize) -> Choice {
         let tiles: &'static [usize] = match m {
             2 => &[2],
+            3 => &[3],
             4 => &[4],
             _ => &[],
         };
@@ -414,6 +423,87 @@ impl Transforms for F2 {
     }
 }
 
+/// F(3×3, 3×3), interpolation points 0, 1, −1, 2 and ∞:
+///
+/// ```text
+/// Bᵀ = [2 −1 −2  1  0]   G = [ 1/2    0    0 ]   Aᵀ = [1  1  1  1  0]
+///      [0 −2 −1  1  0]       [−1/2 −1/2 −1/2]        [0  1 −1  2  0]
+///      [0  2 −3  1  0]       [−1/6  1/6 −1/6]        [0  1  1  4  1]
+///      [0 −1  0  1  0]       [ 1/6  1/3  2/3]
+///      [0  2 −1 −2  1]       [  0    0    1 ]
+/// ```
+pub struct F3;
+
+impl Transforms for F3 {
+    const M: usize = 3;
+    const ALPHA: usize = 5;
+    #[inline(always)]
+    fn data<V: Lane>(d: &Row<V>) -> Row<V> {
+        let z = V::ZERO;
+        let rest = d[3] - d[1];
+        [
+            (d[0] - d[2]) * 2.0 + rest,
+            rest - d[1] - d[2],
+            d[1] * 2.0 - d[2] * 3.0 + d[3],
+            rest,
+            (d[1] - d[3]) * 2.0 - d[2] + d[4],
+            z,
+        ]
+    }
+    #[inline(always)]
+    fn filter<V: Lane>(g: &Row<V>) -> Row<V> {
+        let z = V::ZERO;
+        let even = g[0] + g[2];
+        [
+            g[0] * 0.5,
+            -(even + g[1]) * 0.5,
+            (g[1] - even) * SIXTH,
+            (g[0] + g[1] * 2.0 + g[2] * 4.0) * SIXTH,
+            g[2],
+            z,
+        ]
+    }
+    #[inline(always)]
+    fn output<V: Lane>(v: &Row<V>) -> Row<V> {
+        let z = V::ZERO;
+        let (sum, diff) = (v[1] + v[2], v[1] - v[2]);
+        [
+            v[0] + sum + v[3],
+            diff + v[3] * 2.0,
+            sum + v[3] * 4.0 + v[4],
+            z,
+            z,
+            z,
+        ]
+    }
+    #[inline(always)]
+    fn grad<V: Lane>(e: &Row<V>) -> Row<V> {
+        let z = V::ZERO;
+        let even = e[0] + e[2];
+        [
+            e[0],
+            even + e[1],
+            even - e[1],
+            e[0] + e[1] * 2.0 + e[2] * 4.0,
+            e[2],
+            z,
+        ]
+    }
+    #[inline(always)]
+    fn filter_grad<V: Lane>(u: &Row<V>) -> Row<V> {
+        let z = V::ZERO;
+        let half = u[1] * 0.5;
+        [
+            u[0] * 0.5 - half + (u[3] - u[2]) * SIXTH,
+            -half + (u[2] + u[3] * 2.0) * SIXTH,
+            -half + (u[3] * 4.0 - u[2]) * SIXTH + u[4],
+            z,
+            z,
+            z,
+        ]
+    }
+}
+
 /// F(4×4, 3×3).
 pub struct F4;
 
@@ -577,6 +667,7 @@ mod tests {
     #[test]
     fn one_dimensional_identities_hold() {
         check::<F2>();
+        check::<F3>();
         check::<F4>();
     }
 

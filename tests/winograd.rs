@@ -1,5 +1,5 @@
 //! The Winograd path (3×3, stride 1) on the CPU backend: random eligible problems in every
-//! direction, dtype and layout, both tile sizes, tight budgets and alpha/beta, against the f64
+//! direction, dtype and layout, all three tile sizes, tight budgets and alpha/beta, against the f64
 //! reference; full-size ResNet-50 shapes for accuracy; and the plan choosing it only where it
 //! applies.
 
@@ -34,7 +34,7 @@ fn winograd_problem(seed: u64) -> (hipconv::ConvProblem, usize) {
         layout,
     )
     .unwrap();
-    (p, [2, 4][rng.below(2)])
+    (p, [2, 3, 4][rng.below(3)])
 }
 
 #[test]
@@ -111,7 +111,7 @@ fn resnet_shapes_stay_within_the_f32_tolerance() {
             0,
         )
         .unwrap();
-        for tile in [2, 4] {
+        for tile in [2, 3, 4] {
             for dir in Direction::ALL {
                 let conv = Conv::new(p.clone()).with_winograd(Some(tile));
                 assert_eq!(conv.plan(dir).unwrap().path(), Path::Winograd);
@@ -218,8 +218,8 @@ fn defaults_need_enough_tiles_and_cap_f4_channels() {
     assert_eq!(edge(Choice::CPU, p(8, 1024, 28)), None);
     assert_eq!(edge(Choice::only(4), p(1, 1024, 7)), Some(4));
     assert_eq!(edge(Choice::NEVER, p(32, 64, 56)), None);
-    // Backward-weights: F(2×2) for filters of 64 × 64 (GPU) or 128 × 128 (CPU) channels or
-    // more; F(4×4) only when asked for explicitly.
+    // Backward-weights: F(2×2) for filters of 64 × 64 channels or more on GPUs, F(3×3) for
+    // 128 × 128 or more on the CPU; F(4×4) only when asked for explicitly.
     let wgrad = |choice: Choice, prob| {
         choice
             .geometry(&prob, Direction::BackwardWeights)
@@ -244,7 +244,7 @@ fn defaults_need_enough_tiles_and_cap_f4_channels() {
     )
     .unwrap();
     assert_eq!(wgrad(Choice::GPU, wide.clone()), Some(2));
-    assert_eq!(wgrad(Choice::CPU, wide), Some(2));
+    assert_eq!(wgrad(Choice::CPU, wide), Some(3));
 }
 
 /// A dilated 3×3 problem whose pads are multiples of its dilations (so it splits into

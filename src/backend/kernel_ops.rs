@@ -559,6 +559,13 @@ pub unsafe fn winograd<L: Launcher + ?Sized>(
     alpha: f64,
     beta: f64,
 ) -> Result<()> {
+    if !crate::winograd::GPU_TILE_SIZES.contains(&(geom.m as usize)) {
+        return Err(Error::unsupported(format!(
+            "Winograd tile edge {} on a GPU (its kernels implement {:?})",
+            geom.m,
+            crate::winograd::GPU_TILE_SIZES
+        )));
+    }
     let dt = tensor.desc.dtype();
     let (mut g, mut ts) = (*geom, KernelStrides::of(tensor.desc));
     let (mut tp, mut wp) = (tensor.addr, work);

@@ -8,7 +8,7 @@ use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
 use crate::plan::KernelStrides;
 use crate::winograd::{
-    F2, F4, LANES, Lane, Lanes, MAX_ALPHA, Row, Square, Step, Transforms, WinogradGeom,
+    F2, F3, F4, LANES, Lane, Lanes, MAX_ALPHA, Row, Square, Step, Transforms, WinogradGeom,
     transform_2d, transform_2d_into,
 };
 use half::{bf16, f16};
@@ -32,6 +32,8 @@ pub(super) unsafe fn run(
             match geom.m {
                 // SAFETY: forwarded contract.
                 2 => unsafe { step_typed::<$t, F2>(geom, step, tensor, work, tiles, alpha, beta) },
+                // SAFETY: forwarded contract.
+                3 => unsafe { step_typed::<$t, F3>(geom, step, tensor, work, tiles, alpha, beta) },
                 // SAFETY: forwarded contract.
                 4 => unsafe { step_typed::<$t, F4>(geom, step, tensor, work, tiles, alpha, beta) },
                 m => Err(Error::unsupported(format!("Winograd tile edge {m}"))),
@@ -212,7 +214,8 @@ fn tile_chunks(g: &WinogradGeom, tiles: Pixels) -> Vec<TileChunk> {
         .collect()
 }
 
-/// Most values one patch row of a chunk spans: 16 tiles of F(4×4) plus the 2-wide halo.
+/// Most values one patch row of a chunk spans: 16 tiles of F(4×4) plus the 2-wide halo (the
+/// largest tile edge).
 const SEGMENT: usize = LANES * 4 + 2;
 
 /// Reads `len` values of row `y` of channel `channel` of image `n` from column `x0` (zero
@@ -235,16 +238,57 @@ unsafe fn load_segment<T: Element>(
         seg[..len].fill(0.0);
         return;
     }
-    let row = t.offset(n, channel, y as usize, 0);
-    for (i, v) in seg.iter_mut().enumerate().take(len) {
-        let x = x0 + i as i64;
-        *v = if x >= 0 && x < w {
-            // SAFETY: (n, channel, y, x) lies in the tensor.
-            unsafe { t.load(row + (x * t.s.spatial[2]) as usize) }
-        } else {
-            0.0
-        };
+    // The columns inside the tensor, `lo .. hi` of the segment; zeros on either side.
+    let lo = (-x0).clamp(0, len as i64) as usize;
+    let hi = (w - x0).clamp(lo as i64, len as i64) as usize;
+    seg[..lo].fill(0.0);
+    seg[hi..len].fill(0.0);
+    if lo == hi {
+        return;
     }
+    let step = t.s.spatial[2];
+    let first = t.offset(n, channel, y as usize, 0) as i64 + (x0 + lo as i64) * step;
+    let src = t.ptr.at(first as usize) as *const T;
+    let inside = &mut seg[lo..hi];
+    // SAFETY (all arms): columns x0 + lo .. x0 + hi of row y lie in the tensor, `step`
+    // elements apart.
+    unsafe {
+        match step {
+            1 => copy_strided::<T, 1>(src, inside),
+            // Every other column: the residue classes of a dilation-2 subgrid.
+            2 => copy_strided::<T, 2>(src, inside),
+            _ => {
+                for (i, v) in inside.iter_mut().enumerate() {
+                    *v = (*src.wrapping_offset(i as isize * step as isize)).to_f32();
+                }
+            }
+        }
+    }
+}
+
+/// `out[i] = src[i · STEP]` for every `i` of `out`, converted to f32 (a constant stride, so
+/// the compiler vectorises the loop).
+///
+/// # Safety
+/// `src .. src + (out.len() − 1) · STEP` must be readable.
+#[inline(always)]
+unsafe fn copy_strided<T: Element, const STEP: usize>(src: *const T, out: &mut [f32]) {
+    let Some(last) = out.len().checked_sub(1) else {
+        return;
+    };
+    // SAFETY: guaranteed by the caller.
+    let row = unsafe { std::slice::from_raw_parts(src, last * STEP + 1) };
+    for (i, v) in out.iter_mut().enumerate() {
+        *v = row[i * STEP].to_f32();
+    }
+}
+
+/// Lanes `l` = `seg[j + l · m]`: one patch column of a whole chunk of tiles, `m` apart (a
+/// constant per transform, so the gather becomes vector shuffles).
+#[inline(always)]
+fn gather_column<F: Transforms>(seg: &[f32; SEGMENT], j: usize) -> Lanes {
+    let column = &seg[j..j + (LANES - 1) * F::M + 1];
+    Lanes(std::array::from_fn(|l| column[l * F::M]))
 }
 
 /// V[ξ][s][j] = (Bᵀ patch_j B)[ξ] for the tiles `tiles`; lanes are tiles of one tile row,
@@ -302,6 +346,13 @@ unsafe fn tiles_in<T: Element, F: Transforms>(
                     let y = (r.ty * m + i) as i64 - p.origin.0;
                     // SAFETY: the caller guarantees the tensor's extent.
                     unsafe { load_segment(&t, (r.n, ch), y, x0, span, p.dims, &mut seg) };
+                    if r.count == LANES {
+                        // A whole chunk from one tile row.
+                        for (j, v) in row.iter_mut().enumerate().take(p.edge) {
+                            *v = gather_column::<F>(&seg, j);
+                        }
+                        continue;
+                    }
                     for (j, v) in row.iter_mut().enumerate().take(p.edge) {
                         for l in 0..r.count {
                             v.0[r.lane + l] = seg[l * m + j];
