@@ -199,6 +199,10 @@ pub struct Choice {
     pub weights_tile: Option<usize>,
     /// See [`Choice::weights_tile`].
     pub weights_min_products: usize,
+    /// A smaller tile edge backward-weights takes instead where [`Choice::weights_tile`]'s
+    /// tiles would overhang the image too far: the larger edge is kept only when it needs at
+    /// most 3/4 of the smaller one's transform-domain products (overhang included).
+    pub weights_fallback: Option<usize>,
     /// Try the next tile edge only where the preferred one has too few tiles (small images),
     /// not where its channel cap rules it out.
     pub fallback_for_few_tiles_only: bool,
@@ -213,23 +217,26 @@ impl Choice {
         backward_weights: false,
         weights_tile: None,
         weights_min_products: 0,
+        weights_fallback: None,
         fallback_for_few_tiles_only: false,
     };
 
     /// The CPU default: F(4×4) forward and backward-data where there are enough tiles to
     /// amortise the filter transform (F(2×2) measured slower than im2col there), F(2×2) on
     /// images too small for that (7×7: backward-data 1.3× faster than im2col, forward even);
-    /// backward-weights F(3×3) for filters of at least 128 × 128 channels: 25 products per 9
-    /// output-gradient values against F(2×2)'s 16 per 4 (the GEMMs dominate there), with
-    /// rounding errors measured within 2× of F(2×2)'s (F(4×4) is faster still but loses
-    /// accuracy on real activations).
+    /// backward-weights F(3×3) for filters of at least 64 × 64 channels: 25 products per 9
+    /// output-gradient values against F(2×2)'s 16 per 4 (r50_l1_3x3: 5.0 ms against F(2×2)'s
+    /// 5.9 and im2col's 6.0 ms), with rounding errors measured within 2× of F(2×2)'s (F(4×4)
+    /// is faster still but loses accuracy on real activations); F(2×2) where F(3×3)'s tiles
+    /// overhang too far (7×7 and 14×14 images measured 6–7% faster on F(2×2), 28×28 even).
     pub const CPU: Choice = Choice {
         tiles: &[4, 2],
         min_tiles: 64,
         max_f4_channels: 512,
         backward_weights: false,
         weights_tile: Some(3),
-        weights_min_products: 128 * 128,
+        weights_min_products: 64 * 64,
+        weights_fallback: Some(2),
         fallback_for_few_tiles_only: true,
     };
 
@@ -243,6 +250,7 @@ impl Choice {
         backward_weights: false,
         weights_tile: Some(2),
         weights_min_products: 64 * 64,
+        weights_fallback: None,
         fallback_for_few_tiles_only: false,
     };
 
@@ -262,6 +270,7 @@ impl Choice {
             backward_weights: true,
             weights_tile: None,
             weights_min_products: 0,
+            weights_fallback: None,
             fallback_for_few_tiles_only: false,
         }
     }
@@ -284,7 +293,15 @@ impl Choice {
         if direction == Direction::BackwardWeights && !self.backward_weights {
             let g = problem.geometry();
             let m = self.weights_tile?;
-            let geom = WinogradGeom::of(problem, direction, m)?;
+            let mut geom = WinogradGeom::of(problem, direction, m)?;
+            let products = |w: &WinogradGeom| w.tile_count().saturating_mul(w.positions());
+            if let Some(small) = self
+                .weights_fallback
+                .and_then(|f| WinogradGeom::of(problem, direction, f))
+                && products(&geom).saturating_mul(4) > products(&small).saturating_mul(3)
+            {
+                geom = small;
+            }
             let big = g.c.saturating_mul(g.k) >= self.weights_min_products;
             return (big && geom.tile_count() >= self.min_tiles).then_some(geom);
         }
@@ -358,6 +375,18 @@ impl std::ops::Neg for Lanes {
     #[inline(always)]
     fn neg(self) -> Lanes {
         Lanes(self.0.map(|v| -v))
+    }
+}
+
+impl Lanes {
+    /// Takes `other`'s values in the lanes `lanes` (the others keep theirs).
+    #[inline(always)]
+    pub fn blend_lanes(&mut self, other: &Lanes, lanes: std::ops::Range<usize>) {
+        for (l, (v, &o)) in self.0.iter_mut().zip(&other.0).enumerate() {
+            if lanes.contains(&l) {
+                *v = o;
+            }
+        }
     }
 }
 

@@ -218,8 +218,8 @@ fn defaults_need_enough_tiles_and_cap_f4_channels() {
     assert_eq!(edge(Choice::CPU, p(8, 1024, 28)), None);
     assert_eq!(edge(Choice::only(4), p(1, 1024, 7)), Some(4));
     assert_eq!(edge(Choice::NEVER, p(32, 64, 56)), None);
-    // Backward-weights: F(2×2) for filters of 64 × 64 channels or more on GPUs, F(3×3) for
-    // 128 × 128 or more on the CPU; F(4×4) only when asked for explicitly.
+    // Backward-weights: F(2×2) on GPUs and F(3×3) on the CPU (F(2×2) on small images) for
+    // filters of 64 × 64 channels or more; F(4×4) only when asked for explicitly.
     let wgrad = |choice: Choice, prob| {
         choice
             .geometry(&prob, Direction::BackwardWeights)
@@ -227,7 +227,8 @@ fn defaults_need_enough_tiles_and_cap_f4_channels() {
     };
     assert_eq!(wgrad(Choice::GPU, p(32, 64, 56)), Some(2));
     assert_eq!(wgrad(Choice::GPU, p(32, 32, 56)), None);
-    assert_eq!(wgrad(Choice::CPU, p(32, 64, 56)), None);
+    assert_eq!(wgrad(Choice::CPU, p(32, 64, 56)), Some(3));
+    assert_eq!(wgrad(Choice::CPU, p(32, 32, 56)), None);
     assert_eq!(wgrad(Choice::only(4), p(32, 64, 56)), Some(4));
     let wide = problem(
         DType::F32,
@@ -244,7 +245,9 @@ fn defaults_need_enough_tiles_and_cap_f4_channels() {
     )
     .unwrap();
     assert_eq!(wgrad(Choice::GPU, wide.clone()), Some(2));
-    assert_eq!(wgrad(Choice::CPU, wide), Some(3));
+    assert_eq!(wgrad(Choice::CPU, wide), Some(2));
+    // F(3×3) where its tiles overhang little: 33 of 32 columns (dilated sub-grids), not 15 of 14.
+    assert_eq!(wgrad(Choice::CPU, p(4, 256, 32)), Some(3));
 }
 
 /// A dilated 3×3 problem whose pads are multiples of its dilations (so it splits into

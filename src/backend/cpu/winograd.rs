@@ -232,7 +232,7 @@ unsafe fn load_segment<T: Element>(
     x0: i64,
     len: usize,
     (h, w): (i64, i64),
-    seg: &mut [f32; SEGMENT],
+    seg: &mut [f32],
 ) {
     if y < 0 || y >= h {
         seg[..len].fill(0.0);
@@ -280,6 +280,15 @@ unsafe fn copy_strided<T: Element, const STEP: usize>(src: *const T, out: &mut [
     let row = unsafe { std::slice::from_raw_parts(src, last * STEP + 1) };
     for (i, v) in out.iter_mut().enumerate() {
         *v = row[i * STEP].to_f32();
+    }
+}
+
+/// `seg[j + l · m]` = lane `l` of `v` for every lane (the inverse of [`gather_column`]).
+#[inline(always)]
+fn scatter_column<F: Transforms>(seg: &mut [f32; SEGMENT], j: usize, v: &Lanes) {
+    let column = &mut seg[j..j + (LANES - 1) * F::M + 1];
+    for (l, &value) in v.0.iter().enumerate() {
+        column[l * F::M] = value;
     }
 }
 
@@ -342,20 +351,19 @@ unsafe fn tiles_in<T: Element, F: Transforms>(
             for r in &c.runs {
                 let x0 = (r.tx * m) as i64 - p.origin.1;
                 let span = r.count * m + p.edge - m;
+                // The run's row segment starts at lane `r.lane`'s place in `seg`, so that
+                // whole-column gathers line its patches up with their lanes.
+                let at = r.lane * m;
                 for (i, row) in patch.iter_mut().enumerate().take(p.edge) {
                     let y = (r.ty * m + i) as i64 - p.origin.0;
                     // SAFETY: the caller guarantees the tensor's extent.
-                    unsafe { load_segment(&t, (r.n, ch), y, x0, span, p.dims, &mut seg) };
-                    if r.count == LANES {
-                        // A whole chunk from one tile row.
-                        for (j, v) in row.iter_mut().enumerate().take(p.edge) {
-                            *v = gather_column::<F>(&seg, j);
-                        }
-                        continue;
-                    }
+                    unsafe { load_segment(&t, (r.n, ch), y, x0, span, p.dims, &mut seg[at..]) };
                     for (j, v) in row.iter_mut().enumerate().take(p.edge) {
-                        for l in 0..r.count {
-                            v.0[r.lane + l] = seg[l * m + j];
+                        let column = gather_column::<F>(&seg, j);
+                        if r.count == LANES {
+                            *v = column;
+                        } else {
+                            v.blend_lanes(&column, r.lane..r.lane + r.count);
                         }
                     }
                 }
@@ -402,13 +410,13 @@ unsafe fn output<T: Element, F: Transforms>(
                 let x0 = r.tx * m;
                 let width = (r.count * m).min(dw - x0);
                 for (i, row) in out.iter().enumerate().take(m.min(dh - r.ty * m)) {
+                    // Every lane's outputs at its place in `seg`; the run's are read back.
                     for (j, val) in row.iter().enumerate().take(m) {
-                        for l in 0..r.count {
-                            seg[l * m + j] = val.0[r.lane + l];
-                        }
+                        scatter_column::<F>(&mut seg, j, val);
                     }
                     let base = dst.offset(r.n, t, r.ty * m + i, x0);
-                    for (x, &value) in seg.iter().enumerate().take(width) {
+                    let run = &seg[r.lane * m..];
+                    for (x, &value) in run.iter().enumerate().take(width) {
                         let p = dst.ptr.at(base + (x as i64 * dst.s.spatial[2]) as usize);
                         // SAFETY: (n, t, y, x) lies in the target tensor; channel t belongs
                         // to this task, and the tensor overlaps nothing else.
