@@ -27,7 +27,14 @@ pub struct CudaDevice {
     module: CuModule,
     /// Entry points, resolved on first use: slot `op index · 4 + dtype index`.
     functions: Vec<OnceLock<usize>>,
-    blas: Mutex<CublasHandle>,
+    blas: Mutex<BoundBlas>,
+}
+
+/// The device's cuBLAS handle and the stream and math mode it was last bound to, so that
+/// back-to-back GEMMs on one stream skip rebinding it (two library calls per GEMM otherwise).
+struct BoundBlas {
+    handle: CublasHandle,
+    bound: Option<(CuStream, c_int)>,
 }
 
 // SAFETY: the driver API's handles may be used from any thread once the context is current;
@@ -172,7 +179,10 @@ impl CudaDevice {
             functions: (0..KERNEL_OPS.len() * DType::ALL.len())
                 .map(|_| OnceLock::new())
                 .collect(),
-            blas: Mutex::new(blas),
+            blas: Mutex::new(BoundBlas {
+                handle: blas,
+                bound: None,
+            }),
         })
     }
 
@@ -526,6 +536,17 @@ impl Backend for CudaBackend {
     }
 }
 
+/// The locked cuBLAS handle, bound to the backend's stream and math mode; derefs to the
+/// handle.
+struct BlasGuard<'a>(std::sync::MutexGuard<'a, BoundBlas>);
+
+impl std::ops::Deref for BlasGuard<'_> {
+    type Target = CublasHandle;
+    fn deref(&self) -> &CublasHandle {
+        &self.0.handle
+    }
+}
+
 /// Whether `a` multiplies 16-bit operands (or writes a 16-bit output) with f32 accumulation,
 /// the only mixed-type GEMM cuBLAS is asked for; an error for any other mix.
 fn half_operand_gemm(a: &GemmArgs) -> Result<bool> {
@@ -553,8 +574,8 @@ fn cuda_datatype(d: DType) -> c_int {
 
 impl CudaBackend {
     /// Binds the cuBLAS handle to this backend's stream and math mode; returns it locked.
-    fn blas(&self) -> Result<std::sync::MutexGuard<'_, CublasHandle>> {
-        let blas = self
+    fn blas(&self) -> Result<BlasGuard<'_>> {
+        let mut blas = self
             .device
             .blas
             .lock()
@@ -565,20 +586,25 @@ impl CudaBackend {
         } else {
             CUBLAS_DEFAULT_MATH
         };
-        // SAFETY: the handle is valid and used under its lock.
-        unsafe {
-            check(
-                "cublas",
-                "cublasSetStream",
-                (c.cublasSetStream)(*blas, self.stream),
-            )?;
-            check(
-                "cublas",
-                "cublasSetMathMode",
-                (c.cublasSetMathMode)(*blas, mode),
-            )?;
+        if blas.bound != Some((self.stream, mode)) {
+            // Unknown until both calls succeed.
+            blas.bound = None;
+            // SAFETY: the handle is valid and used under its lock.
+            unsafe {
+                check(
+                    "cublas",
+                    "cublasSetStream",
+                    (c.cublasSetStream)(blas.handle, self.stream),
+                )?;
+                check(
+                    "cublas",
+                    "cublasSetMathMode",
+                    (c.cublasSetMathMode)(blas.handle, mode),
+                )?;
+            }
+            blas.bound = Some((self.stream, mode));
         }
-        Ok(blas)
+        Ok(BlasGuard(blas))
     }
 
     /// A two-level batch as one pointer-array call (`cublas{S,D}gemmBatched`,
