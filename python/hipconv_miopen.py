@@ -130,13 +130,17 @@ class Conv:
             index = out.device.index if out.device.index is not None else self.torch.cuda.current_device()
             current_stream = lambda: raw(index)
         else:
-            current_stream = lambda: self.torch.cuda.current_stream().cuda_stream
+            current_stream = lambda: self.torch.cuda.current_stream(out.device).cuda_stream
+        # The call holds raw pointers: keep what they point into alive as long as it lives.
+        keep = (self, a, b, out, ws)
 
         def call():
             st = set_stream(handle, current_stream())
-            if st == 0:
-                st = fn(*args)
+            if st != 0:
+                lib.check(st, "set stream")
+            st = fn(*args)
             if st != 0:
                 lib.check(st, direction)
+            return keep
 
         return call

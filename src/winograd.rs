@@ -74,7 +74,7 @@ impl Step {
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct WinogradGeom {
-    /// Output tile edge m (2 or 4).
+    /// Output tile edge m (2, 3 or 4; 3 on the CPU only).
     pub m: i64,
     /// Transform edge α = m + 2.
     pub alpha: i64,
@@ -292,18 +292,28 @@ impl Choice {
     pub fn geometry(&self, problem: &ConvProblem, direction: Direction) -> Option<WinogradGeom> {
         if direction == Direction::BackwardWeights && !self.backward_weights {
             let g = problem.geometry();
-            let m = self.weights_tile?;
-            let mut geom = WinogradGeom::of(problem, direction, m)?;
-            let products = |w: &WinogradGeom| w.tile_count().saturating_mul(w.positions());
-            if let Some(small) = self
-                .weights_fallback
-                .and_then(|f| WinogradGeom::of(problem, direction, f))
-                && products(&geom).saturating_mul(4) > products(&small).saturating_mul(3)
-            {
-                geom = small;
+            if g.c.saturating_mul(g.k) < self.weights_min_products {
+                return None;
             }
-            let big = g.c.saturating_mul(g.k) >= self.weights_min_products;
-            return (big && geom.tile_count() >= self.min_tiles).then_some(geom);
+            let enough = |w: &WinogradGeom| w.tile_count() >= self.min_tiles;
+            let preferred = self
+                .weights_tile
+                .and_then(|m| WinogradGeom::of(problem, direction, m))
+                .filter(enough);
+            let fallback = self
+                .weights_fallback
+                .and_then(|m| WinogradGeom::of(problem, direction, m))
+                .filter(enough);
+            let products = |w: &WinogradGeom| w.tile_count().saturating_mul(w.positions());
+            return match (preferred, fallback) {
+                (Some(big), Some(small))
+                    if products(&big).saturating_mul(4) > products(&small).saturating_mul(3) =>
+                {
+                    Some(small)
+                }
+                (Some(big), _) => Some(big),
+                (None, small) => small,
+            };
         }
         for (i, &m) in self.tiles.iter().enumerate() {
             let Some(geom) = WinogradGeom::of(problem, direction, m) else {

@@ -248,6 +248,8 @@ fn defaults_need_enough_tiles_and_cap_f4_channels() {
     assert_eq!(wgrad(Choice::CPU, wide), Some(2));
     // F(3×3) where its tiles overhang little: 33 of 32 columns (dilated sub-grids), not 15 of 14.
     assert_eq!(wgrad(Choice::CPU, p(4, 256, 32)), Some(3));
+    // Too few F(3×3) tiles (36 on 18×18) but enough F(2×2) ones (81): F(2×2).
+    assert_eq!(wgrad(Choice::CPU, p(1, 64, 18)), Some(2));
 }
 
 /// A dilated 3×3 problem whose pads are multiples of its dilations (so it splits into

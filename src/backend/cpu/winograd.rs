@@ -251,7 +251,8 @@ unsafe fn load_segment<T: Element>(
     let src = t.ptr.at(first as usize) as *const T;
     let inside = &mut seg[lo..hi];
     // SAFETY (all arms): columns x0 + lo .. x0 + hi of row y lie in the tensor, `step`
-    // elements apart.
+    // elements apart; the source tensor (x or dy) is only read during the step, so the
+    // elements between those columns may be borrowed too.
     unsafe {
         match step {
             1 => copy_strided::<T, 1>(src, inside),
