@@ -214,6 +214,9 @@ fn tile_chunks(g: &WinogradGeom, tiles: Pixels) -> Vec<TileChunk> {
         .collect()
 }
 
+/// Largest output tile edge m.
+const MAX_M: usize = 4;
+
 /// Most values one patch row of a chunk spans: 16 tiles of F(4×4) plus the 2-wide halo (the
 /// largest tile edge).
 const SEGMENT: usize = LANES * 4 + 2;
@@ -397,7 +400,9 @@ unsafe fn output<T: Element, F: Transforms>(
     (0..tc).into_par_iter().for_each(|t| {
         let mut vals: Square<Lanes> = [[Lanes::ZERO; MAX_ALPHA]; MAX_ALPHA];
         let (mut rows, mut out) = (vals, vals);
-        let mut seg = [0.0f32; SEGMENT];
+        // Output row i of every lane of a chunk, each lane's m values at its place.
+        let mut segs = [[0.0f32; SEGMENT]; MAX_M];
+        let step = dst.s.spatial[2];
         for c in &chunks {
             for (i, row) in vals.iter_mut().enumerate().take(a) {
                 for (j, p) in row.iter_mut().enumerate().take(a) {
@@ -407,18 +412,30 @@ unsafe fn output<T: Element, F: Transforms>(
                 }
             }
             transform_2d_into(&vals, a, m, F::output, &mut rows, &mut out);
+            for (seg, row) in segs.iter_mut().zip(&out).take(m) {
+                for (j, val) in row.iter().enumerate().take(m) {
+                    scatter_column::<F>(seg, j, val);
+                }
+            }
             for r in &c.runs {
                 let x0 = r.tx * m;
                 let width = (r.count * m).min(dw - x0);
-                for (i, row) in out.iter().enumerate().take(m.min(dh - r.ty * m)) {
-                    // Every lane's outputs at its place in `seg`; the run's are read back.
-                    for (j, val) in row.iter().enumerate().take(m) {
-                        scatter_column::<F>(&mut seg, j, val);
-                    }
+                for (i, seg) in segs.iter().enumerate().take(m.min(dh - r.ty * m)) {
                     let base = dst.offset(r.n, t, r.ty * m + i, x0);
-                    let run = &seg[r.lane * m..];
-                    for (x, &value) in run.iter().enumerate().take(width) {
-                        let p = dst.ptr.at(base + (x as i64 * dst.s.spatial[2]) as usize);
+                    let run = &seg[r.lane * m..r.lane * m + width];
+                    if step == 1 {
+                        // SAFETY: columns x0 .. x0 + width of row (n, t, y) lie in the target
+                        // tensor, contiguous; channel t belongs to this task, and the tensor
+                        // overlaps nothing else.
+                        let out_row =
+                            unsafe { std::slice::from_raw_parts_mut(dst.ptr.at(base), width) };
+                        for (o, &value) in out_row.iter_mut().zip(run) {
+                            *o = blend::<T, f32>(value, alpha, beta, || *o);
+                        }
+                        continue;
+                    }
+                    for (x, &value) in run.iter().enumerate() {
+                        let p = dst.ptr.at(base + (x as i64 * step) as usize);
                         // SAFETY: (n, t, y, x) lies in the target tensor; channel t belongs
                         // to this task, and the tensor overlaps nothing else.
                         unsafe { *p = blend::<T, f32>(value, alpha, beta, || *p) };
