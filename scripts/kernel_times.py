@@ -3,7 +3,7 @@
 fallback, from the PyTorch profiler (CUPTI), next to the CUDA-event time of one call from an
 idle GPU. Shows how much of a layer's time is kernels and how much is launch/host cost.
 
-usage: kernel_times.py --lib libhipconv.so --layers r50_conv1,r50_l1_1x1 [--dirs fwd] [--dtype f32]
+usage: kernel_times.py --lib libhipconv.so --layers r50_conv1,r50_l1_1x1 [--dirs fwd] [--dtype f32|f16|bf16]
 """
 
 import argparse
@@ -42,12 +42,12 @@ def main():
     ap.add_argument("--lib", default="target/release/libhipconv.so")
     ap.add_argument("--layers", default="r50_conv1,r50_l1_1x1")
     ap.add_argument("--dirs", default="fwd")
-    ap.add_argument("--dtype", default="f32")
+    ap.add_argument("--dtype", default="f32", choices=["f32", "f16", "bf16"])
     args = ap.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cudnn.benchmark = True
-    dtype = {"f32": torch.float32, "f16": torch.float16}[args.dtype]
+    dtype = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}[args.dtype]
     lib = Library(args.lib)
     for (name, n, c, hw, k, ks, s, p, d, g) in SUITE:
         if name not in args.layers.split(","):
