@@ -269,6 +269,159 @@ HC_IG_STEP_UNROLL
 HC_FOR_EACH_TYPE(HC_IMPLICIT)
 #undef HC_IMPLICIT
 
+// Forward of 7x7 stride-2 filters over at most 3 input channels (the stem of ResNets): a
+// direct convolution from shared memory. Each block holds every weight of its 64 output
+// channels (C*49 taps) for the whole launch, and per tile of 8 x 16 output positions of one
+// image the input window that tile reads (C x 21 x 37 values, zero in the padding); every
+// thread accumulates 8 channels x 4 neighbouring positions of one row, reading each input row
+// segment its 4 windows share once per filter row. No gathers or barriers inside the tap
+// loop (the implicit GEMM above spends its non-multiply work there). Same parameters, 32-bit
+// index conditions and summation order (c, r, s) as implicit_fwd; the host launches it only
+// for single-group 2-D problems with this filter, dilation 1 and a 4-byte compute type
+// (`stem_fits` in src/backend/kernel_ops.rs); the f64 entry point is never launched.
+#define HC_ST_MAX_C 3
+#define HC_ST_R 7
+#define HC_ST_STRIDE 2
+#define HC_ST_TH 8   // output rows per tile
+#define HC_ST_TW 16  // output columns per tile
+#define HC_ST_IH ((HC_ST_TH - 1) * HC_ST_STRIDE + HC_ST_R)  // 21 input rows per tile
+#define HC_ST_IW ((HC_ST_TW - 1) * HC_ST_STRIDE + HC_ST_R)  // 37 input columns per tile
+#define HC_ST_SPAN (3 * HC_ST_STRIDE + HC_ST_R)            // 13: a thread's 4 windows, one row
+
+template <class Ty>
+HC_DEVICE void stem_fwd_impl(const KernelGeom& g, const KernelStrides& xs,
+                             const KernelStrides& ws, const KernelStrides& ys,
+                             const typename Ty::T* __restrict__ x,
+                             const typename Ty::T* __restrict__ w,
+                             typename Ty::T* __restrict__ y, typename Ty::C alpha,
+                             typename Ty::C beta) {
+    typedef typename Ty::C C;
+    const int TAPS = HC_ST_MAX_C * HC_ST_R * HC_ST_R;
+    __shared__ hc_group<C, 4> w_tile[TAPS][HC_IG_BM / 4];
+    __shared__ C x_tile[HC_ST_MAX_C][HC_ST_IH][HC_ST_IW];
+
+    const int t = (int)hc_local_id();
+    const int c_count = (int)g.c, taps = c_count * HC_ST_R * HC_ST_R, k_count = (int)g.k;
+    const int in_h = (int)g.input[1], in_w = (int)g.input[2];
+    const int out_h = (int)g.output[1], out_w = (int)g.output[2];
+    const int tiles_h = (out_h + HC_ST_TH - 1) / HC_ST_TH;
+    const int tiles_w = (out_w + HC_ST_TW - 1) / HC_ST_TW;
+    const int tile_count = (int)g.n * tiles_h * tiles_w;
+    // The thread's outputs: channels ty*8 + i, row `row`, columns quad*4 + j of the tile. A
+    // warp shares ty, so its weight reads are broadcasts.
+    const int ty = t / 32, lane = t % 32, row = lane / 4, quad = lane % 4;
+
+    HC_ROW_LOOP(channel_tile, (g.k + HC_IG_BM - 1) / HC_IG_BM) {
+        const int k0 = (int)channel_tile * HC_IG_BM;
+        hc_sync_block();
+        for (int i = t; i < taps * HC_IG_BM; i += HC_IG_THREADS) {
+            const int q = i / HC_IG_BM, kk = i - q * HC_IG_BM, k = k0 + kk;
+            const int c = q / (HC_ST_R * HC_ST_R), rs = q - c * (HC_ST_R * HC_ST_R);
+            const int r = rs / HC_ST_R, s = rs - r * HC_ST_R;
+            w_tile[q][kk / 4].v[kk % 4] =
+                k < k_count ? Ty::load(w[(hc_i64)k * ws.n + c * (int)ws.c + r * (int)ws.spatial[1] +
+                                         s * (int)ws.spatial[2]])
+                            : C(0);
+        }
+        for (int tile = (int)hc_block_id(); tile < tile_count; tile += (int)hc_block_count()) {
+            const int n = tile / (tiles_h * tiles_w), rest = tile - n * (tiles_h * tiles_w);
+            const int oh0 = (rest / tiles_w) * HC_ST_TH, ow0 = (rest % tiles_w) * HC_ST_TW;
+            const int ih0 = oh0 * HC_ST_STRIDE - (int)g.pad[1];
+            const int iw0 = ow0 * HC_ST_STRIDE - (int)g.pad[2];
+            hc_sync_block();
+            for (int i = t; i < c_count * HC_ST_IH * HC_ST_IW; i += HC_IG_THREADS) {
+                const int c = i / (HC_ST_IH * HC_ST_IW), rs = i - c * (HC_ST_IH * HC_ST_IW);
+                const int r = rs / HC_ST_IW, s = rs - r * HC_ST_IW;
+                const int ih = ih0 + r, iw = iw0 + s;
+                C v = C(0);
+                if ((unsigned)ih < (unsigned)in_h && (unsigned)iw < (unsigned)in_w)
+                    v = Ty::load(x[n * (int)xs.n + c * (int)xs.c + ih * (int)xs.spatial[1] +
+                                   iw * (int)xs.spatial[2]]);
+                x_tile[c][r][s] = v;
+            }
+            hc_sync_block();
+
+            C acc[HC_IG_TM][4];
+#pragma unroll
+            for (int i = 0; i < HC_IG_TM; ++i)
+#pragma unroll
+                for (int j = 0; j < 4; ++j) acc[i][j] = C(0);
+            // A constant channel bound (the loop unrolls; the guard skips absent channels).
+#pragma unroll
+            for (int c = 0; c < HC_ST_MAX_C; ++c) {
+                if (c < c_count) {
+                    // Rolled: unrolling the filter rows too measured slower (registers).
+#pragma unroll 1
+                    for (int r = 0; r < HC_ST_R; ++r) {
+                        C xr[HC_ST_SPAN];
+                        const C* src =
+                            &x_tile[c][row * HC_ST_STRIDE + r][quad * 4 * HC_ST_STRIDE];
+#pragma unroll
+                        for (int u = 0; u < HC_ST_SPAN; ++u) xr[u] = src[u];
+#pragma unroll
+                        for (int s = 0; s < HC_ST_R; ++s) {
+                            const int q = (c * HC_ST_R + r) * HC_ST_R + s;
+                            const hc_group<C, 4> lo = w_tile[q][2 * ty];
+                            const hc_group<C, 4> hi = w_tile[q][2 * ty + 1];
+                            const C wv[HC_IG_TM] = {lo.v[0], lo.v[1], lo.v[2], lo.v[3],
+                                                    hi.v[0], hi.v[1], hi.v[2], hi.v[3]};
+#pragma unroll
+                            for (int i = 0; i < HC_IG_TM; ++i)
+#pragma unroll
+                                for (int j = 0; j < 4; ++j)
+                                    acc[i][j] += wv[i] * xr[j * HC_ST_STRIDE + s];
+                        }
+                    }
+                }
+            }
+
+            // 32-bit offsets (the launch conditions bound every extent by 2^31).
+            const int oh = oh0 + row, ow = ow0 + quad * 4;
+            if (oh < out_h) {
+                const int base = n * (int)ys.n + oh * (int)ys.spatial[1] + ow * (int)ys.spatial[2];
+#pragma unroll
+                for (int i = 0; i < HC_IG_TM; ++i) {
+                    const int k = k0 + ty * HC_IG_TM + i;
+                    if (k >= k_count) continue;
+                    const int at = base + k * (int)ys.c;
+#pragma unroll
+                    for (int j = 0; j < 4; ++j)
+                        if (ow + j < out_w) {
+                            typename Ty::T* o = y + (at + j * (int)ys.spatial[2]);
+                            *o = hc_blend<Ty>(acc[i][j], alpha, beta, o);
+                        }
+                }
+            }
+        }
+    }
+}
+
+// Compute types of 4 bytes only (the tiles fill 47 KiB of shared memory in f32).
+template <class Ty, bool = sizeof(typename Ty::C) == 4>
+struct hc_stem {
+    static HC_DEVICE void run(const KernelGeom& g, const KernelStrides& xs, const KernelStrides& ws,
+                              const KernelStrides& ys, const typename Ty::T* x,
+                              const typename Ty::T* w, typename Ty::T* y, typename Ty::C alpha,
+                              typename Ty::C beta) {
+        stem_fwd_impl<Ty>(g, xs, ws, ys, x, w, y, alpha, beta);
+    }
+};
+template <class Ty>
+struct hc_stem<Ty, false> {
+    static HC_DEVICE void run(const KernelGeom&, const KernelStrides&, const KernelStrides&,
+                              const KernelStrides&, const typename Ty::T*, const typename Ty::T*,
+                              typename Ty::T*, typename Ty::C, typename Ty::C) {}
+};
+
+#define HC_STEM(name, Ty)                                                                    \
+    extern "C" __global__ void HC_IG_BOUNDS stem_fwd_##name(                                 \
+        KernelGeom g, KernelStrides xs, KernelStrides ws, KernelStrides ys, const Ty::T* x,  \
+        const Ty::T* w, Ty::T* y, Ty::C alpha, Ty::C beta) {                                 \
+        hc_stem<Ty>::run(g, xs, ws, ys, x, w, y, alpha, beta);                               \
+    }
+HC_FOR_EACH_TYPE(HC_STEM)
+#undef HC_STEM
+
 // Backward-weights as an implicit GEMM, in partial sums over slices of the positions (the
 // host sums them with sum_batches and stores with unpack, as for direct_wgrad):
 //

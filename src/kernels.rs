@@ -33,6 +33,8 @@
 //!                                                          // of 256-thread blocks
 //! implicit_wgrad_<dt> (the same parameters as direct_wgrad) // G == 1, 1-D/2-D; slices
 //!                                                          // along x, 64×128 tiles along y
+//! stem_fwd_<dt>      (the same parameters as direct_fwd)   // G == 1, 7×7 stride 2, C ≤ 3,
+//!                                                          // 4-byte compute types
 //! gemm_pointers_<dt> (u64* table, i64 entries, i64 batch, BatchOperand lhs,
 //!                     BatchOperand rhs, BatchOperand dst)   // pointer-array GEMM tables
 //! ```
@@ -123,6 +125,7 @@ pub const KERNEL_OPS: &[&str] = &[
     "gemm_pointers",
     "implicit_fwd",
     "implicit_wgrad",
+    "stem_fwd",
 ];
 
 /// Every kernel entry point in every code object.
@@ -251,6 +254,10 @@ pub const KERNEL_NAMES: &[&str] = &[
     "implicit_wgrad_bf16",
     "implicit_wgrad_f32",
     "implicit_wgrad_f64",
+    "stem_fwd_f16",
+    "stem_fwd_bf16",
+    "stem_fwd_f32",
+    "stem_fwd_f64",
 ];
 
 /// Largest block size a kernel may be launched with (`HC_MAX_BLOCK` in `common.h`).

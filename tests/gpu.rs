@@ -369,6 +369,61 @@ fn stride_two_backward_data_matches_the_reference_on_the_gpu() {
     eprintln!("gpu stride-2 backward-data: {runs} problems × 3 budgets, 3 padded-depth 3-D");
 }
 
+/// ResNet-style stems (7×7 filters at stride 2 over 1–3 channels: the `stem_fwd` kernel)
+/// against the f64 reference: pads 0–3, images whose output is not a whole number of 8 × 16
+/// tiles, output channels that are not a whole number of 64, every layout, two budgets.
+#[test]
+fn stem_problems_match_the_reference_on_the_gpu() {
+    let target = gpu();
+    let mut rng = Rng::new(0x57E4);
+    let mut planned = 0;
+    for round in 0..12 {
+        let c = 1 + round % 3;
+        let pad = round % 4;
+        let (h, w) = (30 + rng.below(60), 30 + rng.below(60));
+        let k = if round % 2 == 0 {
+            64
+        } else {
+            20 + rng.below(90)
+        };
+        let out = ((h + 2 * pad - 7) / 2 + 1) * ((w + 2 * pad - 7) / 2 + 1);
+        // Enough outputs for the implicit path (plans take it from 2^18).
+        let n = (1usize << 18).div_ceil(k * out).max(1) + rng.below(2);
+        let p = problem(
+            DType::F32,
+            n,
+            c,
+            &[h, w],
+            k,
+            &[7, 7],
+            &[pad, pad],
+            &[2, 2],
+            &[1, 1],
+            1,
+            rng.below(4),
+        )
+        .unwrap();
+        let plan = hipconv::ConvPlan::new(&p, Direction::Forward, 1 << 30).unwrap();
+        assert_eq!(
+            plan.path(),
+            hipconv::plan::Path::Implicit,
+            "{}",
+            plan.describe()
+        );
+        planned += 1;
+        let Some(target) = target else { continue };
+        for budget in [1 << 30, 0] {
+            let err = gpu_error(target, &p, Direction::Forward, budget, rng.next_u64());
+            assert!(
+                err <= tolerance(DType::F32),
+                "{} budget {budget}: error {err}",
+                p.summary()
+            );
+        }
+    }
+    eprintln!("gpu stem forward: {planned} problems × 2 budgets");
+}
+
 /// The implicit-GEMM kernels (f32, one group, 1-D and 2-D; forward and backward-weights):
 /// filters 1–7 wide, pads 0–3, strides 1–3, dilations 1–2, every layout, channel counts that
 /// are not multiples of the 64 × 128 tiles, tap counts beyond the forward's table (those
