@@ -7,10 +7,9 @@ Both libraries are measured in the same invocation, on the same machine state:
 
   1. ORT pass 1:     every layer (fresh session per layer, warm-up, median of runs)
   2. hipconv pass 1: `<bin> bench --backend cpu --dtype f32 --batch N --suite anchors --json`
-  3. ORT pass 2:     every layer again
-  4. hipconv pass 2: the same command again
+  3. ORT pass 2, hipconv pass 2, ... up to `--passes` (default 3) of each
 
-Each library's figure per layer (and direction) is the *minimum* of its two
+Each library's figure per layer (and direction) is the *minimum* of its
 pass medians.  The passes interleave in time, so drift such as thermal
 throttling or background load affects both sides alike, and both get the same
 protection against a single disturbed pass (on a 2-vCPU virtual machine small
@@ -223,7 +222,9 @@ def geomean(xs):
     return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else None
 
 
-def report(layers, ort1, ort2, hip, args):
+def report(layers, orts, hip, args):
+    """`orts`: one {layer: ms} per ORT pass; each layer's figure is the best pass."""
+    best = {name: min(o[name] for o in orts) for name in orts[0]}
     import onnxruntime as ort
 
     lines = []
@@ -235,9 +236,9 @@ def report(layers, ort1, ort2, hip, args):
                  f"inter_op_num_threads=1, ORT_ENABLE_ALL, sequential)")
     lines.append(f"- python {platform.python_version()}, numpy {np.__version__}, hipconv rev {git_rev()}")
     proto = f"warm-up {args.warmup}, median of {args.runs}"
-    if ort2 is not None:
-        proto += ("; ORT and hipconv each = min of the medians of two passes, "
-                  "interleaved ORT, hipconv, ORT, hipconv")
+    if len(orts) > 1:
+        proto += (f"; ORT and hipconv each = min of the medians of {len(orts)} passes, "
+                  "interleaved ORT, hipconv, ORT, hipconv, …")
     lines.append(f"- timing: {proto}")
     if hip is None:
         lines.append("- hipconv: not run (--ort-only)")
@@ -245,15 +246,15 @@ def report(layers, ort1, ort2, hip, args):
 
     hdr = ["layer", "GFLOP", "ORT ms", "ORT GFLOP/s", "hipconv fwd ms", "hipconv GFLOP/s", "ratio",
            "bwd-data ms", "bwd-data t/FLOP vs fwd", "bwd-w ms", "bwd-w t/FLOP vs fwd"]
-    if ort2 is not None:
-        hdr.insert(3, "ORT pass1/pass2 ms")
+    if len(orts) > 1:
+        hdr.insert(3, "ORT ms per pass")
     lines.append("| " + " | ".join(hdr) + " |")
     lines.append("|" + "|".join(["---"] + ["---:"] * (len(hdr) - 1)) + "|")
 
     dense_ratios = []
     warnings = []
     for layer in layers:
-        o_ms = ort1[layer.name] if ort2 is None else min(ort1[layer.name], ort2[layer.name])
+        o_ms = best[layer.name]
         o_gf = layer.gflop / o_ms * 1e3
         h = {d: (hip or {}).get((layer.name, d)) for d in DIRECTIONS}
         f_ms = float(h["fwd"]["ms"]) if h["fwd"] else None
@@ -277,8 +278,8 @@ def report(layers, ort1, ort2, hip, args):
         name = layer.name + ("" if layer.dense else " *")
         row = [name, f"{layer.gflop:.3f}", f"{o_ms:.3f}", f"{o_gf:.1f}", fmt(f_ms, ".3f"), fmt(f_gf, ".1f"),
                fmt(ratio, ".3f"), fmt(bd_ms, ".3f"), fmt(bd_rel, ".2f"), fmt(bw_ms, ".3f"), fmt(bw_rel, ".2f")]
-        if ort2 is not None:
-            row.insert(3, f"{ort1[layer.name]:.3f}/{ort2[layer.name]:.3f}")
+        if len(orts) > 1:
+            row.insert(3, "/".join(f"{o[layer.name]:.3f}" for o in orts))
         lines.append("| " + " | ".join(row) + " |")
 
     lines.append("")
@@ -291,7 +292,7 @@ def report(layers, ort1, ort2, hip, args):
         lines.append(f"- dense fwd ratio geomean: **{gm:.3f}** over {len(dense_ratios)}/{n_dense} dense layers")
         lines.append(f"- dense fwd ratio minimum: **{min(dense_ratios):.3f}**")
     else:
-        dense_ort = [l.gflop / (ort1[l.name] if ort2 is None else min(ort1[l.name], ort2[l.name])) * 1e3
+        dense_ort = [l.gflop / best[l.name] * 1e3
                      for l in layers if l.dense]
         lines.append(f"- dense fwd ratio: n/a (no hipconv results); "
                      f"ORT dense geomean {geomean(dense_ort):.1f} GFLOP/s")
@@ -308,6 +309,8 @@ def main():
     ap.add_argument("--hipconv", default="target/release/hipconv", help="path to the hipconv binary")
     ap.add_argument("--ort-only", action="store_true", help="only time ONNX Runtime (single pass)")
     ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--passes", type=int, default=3,
+                    help="interleaved ORT and hipconv passes; each figure is its best pass")
     ap.add_argument("--threads", type=int, default=2, help="ORT intra_op_num_threads")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--runs", type=int, default=15,
@@ -327,16 +330,17 @@ def main():
     if not args.ort_only and not os.access(args.hipconv, os.X_OK):
         ap.error(f"hipconv binary not found or not executable: {args.hipconv} (use --ort-only to skip)")
 
-    ort1 = ort_pass(layers, args, "ort pass 1")
-    hip = ort2 = None
+    orts = [ort_pass(layers, args, "ort pass 1")]
+    hip = None
     if not args.ort_only:
         hip = run_hipconv(args)
-        ort2 = ort_pass(layers, args, "ort pass 2")
-        for key, rec in run_hipconv(args).items():
-            if key not in hip or rec["ms"] < hip[key]["ms"]:
-                hip[key] = rec
+        for i in range(2, args.passes + 1):
+            orts.append(ort_pass(layers, args, f"ort pass {i}"))
+            for key, rec in run_hipconv(args).items():
+                if key not in hip or rec["ms"] < hip[key]["ms"]:
+                    hip[key] = rec
 
-    text = report(layers, ort1, ort2, hip, args)
+    text = report(layers, orts, hip, args)
     print(text, end="")
     if args.markdown_out:
         with open(args.markdown_out, "w") as f:
