@@ -797,6 +797,7 @@ pub fn implicit_wgrad_tiles(geom: &KernelGeom) -> (i64, i64) {
         (taps + IMPLICIT_WGRAD_TILE_TAPS - 1) / IMPLICIT_WGRAD_TILE_TAPS,
     )
 }
+
 /// Output rows and columns per tile of `stem_fwd` (`HC_ST_TH`, `HC_ST_TW`).
 const STEM_TILE_ROWS: i64 = 8;
 const STEM_TILE_COLUMNS: i64 = 16;
