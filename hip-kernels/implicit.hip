@@ -63,18 +63,28 @@
 #endif
 
 // A block tile of BM output channels (or rows) x BN positions (or columns) over 256 threads,
-// TM x TN outputs per thread (multiples of 4), BK steps of the reduction staged at a time.
+// TM x TN outputs per thread (TM a multiple of 4), BK steps of the reduction staged at a time.
 // Threads form a TY x TX grid (TY = BM/TM, TX = BN/TN); warps split it (TY/4) x (TX/8) and
 // each warp's lanes 4 x 8, so that a warp's shared-memory reads of one step are 4 distinct
 // row groups and 8 distinct column quads (one wavefront apiece). A thread owns rows
-// ty·TM .. ty·TM + TM - 1 and the column quads m·TX + tx (m < TN/4).
+// ty·TM .. ty·TM + TM - 1 and the column quads m·TX + tx (m < TN/4). Where TN is not a
+// multiple of 4 (QUADS false; the weight gradient only) it owns the single columns
+// m·TX + tx (m < TN) instead: a warp's reads of one step are then 8 consecutive columns.
 template <int BM_, int BN_, int TM_, int TN_, int BK_>
 struct hc_block_tile {
     static const int BM = BM_, BN = BN_, TM = TM_, TN = TN_, BK = BK_;
     static const int TY = BM / TM, TX = BN / TN;
+    static const bool QUADS = TN % 4 == 0;
     static_assert(TY * TX == HC_IG_THREADS, "one output group per thread");
-    static_assert(TY % 4 == 0 && TX % 8 == 0 && TM % 4 == 0 && TN % 4 == 0, "warp layout");
+    static_assert(TY % 4 == 0 && TX % 8 == 0 && TM % 4 == 0, "warp layout");
+    static_assert(BN % 4 == 0, "rows of whole quads");
 };
+
+// Column j of a thread's sub-tile (see hc_block_tile).
+template <class S>
+HC_DEVICE int hc_tile_column(int tx, int j) {
+    return S::QUADS ? 4 * (S::TX * (j / 4) + tx) + j % 4 : S::TX * j + tx;
+}
 
 // The forward's tile shape for compute type C: 64 channels x 32·TN positions (TN positions
 // per thread: 4, or 8 with HC_IG_TN32=8), BK taps per step. (128 x 64 tiles, half the
@@ -459,12 +469,14 @@ HC_FOR_EACH_TYPE(HC_STEM)
 //
 // with x̂ as above. Block rows (second grid dimension) are (64-channel, 128-tap) tiles of
 // part, blocks along x are slices; each block steps through its slice 16 positions at a time
-// (8 for f64),
-// staging dy and x̂ in shared memory (double-buffered, as the forward), and every thread
-// accumulates 8 channels x 4 neighbouring taps. Positions are tracked incrementally (no
-// division per step). The tap table covers only the block's 128 taps, so any C·R·S works.
-// 32-bit index arithmetic under the same conditions as the forward (`implicit_wgrad_fits`).
-#define HC_IW_BN 128  // taps per block tile
+// (8 for f64), staging dy and x̂ in shared memory (double-buffered, as the forward), and
+// every thread accumulates 8 channels x 4 neighbouring taps. implicit_wgrad_few covers
+// filters of 129-160 taps (ResNet stems' 3 x 7 x 7) with one 64 x 160 tile, 8 channels x 5
+// taps 32 apart per thread. Positions are tracked incrementally (no division per step). The
+// tap table covers only the block's taps, so any C·R·S works. 32-bit index arithmetic under
+// the same conditions as the forward (`implicit_wgrad_fits`).
+#define HC_IW_BN 128      // taps per block tile
+#define HC_IW_BN_FEW 160  // taps per block tile of implicit_wgrad_few (filters of 129-160 taps)
 
 // A position walked in steps: image n, output row oh and column ow.
 struct hc_walk {
@@ -625,11 +637,17 @@ HC_DEVICE void implicit_wgrad_impl(const KernelGeom& g, const KernelStrides& xs,
                         for (int i = 0; i < 4; ++i) a[4 * m + i] = aq.v[i];
                     }
                     C b[TN];
+                    if (S::QUADS) {
 #pragma unroll
-                    for (int m = 0; m < TN / 4; ++m) {
-                        const hc_group<C, 4> bq = b_tile[buffer][kk][TX * m + tx];
+                        for (int m = 0; m < TN / 4; ++m) {
+                            const hc_group<C, 4> bq = b_tile[buffer][kk][TX * m + tx];
 #pragma unroll
-                        for (int j = 0; j < 4; ++j) b[4 * m + j] = bq.v[j];
+                            for (int j = 0; j < 4; ++j) b[4 * m + j] = bq.v[j];
+                        }
+                    } else {
+                        const C* row = b_tile[buffer][kk][0].v;
+#pragma unroll
+                        for (int j = 0; j < TN; ++j) b[j] = row[hc_tile_column<S>(tx, j)];
                     }
 #pragma unroll
                     for (int i = 0; i < TM; ++i)
@@ -646,7 +664,7 @@ HC_DEVICE void implicit_wgrad_impl(const KernelGeom& g, const KernelStrides& xs,
                 const int k = k0 + ty * TM + i;
 #pragma unroll
                 for (int j = 0; j < TN; ++j) {
-                    const int q = q0 + 4 * (TX * (j / 4) + tx) + j % 4;
+                    const int q = q0 + hc_tile_column<S>(tx, j);
                     if (k < k_count && q < tap_count)
                         part[(slice * g.k + k) * (hc_i64)tap_count + q] = acc[i][j];
                 }
@@ -661,6 +679,9 @@ HC_DEVICE void implicit_wgrad_impl(const KernelGeom& g, const KernelStrides& xs,
 template <class C>
 struct hc_iw_shape {
     typedef hc_block_tile<HC_IG_BM, HC_IW_BN, HC_IG_TM, 4, sizeof(C) == 4 ? 16 : 8> tile;
+    // Filters of 129-160 taps (ResNet stems: 3 x 7 x 7): one tile of 160 taps, 8 x 5 per
+    // thread, where 128-tap tiles would leave up to half their columns empty.
+    typedef hc_block_tile<HC_IG_BM, HC_IW_BN_FEW, HC_IG_TM, 5, sizeof(C) == 4 ? 16 : 8> few_taps;
 };
 
 #define HC_IMPLICIT_WGRAD(name, Ty)                                                          \
@@ -668,6 +689,11 @@ struct hc_iw_shape {
         KernelGeom g, KernelStrides xs, KernelStrides ys, const Ty::T* x, const Ty::T* dy,   \
         Ty::C* part, hc_i64 slices) {                                                        \
         implicit_wgrad_impl<Ty, hc_iw_shape<Ty::C>::tile>(g, xs, ys, x, dy, part, slices);   \
+    }                                                                                        \
+    extern "C" __global__ void HC_IW_BOUNDS implicit_wgrad_few_##name(                       \
+        KernelGeom g, KernelStrides xs, KernelStrides ys, const Ty::T* x, const Ty::T* dy,   \
+        Ty::C* part, hc_i64 slices) {                                                        \
+        implicit_wgrad_impl<Ty, hc_iw_shape<Ty::C>::few_taps>(g, xs, ys, x, dy, part, slices); \
     }
 HC_FOR_EACH_TYPE(HC_IMPLICIT_WGRAD)
 #undef HC_IMPLICIT_WGRAD

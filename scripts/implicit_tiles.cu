@@ -121,7 +121,8 @@ static std::vector<float> fetch(const float* d, size_t n) {
 int main(int argc, char** argv) {
     const char* only = argc > 1 ? argv[1] : nullptr;
     if (argc > 2) g_reps = std::max(1, atoi(argv[2]));
-    const Layer layers[] = {{"r50_l2_s2", 32, 128, 56, 128, 3, 2, 1, 1},
+    const Layer layers[] = {{"r50_conv1", 32, 3, 224, 64, 7, 2, 3, 1},
+                            {"r50_l2_s2", 32, 128, 56, 128, 3, 2, 1, 1},
                             {"r50_l2_3x3", 32, 128, 28, 128, 3, 1, 1, 1},
                             {"r50_l3_3x3", 32, 256, 14, 256, 3, 1, 1, 1},
                             {"r50_l4_3x3", 32, 512, 7, 512, 3, 1, 1, 1},
@@ -162,7 +163,8 @@ int main(int argc, char** argv) {
         for (auto& v : hx) v = next();
         for (auto& v : hw) v = next();
         for (auto& v : hy) v = next();
-        const hc_i64 max_slices = 256;
+        // Most partial sums: enough to fill the GPU with one 160-tap tile per 64 channels.
+        const hc_i64 max_slices = (hc_i64)l.c * l.ks * l.ks <= 160 ? 1600 : 256;
         float *x, *w, *y, *dy, *ref, *part, *dw;
         cudaMalloc(&x, nx * 4);
         cudaMalloc(&w, nw * 4);
@@ -216,6 +218,28 @@ int main(int argc, char** argv) {
                    "err %.1e  %s\n",
                    l.name, t, t_sum, flops / t / 1e9, slices, target, err,
                    cudaGetErrorString(cudaGetLastError()));
+        }
+        // Filters of 129-160 taps: implicit_wgrad_few, one 160-tap tile per 64 channels.
+        if (taps > 128 && taps <= 160) {
+            const hc_i64 few_tiles = (g.k + 63) / 64;
+            for (hc_i64 target : {396, 792, 1584}) {
+                const hc_i64 slices = std::max<hc_i64>(
+                    1, std::min<hc_i64>({(target + few_tiles - 1) / few_tiles, positions / 256,
+                                         max_slices}));
+                const dim3 grid((unsigned)slices, (unsigned)few_tiles);
+                const double t = median_ms([&] {
+                    implicit_wgrad_few_f32<<<grid, HC_IG_THREADS>>>(g, xs, ys, x, dy, part, slices);
+                });
+                const double t_sum = median_ms([&] {
+                    sum_slices<<<(unsigned)((nw + 255) / 256), 256>>>(part, slices, nw, dw);
+                });
+                const double err = worst_rel(fetch(dw, nw), want);
+                failures += err > 1e-5;
+                printf("%-10s wgrad few-taps %.3f + sum %.3f ms (%.1f TF/s)  %lld slices  err %.1e  "
+                       "%s\n",
+                       l.name, t, t_sum, flops / t / 1e9, slices, err,
+                       cudaGetErrorString(cudaGetLastError()));
+            }
         }
         cudaFree(x);
         cudaFree(w);

@@ -33,6 +33,8 @@
 //!                                                          // of 256-thread blocks
 //! implicit_wgrad_<dt> (the same parameters as direct_wgrad) // G == 1, 1-D/2-D; slices
 //!                                                          // along x, 64×128 tiles along y
+//! implicit_wgrad_few_<dt> (the same parameters)            // the same for 129–160 taps:
+//!                                                          // one 64×160 tile per 64 channels
 //! stem_fwd_<dt>      (the same parameters as direct_fwd)   // G == 1, 7×7 stride 2, C ≤ 3,
 //!                                                          // 4-byte compute types
 //! gemm_pointers_<dt> (u64* table, i64 entries, i64 batch, BatchOperand lhs,
@@ -125,6 +127,7 @@ pub const KERNEL_OPS: &[&str] = &[
     "gemm_pointers",
     "implicit_fwd",
     "implicit_wgrad",
+    "implicit_wgrad_few",
     "stem_fwd",
 ];
 
@@ -254,6 +257,10 @@ pub const KERNEL_NAMES: &[&str] = &[
     "implicit_wgrad_bf16",
     "implicit_wgrad_f32",
     "implicit_wgrad_f64",
+    "implicit_wgrad_few_f16",
+    "implicit_wgrad_few_bf16",
+    "implicit_wgrad_few_f32",
+    "implicit_wgrad_few_f64",
     "stem_fwd_f16",
     "stem_fwd_bf16",
     "stem_fwd_f32",

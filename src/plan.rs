@@ -886,8 +886,7 @@ impl ConvPlan {
         opts: &PlanOptions,
     ) -> Result<Option<Self>> {
         use crate::backend::kernel_ops::{
-            IMPLICIT_WGRAD_TILE_TAPS, implicit_forward_fits, implicit_wgrad_fits,
-            implicit_wgrad_tiles,
+            ImplicitWgradTiles, implicit_forward_fits, implicit_wgrad_fits,
         };
         let geom = KernelGeom::of(problem);
         let (x, w, y) = (problem.x(), problem.w(), problem.y());
@@ -910,20 +909,20 @@ impl ConvPlan {
         }
         let g = problem.geometry();
         let positions = checked_mul(g.n, g.output_len, "positions")?;
-        let (channel_tiles, tap_tiles) = implicit_wgrad_tiles(&geom);
-        let tap_slots = tap_tiles.saturating_mul(IMPLICIT_WGRAD_TILE_TAPS) as usize;
+        let tiles = ImplicitWgradTiles::of(&geom);
+        let tap_slots = tiles.tap_tiles.saturating_mul(tiles.tile_taps) as usize;
         if direction == Direction::BackwardWeights
             && g.col_rows.saturating_mul(4) < tap_slots.saturating_mul(3)
         {
-            // Under three quarters of the weight-gradient tiles' taps would be real (conv1's
-            // 147 taps in two tiles of 128: 0.75 ms against 0.51 ms through im2col, H100).
+            // Under three quarters of the weight-gradient tiles' taps would be real (147 taps
+            // in two tiles of 128, before the 160-tap tile: 0.75 ms against 0.51 ms through
+            // im2col, H100).
             return Ok(None);
         }
         let (slices, layout) = if direction == Direction::BackwardWeights {
-            let tiles = (channel_tiles * tap_tiles) as usize;
             let wanted = opts
                 .implicit_target_blocks
-                .div_ceil(tiles)
+                .div_ceil(tiles.count() as usize)
                 .min(positions / IMPLICIT_MIN_SLICE_POSITIONS)
                 .max(1);
             Self::weight_slices(problem, wanted, opts.budget)?
@@ -1291,12 +1290,14 @@ mod tests {
             assert_eq!(plan.path(), Path::Implicit, "{}", p.summary());
             assert_eq!(plan.workspace_bytes(), 0);
             let g = p.geometry();
-            if g.col_rows == 147 {
-                // conv1's weight gradient: 147 taps would fill 57% of two 128-tap tiles.
-                let plan = plan_of(&p, Direction::BackwardWeights, opts);
-                assert_eq!(plan.path(), Path::Im2col);
-                continue;
-            }
+            // conv1's 147 taps take one 160-tap tile, the 1152 of r50_l2_s2 nine of 128.
+            let tiles = crate::backend::kernel_ops::ImplicitWgradTiles::of(&KernelGeom::of(&p));
+            let expected = if g.col_rows == 147 {
+                ("implicit_wgrad_few", 160, 1)
+            } else {
+                ("implicit_wgrad", 128, 9)
+            };
+            assert_eq!((tiles.kernel, tiles.tile_taps, tiles.tap_tiles), expected);
             // Backward-weights: partial sums enough to fill a GPU, within the budget (and one
             // when the budget holds no more).
             let weights = g.k * g.col_rows * 4;
@@ -1323,6 +1324,12 @@ mod tests {
                 assert_ne!(plan_of(&p, dir, off).path(), Path::Implicit);
             }
         }
+        // 171 taps would fill two 128-tap tiles to 67%: backward-weights keeps im2col.
+        let sparse = strided(2, 19, 56, 64, 3, 1, 2);
+        assert_eq!(
+            plan_of(&sparse, Direction::BackwardWeights, opts).path(),
+            Path::Im2col
+        );
         // Too many taps for the kernel's table (256 · 3 · 3 = 2304), pointwise, and grouped
         // problems keep their paths.
         let wide = strided(2, 256, 28, 64, 3, 1, 2);

@@ -410,39 +410,52 @@ fn stem_problems_match_the_reference_on_the_gpu() {
             "{}",
             plan.describe()
         );
+        // Their weight gradients: 147 taps (three channels) on the one 160-tap tile of
+        // implicit_wgrad_few, 98 on a 128-tap tile, 49 through im2col.
+        let weights = hipconv::ConvPlan::new(&p, Direction::BackwardWeights, 1 << 30).unwrap();
+        let implicit_weights = weights.path() == hipconv::plan::Path::Implicit;
+        assert_eq!(implicit_weights, c > 1, "{}", weights.describe());
         planned += 1;
         let Some(target) = target else { continue };
         for budget in [1 << 30, 0] {
-            let err = gpu_error(target, &p, Direction::Forward, budget, rng.next_u64());
-            assert!(
-                err <= tolerance(DType::F32),
-                "{} budget {budget}: error {err}",
-                p.summary()
-            );
+            for dir in [Direction::Forward, Direction::BackwardWeights] {
+                let err = gpu_error(target, &p, dir, budget, rng.next_u64());
+                assert!(
+                    err <= tolerance(DType::F32),
+                    "{} {} budget {budget}: error {err}",
+                    p.summary(),
+                    dir.name()
+                );
+            }
         }
     }
-    eprintln!("gpu stem forward: {planned} problems × 2 budgets");
+    eprintln!("gpu stem forward and backward-weights: {planned} problems × 2 budgets");
 }
 
 /// The implicit-GEMM kernels (f32, one group, 1-D and 2-D; forward and backward-weights):
 /// filters 1–7 wide, pads 0–3, strides 1–3, dilations 1–2, every layout, channel counts that
 /// are not multiples of the 64 × 128 tiles, tap counts beyond the forward's table (those
-/// forwards take im2col; their weight gradients stay implicit) or filling the weight
-/// gradient's last 128-tap tile partly, and budgets down to one partial weight gradient.
+/// forwards take im2col; their weight gradients stay implicit), filling the weight
+/// gradient's last 128-tap tile partly or its one 160-tap tile (129–160 taps), and budgets
+/// down to one partial weight gradient.
 #[test]
 fn implicit_gemm_problems_match_the_reference_on_the_gpu() {
     let target = gpu();
     let mut rng = Rng::new(0x16E3);
-    let (mut forwards, mut weights) = (0, 0);
+    let (mut forwards, mut weights, mut few_taps) = (0, 0, 0);
     for round in 0..36 {
         let one_d = round % 6 == 5;
         let kernel = 1 + rng.below(7);
         let stride = 1 + rng.below(3);
         let dilation = 1 + rng.below(2);
         let pad = rng.below(4).min(kernel - 1);
+        let kernel_len = if one_d { kernel } else { kernel * kernel };
+        let (few_lo, few_hi) = (129usize.div_ceil(kernel_len), 160 / kernel_len);
         let c = match round % 4 {
             0 => 3,
             1 => 130,
+            // 129–160 taps: implicit_wgrad_few's one 160-tap tile.
+            2 if round % 8 == 2 && few_lo <= few_hi => few_lo + rng.below(few_hi - few_lo + 1),
             _ => 5 + rng.below(40),
         };
         let k = 20 + rng.below(90);
@@ -481,7 +494,12 @@ fn implicit_gemm_problems_match_the_reference_on_the_gpu() {
             }
             match dir {
                 Direction::Forward => forwards += 1,
-                _ => weights += 1,
+                _ => {
+                    weights += 1;
+                    let geom = hipconv::plan::KernelGeom::of(&p);
+                    let tiles = hipconv::backend::kernel_ops::ImplicitWgradTiles::of(&geom);
+                    few_taps += usize::from(tiles.kernel == "implicit_wgrad_few");
+                }
             }
             let Some(target) = target else { continue };
             for budget in [1 << 30, 0] {
@@ -497,10 +515,12 @@ fn implicit_gemm_problems_match_the_reference_on_the_gpu() {
         }
     }
     assert!(
-        forwards >= 15 && weights >= 10,
-        "only {forwards} forward and {weights} weight-gradient implicit plans of 36"
+        forwards >= 15 && weights >= 10 && few_taps >= 2,
+        "only {forwards} forward and {weights} weight-gradient implicit plans of 36 \
+         ({few_taps} on 160-tap tiles)"
     );
     eprintln!(
-        "gpu implicit GEMM: {forwards} forward and {weights} weight-gradient problems × 2 budgets"
+        "gpu implicit GEMM: {forwards} forward and {weights} weight-gradient problems \
+         ({few_taps} on 160-tap tiles) × 2 budgets"
     );
 }

@@ -385,6 +385,13 @@ pub unsafe fn unpack<L: Launcher + ?Sized>(
     }
 }
 
+/// Elements per block of `sum_batches` where it splits each element's batches
+/// (`HC_SUM_ELEMS`), the lanes it splits them among (`HC_SUM_LANES`), and the most elements
+/// for which it does (`HC_SUM_FEW`).
+const SUM_ELEMENTS: i64 = 32;
+const SUM_LANES: i64 = 8;
+const SUM_FEW: i64 = 32768;
+
 /// See [`super::Backend::sum_batches`].
 ///
 /// # Safety
@@ -400,12 +407,19 @@ pub unsafe fn sum_batches<L: Launcher + ?Sized>(
 ) -> Result<()> {
     let (mut s, mut d) = (src, dst);
     let (mut c, mut b, mut acc) = (count as i64, batches as i64, i64::from(accumulate));
+    // Small sums with many batches: a block per SUM_ELEMENTS elements, each split among
+    // BLOCK / SUM_ELEMENTS lanes; else a thread per element (the kernel decides alike).
+    let total = if count as i64 <= SUM_FEW && batches as i64 >= 2 * SUM_LANES {
+        (count as i64 + SUM_ELEMENTS - 1) / SUM_ELEMENTS * BLOCK as i64
+    } else {
+        count as i64
+    };
     // SAFETY: forwarded contract.
     unsafe {
         l.launch(
             "sum_batches",
             dtype,
-            count as i64,
+            total,
             1,
             &mut [
                 arg(&mut s),
@@ -731,11 +745,11 @@ pub unsafe fn implicit_wgrad<L: Launcher + ?Sized>(
         return unsafe { direct_wgrad(l, geom, x, dy, part, slices) };
     }
     let count = slices as i64;
-    // One block per slice along x, (64-channel, 128-tap) tiles along y.
-    let (channel_tiles, tap_tiles) = implicit_wgrad_tiles(geom);
-    let shape = (count * BLOCK as i64, channel_tiles * tap_tiles);
+    // One block per slice along x, (64-channel, tap) tiles along y.
+    let tiles = ImplicitWgradTiles::of(geom);
+    let shape = (count * BLOCK as i64, tiles.count());
     // SAFETY: forwarded contract.
-    unsafe { wgrad_launch(l, "implicit_wgrad", geom, [x, dy], part, count, shape) }
+    unsafe { wgrad_launch(l, tiles.kernel, geom, [x, dy], part, count, shape) }
 }
 
 /// Launches a weight-gradient kernel whose parameters are (geometry, the strides of x and
@@ -787,15 +801,48 @@ pub const IMPLICIT_MAX_TAPS: i64 = 1152;
 /// Output channels per block tile of the implicit-GEMM kernels (`HC_IG_BM`).
 const IMPLICIT_TILE_CHANNELS: i64 = 64;
 /// Taps per block tile of the implicit-GEMM weight-gradient kernel (`HC_IW_BN`).
-pub const IMPLICIT_WGRAD_TILE_TAPS: i64 = 128;
+const IMPLICIT_WGRAD_TILE_TAPS: i64 = 128;
+/// Taps of the one block tile of `implicit_wgrad_few` (`HC_IW_BN_FEW`), which takes filters
+/// of more than [`IMPLICIT_WGRAD_TILE_TAPS`] and at most this many taps.
+const IMPLICIT_WGRAD_FEW_TAPS: i64 = 160;
 
-/// The block tiles of `implicit_wgrad`'s weight gradient: (64-channel rows, 128-tap columns).
-pub fn implicit_wgrad_tiles(geom: &KernelGeom) -> (i64, i64) {
-    let taps = geom.c * geom.kernel_len;
-    (
-        (geom.k + IMPLICIT_TILE_CHANNELS - 1) / IMPLICIT_TILE_CHANNELS,
-        (taps + IMPLICIT_WGRAD_TILE_TAPS - 1) / IMPLICIT_WGRAD_TILE_TAPS,
-    )
+/// How the implicit-GEMM weight gradient of a problem is tiled: its kernel, the taps per
+/// block tile, and the (64-channel rows, tap columns) block tiles of the weight gradient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImplicitWgradTiles {
+    /// `implicit_wgrad` (128-tap tiles) or `implicit_wgrad_few` (one 160-tap tile).
+    pub kernel: &'static str,
+    /// Taps per block tile.
+    pub tile_taps: i64,
+    /// Block tiles along the output channels.
+    pub channel_tiles: i64,
+    /// Block tiles along the taps.
+    pub tap_tiles: i64,
+}
+
+impl ImplicitWgradTiles {
+    /// The tiling of this problem's weight gradient: one 160-tap tile for filters of 129–160
+    /// taps (ResNet stems: 147 would fill 57% of two 128-tap tiles), else 128-tap tiles.
+    pub fn of(geom: &KernelGeom) -> Self {
+        let taps = geom.c * geom.kernel_len;
+        let (kernel, tile_taps) =
+            if taps > IMPLICIT_WGRAD_TILE_TAPS && taps <= IMPLICIT_WGRAD_FEW_TAPS {
+                ("implicit_wgrad_few", IMPLICIT_WGRAD_FEW_TAPS)
+            } else {
+                ("implicit_wgrad", IMPLICIT_WGRAD_TILE_TAPS)
+            };
+        ImplicitWgradTiles {
+            kernel,
+            tile_taps,
+            channel_tiles: (geom.k + IMPLICIT_TILE_CHANNELS - 1) / IMPLICIT_TILE_CHANNELS,
+            tap_tiles: (taps + tile_taps - 1) / tile_taps,
+        }
+    }
+
+    /// Block tiles of the weight gradient (channel tiles × tap tiles).
+    pub fn count(&self) -> i64 {
+        self.channel_tiles * self.tap_tiles
+    }
 }
 
 /// Output rows and columns per tile of `stem_fwd` (`HC_ST_TH`, `HC_ST_TW`).
