@@ -84,66 +84,30 @@ HC_DEVICE void unpack_impl(const KernelTensor& d, const typename Ty::C* __restri
     }
 }
 
-// sum_batches: dst[i] = (accumulate ? dst[i] : 0) + sum over b of src[b * count + i], in a
-// fixed order (deterministic, compute type). Each thread issues HC_SUM_AHEAD batches' loads
-// before adding them. Large sums (more than HC_SUM_FEW elements, or fewer than 2·HC_SUM_LANES
-// batches) take one thread per element, adding the batches in order. Small ones with many
-// batches (conv1's weight gradient: 9408 elements) would leave most multiprocessors idle, so
-// one element's batches are split among HC_SUM_LANES threads: lane l adds the consecutive
-// batches [l·B/L, (l+1)·B/L) in order, then lane 0 adds the lanes' sums in lane order; blocks
-// (of at least 256 threads) take HC_SUM_ELEMS consecutive elements at a time, a warp the same
-// lane of consecutive elements (coalesced). The host sizes the launch the same way
-// (`kernel_ops::sum_batches`); any grid works.
+// sum_batches: dst[i] = (accumulate ? dst[i] : 0) + sum over b of src[b * count + i], summed in
+// batch order by the one thread that owns i (deterministic, compute type). Weight gradients
+// have few elements (conv1's 9408) and many batches, so each thread issues the loads of
+// HC_SUM_AHEAD batches before adding them in order: memory requests in flight instead of one
+// load latency per batch.
 #define HC_SUM_AHEAD 16
-#define HC_SUM_LANES 8
-#define HC_SUM_ELEMS 32
-#define HC_SUM_FEW 32768
-
-// The batches [first, last) of element column[0], added in order to acc.
-template <class C>
-HC_DEVICE C hc_sum_range(const C* column, hc_i64 count, hc_i64 first, hc_i64 last, C acc) {
-    hc_i64 b = first;
-    for (; b + HC_SUM_AHEAD <= last; b += HC_SUM_AHEAD) {
-        C v[HC_SUM_AHEAD];
-#pragma unroll
-        for (int u = 0; u < HC_SUM_AHEAD; ++u) v[u] = column[(b + u) * count];
-#pragma unroll
-        for (int u = 0; u < HC_SUM_AHEAD; ++u) acc += v[u];
-    }
-    for (; b < last; ++b) acc += column[b * count];
-    return acc;
-}
-
 template <class Ty>
 HC_DEVICE void sum_batches_impl(const typename Ty::C* __restrict__ src,
                                 typename Ty::C* __restrict__ dst, hc_i64 count, hc_i64 batches,
                                 hc_i64 accumulate) {
     typedef typename Ty::C C;
-    if (count > HC_SUM_FEW || batches < 2 * HC_SUM_LANES) {
-        HC_GRID_LOOP(i, count) {
-            dst[i] = hc_sum_range(src + i, count, 0, batches, accumulate ? dst[i] : C(0));
-        }
-        return;
-    }
-    __shared__ C lane_sums[HC_SUM_LANES][HC_SUM_ELEMS];
-    const int t = (int)hc_local_id(), e = t % HC_SUM_ELEMS, lane = t / HC_SUM_ELEMS;
-    const bool active = lane < HC_SUM_LANES;  // threads beyond 256 stay idle
-    const hc_i64 step = (hc_i64)hc_block_count() * HC_SUM_ELEMS;
-    for (hc_i64 base = (hc_i64)hc_block_id() * HC_SUM_ELEMS; base < count; base += step) {
-        const hc_i64 i = base + e;
-        if (active && i < count)
-            lane_sums[lane][e] =
-                hc_sum_range(src + i, count, batches * lane / HC_SUM_LANES,
-                             batches * (lane + 1) / HC_SUM_LANES, C(0));
-        hc_sync_block();
-        if (lane == 0 && i < count) {
-            // Every lane's range holds at least two batches (batches >= 2·HC_SUM_LANES).
-            C acc = accumulate ? dst[i] : C(0);
+    HC_GRID_LOOP(i, count) {
+        C acc = accumulate ? dst[i] : C(0);
+        const C* column = src + i;
+        hc_i64 b = 0;
+        for (; b + HC_SUM_AHEAD <= batches; b += HC_SUM_AHEAD) {
+            C v[HC_SUM_AHEAD];
 #pragma unroll
-            for (int l = 0; l < HC_SUM_LANES; ++l) acc += lane_sums[l][e];
-            dst[i] = acc;
+            for (int u = 0; u < HC_SUM_AHEAD; ++u) v[u] = column[(b + u) * count];
+#pragma unroll
+            for (int u = 0; u < HC_SUM_AHEAD; ++u) acc += v[u];
         }
-        hc_sync_block();  // the sums are read before the next elements overwrite them
+        for (; b < batches; ++b) acc += column[b * count];
+        dst[i] = acc;
     }
 }
 

@@ -385,13 +385,6 @@ pub unsafe fn unpack<L: Launcher + ?Sized>(
     }
 }
 
-/// Elements per block of `sum_batches` where it splits each element's batches
-/// (`HC_SUM_ELEMS`), the lanes it splits them among (`HC_SUM_LANES`), and the most elements
-/// for which it does (`HC_SUM_FEW`).
-const SUM_ELEMENTS: i64 = 32;
-const SUM_LANES: i64 = 8;
-const SUM_FEW: i64 = 32768;
-
 /// See [`super::Backend::sum_batches`].
 ///
 /// # Safety
@@ -407,19 +400,12 @@ pub unsafe fn sum_batches<L: Launcher + ?Sized>(
 ) -> Result<()> {
     let (mut s, mut d) = (src, dst);
     let (mut c, mut b, mut acc) = (count as i64, batches as i64, i64::from(accumulate));
-    // Small sums with many batches: a block per SUM_ELEMENTS elements, each split among
-    // BLOCK / SUM_ELEMENTS lanes; else a thread per element (the kernel decides alike).
-    let total = if count as i64 <= SUM_FEW && batches as i64 >= 2 * SUM_LANES {
-        (count as i64 + SUM_ELEMENTS - 1) / SUM_ELEMENTS * BLOCK as i64
-    } else {
-        count as i64
-    };
     // SAFETY: forwarded contract.
     unsafe {
         l.launch(
             "sum_batches",
             dtype,
-            total,
+            count as i64,
             1,
             &mut [
                 arg(&mut s),

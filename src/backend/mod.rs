@@ -256,10 +256,8 @@ pub trait Backend: Sync {
     /// `dst` must address its descriptor's extent; `src` must hold `element_count` elements.
     unsafe fn unpack(&self, src: Addr, dst: TensorArg<'_>, alpha: f64, beta: f64) -> Result<()>;
 
-    /// `dst[i] (+)= Σ_b src[b·count + i]` over `batches`, in the compute type of `dtype` and a
-    /// fixed order (deterministic): in batch order, except that the GPU kernel splits the
-    /// batches of small sums (≤ 32768 elements, ≥ 16 batches) into 8 consecutive ranges, each
-    /// added in order, and then adds the 8 range sums in order.
+    /// `dst[i] (+)= Σ_b src[b·count + i]` over `batches` in order, in the compute type of
+    /// `dtype` (deterministic).
     ///
     /// # Safety
     /// `src` must hold `batches·count` and `dst` `count` compute elements.
