@@ -115,6 +115,9 @@ template <class C, int N>
 struct alignas(16) hc_group {
     C v[N];
 };
+static_assert(sizeof(hc_group<float, 4>) == 4 * sizeof(float) &&
+                  sizeof(hc_group<double, 4>) == 4 * sizeof(double),
+              "a row of quads is a plain array of its values");
 
 template <class Ty, class S>
 HC_DEVICE void implicit_fwd_impl(const KernelGeom& g, const KernelStrides& xs,
@@ -129,6 +132,7 @@ HC_DEVICE void implicit_fwd_impl(const KernelGeom& g, const KernelStrides& xs,
     // weights each thread loads per step (one tap of WL output channels).
     const int LOADS = BK * BN / HC_IG_THREADS, ROWS_PER_PASS = HC_IG_THREADS / BN;
     const int WL = BM * BK / HC_IG_THREADS;
+    static_assert(S::QUADS, "forward tiles are whole quads of positions");
     static_assert(LOADS * ROWS_PER_PASS == BK, "x̂ loads cover the step");
     static_assert(WL * HC_IG_THREADS == BM * BK, "weight loads");
     __shared__ hc_tap taps[HC_IG_MAX_TAPS];
@@ -467,7 +471,7 @@ HC_FOR_EACH_TYPE(HC_STEM)
 //
 //     part[s][k][q] = sum_{p in slice s} dy[n, k, oh, ow] * x̂[q, p]
 //
-// with x̂ as above. Block rows (second grid dimension) are (64-channel, 128-tap) tiles of
+// with x̂ as above. Block rows (second grid dimension) are (64-channel, 128- or 160-tap) tiles of
 // part, blocks along x are slices; each block steps through its slice 16 positions at a time
 // (8 for f64), staging dy and x̂ in shared memory (double-buffered, as the forward), and
 // every thread accumulates 8 channels x 4 neighbouring taps. implicit_wgrad_few covers
@@ -539,7 +543,7 @@ HC_DEVICE void implicit_wgrad_impl(const KernelGeom& g, const KernelStrides& xs,
     // Loads at step position `column`: dy of channels k0 + row + ROW_STEP·u (u < A_LOADS),
     // x̂ of taps q0 + row + ROW_STEP·u (u < B_LOADS).
     const int column = t % BK, row = t / BK;
-    // Sub-tile (see hc_block_tile): channels ty·TM + i, taps 4·(m·TX + tx) + j.
+    // Sub-tile (see hc_block_tile): channels ty·TM + i, taps hc_tile_column<S>(tx, j).
     const int warp = t / 32, lane = t % 32;
     const int ty = (warp / (TX / 8)) * 4 + lane / 8, tx = (warp % (TX / 8)) * 8 + lane % 8;
 
@@ -580,17 +584,20 @@ HC_DEVICE void implicit_wgrad_impl(const KernelGeom& g, const KernelStrides& xs,
             // Global loads of the step at position p0 (zero beyond the slice); advances the
             // walk to the next step.
             // Branch-free: one predicated load per value (32-bit offsets: every tensor's
-            // element space is below 2^30).
+            // element space is below 2^30; positions past the slice, whose walk may run
+            // beyond the last image, compute none).
             auto fetch = [&](int p0) {
                 const bool live = p0 + column < p_end;
-                const int dy_base = at.n * (int)ys.n + at.oh * (int)ys.spatial[1] +
-                                    at.ow * (int)ys.spatial[2];
+                const int dy_base = live ? at.n * (int)ys.n + at.oh * (int)ys.spatial[1] +
+                                               at.ow * (int)ys.spatial[2]
+                                         : 0;
 #pragma unroll
                 for (int u = 0; u < A_LOADS; ++u)
                     a_next[u] = live ? Ty::load(dy[dy_base + dy_channels[u]]) : C(0);
                 const int h0 = at.oh * st_h - pad_h, w0 = at.ow * st_w - pad_w;
                 const int base =
-                    at.n * (int)xs.n + h0 * (int)xs.spatial[1] + w0 * (int)xs.spatial[2];
+                    live ? at.n * (int)xs.n + h0 * (int)xs.spatial[1] + w0 * (int)xs.spatial[2]
+                         : 0;
 #pragma unroll
                 for (int u = 0; u < B_LOADS; ++u) {
                     const hc_tap tap = taps[row + ROW_STEP * u];
@@ -645,9 +652,11 @@ HC_DEVICE void implicit_wgrad_impl(const KernelGeom& g, const KernelStrides& xs,
                             for (int j = 0; j < 4; ++j) b[4 * m + j] = bq.v[j];
                         }
                     } else {
-                        const C* row = b_tile[buffer][kk][0].v;
+                        // The step's row of taps as one array (quads are 16-byte groups of C
+                        // without padding), read at single columns.
+                        const C* b_row = reinterpret_cast<const C*>(b_tile[buffer][kk]);
 #pragma unroll
-                        for (int j = 0; j < TN; ++j) b[j] = row[hc_tile_column<S>(tx, j)];
+                        for (int j = 0; j < TN; ++j) b[j] = b_row[hc_tile_column<S>(tx, j)];
                     }
 #pragma unroll
                     for (int i = 0; i < TM; ++i)

@@ -110,6 +110,7 @@ HC_DEVICE void sum_batches_impl(const typename Ty::C* __restrict__ src,
         dst[i] = acc;
     }
 }
+#undef HC_SUM_AHEAD
 
 #define HC_PIXELS(name, Ty)                                                                     \
     extern "C" __global__ void gather_pixels_##name(KernelGeom g, KernelStrides s,              \

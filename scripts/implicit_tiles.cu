@@ -16,21 +16,29 @@
 #include <cstring>
 #include <vector>
 
+// x[n, c] at the input position that output (oh, ow) reads through filter tap (r, s), as a
+// double; false in the padding.
+__device__ bool reference_x(const KernelGeom& g, const float* x, hc_i64 n, hc_i64 c, hc_i64 oh,
+                            hc_i64 ow, hc_i64 r, hc_i64 s, double& value) {
+    const hc_i64 ih = oh * g.stride[1] - g.pad[1] + r * g.dilation[1];
+    const hc_i64 iw = ow * g.stride[2] - g.pad[2] + s * g.dilation[2];
+    if (ih < 0 || ih >= g.input[1] || iw < 0 || iw >= g.input[2]) return false;
+    value = x[((n * g.c + c) * g.input[1] + ih) * g.input[2] + iw];
+    return true;
+}
+
+// One thread per output: the sum over every input channel and filter tap.
 __global__ void reference_fwd(KernelGeom g, const float* x, const float* w, float* y) {
     const hc_i64 total = g.n * g.k * g.output_len;
     for (hc_i64 i = hc_thread_id(); i < total; i += hc_thread_count()) {
         const hc_i64 ow = i % g.output[2], oh = (i / g.output[2]) % g.output[1];
         const hc_i64 k = (i / g.output_len) % g.k, n = i / (g.output_len * g.k);
-        double acc = 0.0;
+        double acc = 0.0, v = 0.0;
         for (hc_i64 c = 0; c < g.c; ++c)
             for (hc_i64 r = 0; r < g.kernel[1]; ++r)
-                for (hc_i64 s = 0; s < g.kernel[2]; ++s) {
-                    const hc_i64 ih = oh * g.stride[1] - g.pad[1] + r * g.dilation[1];
-                    const hc_i64 iw = ow * g.stride[2] - g.pad[2] + s * g.dilation[2];
-                    if (ih < 0 || ih >= g.input[1] || iw < 0 || iw >= g.input[2]) continue;
-                    acc += (double)x[((n * g.c + c) * g.input[1] + ih) * g.input[2] + iw] *
-                           w[((k * g.c + c) * g.kernel[1] + r) * g.kernel[2] + s];
-                }
+                for (hc_i64 s = 0; s < g.kernel[2]; ++s)
+                    if (reference_x(g, x, n, c, oh, ow, r, s, v))
+                        acc += v * w[((k * g.c + c) * g.kernel[1] + r) * g.kernel[2] + s];
         y[i] = (float)acc;
     }
 }
@@ -41,16 +49,12 @@ __global__ void reference_wgrad(KernelGeom g, const float* x, const float* dy, f
     for (hc_i64 i = hc_thread_id(); i < total; i += hc_thread_count()) {
         const hc_i64 s = i % g.kernel[2], r = (i / g.kernel[2]) % g.kernel[1];
         const hc_i64 c = (i / g.kernel_len) % g.c, k = i / (g.kernel_len * g.c);
-        double acc = 0.0;
+        double acc = 0.0, v = 0.0;
         for (hc_i64 n = 0; n < g.n; ++n)
             for (hc_i64 oh = 0; oh < g.output[1]; ++oh)
-                for (hc_i64 ow = 0; ow < g.output[2]; ++ow) {
-                    const hc_i64 ih = oh * g.stride[1] - g.pad[1] + r * g.dilation[1];
-                    const hc_i64 iw = ow * g.stride[2] - g.pad[2] + s * g.dilation[2];
-                    if (ih < 0 || ih >= g.input[1] || iw < 0 || iw >= g.input[2]) continue;
-                    acc += (double)x[((n * g.c + c) * g.input[1] + ih) * g.input[2] + iw] *
-                           dy[((n * g.k + k) * g.output[1] + oh) * g.output[2] + ow];
-                }
+                for (hc_i64 ow = 0; ow < g.output[2]; ++ow)
+                    if (reference_x(g, x, n, c, oh, ow, r, s, v))
+                        acc += v * dy[((n * g.k + k) * g.output[1] + oh) * g.output[2] + ow];
         dw[i] = (float)acc;
     }
 }

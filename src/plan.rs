@@ -183,7 +183,8 @@ pub struct PlanOptions {
     /// channels: 0.110 ms direct against 0.076 ms).
     pub direct_max_macs_weights: usize,
     /// f32 forward and backward-weights problems of one group (1-D, 2-D) that no other path
-    /// takes run on [`Path::Implicit`] (`implicit_fwd`, `implicit_wgrad`: no column matrix).
+    /// takes run on [`Path::Implicit`] (`implicit_fwd` or `stem_fwd`, `implicit_wgrad` or
+    /// `implicit_wgrad_few`: no column matrix).
     /// GPUs only; `HIPCONV_IMPLICIT=0` turns it off.
     pub implicit_gemm: bool,
     /// Fewest outputs (N·K·positions) for which plans take the implicit-GEMM kernels: below,
@@ -1324,12 +1325,28 @@ mod tests {
                 assert_ne!(plan_of(&p, dir, off).path(), Path::Implicit);
             }
         }
-        // 171 taps would fill two 128-tap tiles to 67%: backward-weights keeps im2col.
-        let sparse = strided(2, 19, 56, 64, 3, 1, 2);
+        // 171 taps would fill two 128-tap tiles to 67%: backward-weights keeps im2col (its
+        // forward, big enough, is implicit).
+        let sparse = strided(8, 19, 56, 64, 3, 1, 2);
+        assert_eq!(
+            plan_of(&sparse, Direction::Forward, opts).path(),
+            Path::Implicit
+        );
         assert_eq!(
             plan_of(&sparse, Direction::BackwardWeights, opts).path(),
             Path::Im2col
         );
+        // The weight gradient's kernel at the tap counts where it changes.
+        for (taps, expected) in [
+            (128, ("implicit_wgrad", 1)),
+            (129, ("implicit_wgrad_few", 1)),
+            (160, ("implicit_wgrad_few", 1)),
+            (161, ("implicit_wgrad", 2)),
+        ] {
+            let p = strided(2, taps, 8, 64, 1, 0, 2);
+            let tiles = crate::backend::kernel_ops::ImplicitWgradTiles::of(&KernelGeom::of(&p));
+            assert_eq!((tiles.kernel, tiles.tap_tiles), expected, "{taps} taps");
+        }
         // Too many taps for the kernel's table (256 · 3 · 3 = 2304), pointwise, and grouped
         // problems keep their paths.
         let wide = strided(2, 256, 28, 64, 3, 1, 2);

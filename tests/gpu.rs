@@ -369,9 +369,10 @@ fn stride_two_backward_data_matches_the_reference_on_the_gpu() {
     eprintln!("gpu stride-2 backward-data: {runs} problems × 3 budgets, 3 padded-depth 3-D");
 }
 
-/// ResNet-style stems (7×7 filters at stride 2 over 1–3 channels: the `stem_fwd` kernel)
-/// against the f64 reference: pads 0–3, images whose output is not a whole number of 8 × 16
-/// tiles, output channels that are not a whole number of 64, every layout, two budgets.
+/// ResNet-style stems (7×7 filters at stride 2 over 1–3 channels: the `stem_fwd` kernel, and
+/// their weight gradients on `implicit_wgrad_few` / `implicit_wgrad` / im2col) against the
+/// f64 reference: pads 0–3, images whose output is not a whole number of 8 × 16 tiles, output
+/// channels that are not a whole number of 64, every layout, two budgets.
 #[test]
 fn stem_problems_match_the_reference_on_the_gpu() {
     let target = gpu();
@@ -415,6 +416,9 @@ fn stem_problems_match_the_reference_on_the_gpu() {
         let weights = hipconv::ConvPlan::new(&p, Direction::BackwardWeights, 1 << 30).unwrap();
         let implicit_weights = weights.path() == hipconv::plan::Path::Implicit;
         assert_eq!(implicit_weights, c > 1, "{}", weights.describe());
+        let geom = hipconv::plan::KernelGeom::of(&p);
+        let tiles = hipconv::backend::kernel_ops::ImplicitWgradTiles::of(&geom);
+        assert_eq!(tiles.kernel == "implicit_wgrad_few", c == 3);
         planned += 1;
         let Some(target) = target else { continue };
         for budget in [1 << 30, 0] {

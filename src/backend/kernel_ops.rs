@@ -713,8 +713,9 @@ pub unsafe fn implicit_fwd<L: Launcher + ?Sized>(
     unsafe { direct_launch(l, "implicit_fwd", geom, [x, w, y], (alpha, beta), shape) }
 }
 
-/// See [`super::Backend::implicit_wgrad`]: `implicit_wgrad` where [`implicit_wgrad_fits`]
-/// (and 32-bit indexing is allowed), else the direct kernels.
+/// See [`super::Backend::implicit_wgrad`]: `implicit_wgrad` or `implicit_wgrad_few` (as
+/// [`ImplicitWgradTiles::of`] chooses) where [`implicit_wgrad_fits`] (and 32-bit indexing is
+/// allowed), else the direct kernels.
 ///
 /// # Safety
 /// As the trait method.
@@ -809,8 +810,10 @@ pub struct ImplicitWgradTiles {
 impl ImplicitWgradTiles {
     /// The tiling of this problem's weight gradient: one 160-tap tile for filters of 129–160
     /// taps (ResNet stems: 147 would fill 57% of two 128-tap tiles), else 128-tap tiles.
+    /// Counts saturate rather than overflow (the kernels only take problems whose extents
+    /// are below 2^30: [`implicit_wgrad_fits`]).
     pub fn of(geom: &KernelGeom) -> Self {
-        let taps = geom.c * geom.kernel_len;
+        let taps = geom.c.saturating_mul(geom.kernel_len);
         let (kernel, tile_taps) =
             if taps > IMPLICIT_WGRAD_TILE_TAPS && taps <= IMPLICIT_WGRAD_FEW_TAPS {
                 ("implicit_wgrad_few", IMPLICIT_WGRAD_FEW_TAPS)
@@ -820,14 +823,15 @@ impl ImplicitWgradTiles {
         ImplicitWgradTiles {
             kernel,
             tile_taps,
-            channel_tiles: (geom.k + IMPLICIT_TILE_CHANNELS - 1) / IMPLICIT_TILE_CHANNELS,
-            tap_tiles: (taps + tile_taps - 1) / tile_taps,
+            channel_tiles: geom.k.saturating_add(IMPLICIT_TILE_CHANNELS - 1)
+                / IMPLICIT_TILE_CHANNELS,
+            tap_tiles: taps.saturating_add(tile_taps - 1) / tile_taps,
         }
     }
 
     /// Block tiles of the weight gradient (channel tiles × tap tiles).
     pub fn count(&self) -> i64 {
-        self.channel_tiles * self.tap_tiles
+        self.channel_tiles.saturating_mul(self.tap_tiles)
     }
 }
 
