@@ -119,6 +119,28 @@ static_assert(sizeof(hc_group<float, 4>) == 4 * sizeof(float) &&
                   sizeof(hc_group<double, 4>) == 4 * sizeof(double),
               "a row of quads is a plain array of its values");
 
+// Tap q of the filter (taps ordered c, r, s): its offsets into x, and into w where `ws` is
+// given. Taps at or beyond C·R·S lie outside every image (dh = -2^30: x̂ = 0; every extent
+// is below 2^30, so h0 + dh stays in int) and read offset 0.
+HC_DEVICE hc_tap hc_tap_at(const KernelGeom& g, const KernelStrides& xs, const KernelStrides* ws,
+                           int q) {
+    const int kernel_w = (int)g.kernel[2], kernel_hw = (int)(g.kernel[1] * g.kernel[2]);
+    hc_tap tap;
+    tap.x = 0;
+    tap.w = 0;
+    tap.dh = -(1 << 30);
+    tap.dw = 0;
+    if (q < (int)g.c * kernel_hw) {
+        const int c = q / kernel_hw, rs = q - c * kernel_hw;
+        const int r = rs / kernel_w, s = rs - r * kernel_w;
+        tap.dh = r * (int)g.dilation[1];
+        tap.dw = s * (int)g.dilation[2];
+        tap.x = c * (int)xs.c + tap.dh * (int)xs.spatial[1] + tap.dw * (int)xs.spatial[2];
+        if (ws) tap.w = c * (int)ws->c + r * (int)ws->spatial[1] + s * (int)ws->spatial[2];
+    }
+    return tap;
+}
+
 template <class Ty, class S>
 HC_DEVICE void implicit_fwd_impl(const KernelGeom& g, const KernelStrides& xs,
                                  const KernelStrides& ws, const KernelStrides& ys,
@@ -142,28 +164,12 @@ HC_DEVICE void implicit_fwd_impl(const KernelGeom& g, const KernelStrides& xs,
     __shared__ hc_group<C, 4> b_tile[2][BK][BN / 4];
 
     const int t = (int)hc_local_id();
-    const int kernel_w = (int)g.kernel[2], kernel_hw = (int)(g.kernel[1] * g.kernel[2]);
-    const int tap_count = (int)g.c * kernel_hw;
-    // The table runs on to a whole last step: taps beyond the filter lie outside every
-    // image (x̂ = 0 without a test of q; every extent is below 2^30, so h0 + dh stays in int).
+    const int tap_count = (int)(g.c * g.kernel[1] * g.kernel[2]);
+    // The table runs on to a whole last step of taps outside every image (x̂ = 0 without a
+    // test of q).
     static_assert(HC_IG_MAX_TAPS % BK == 0, "whole steps fit the tap table");
     const int table_len = (tap_count + BK - 1) / BK * BK;
-    for (int q = t; q < table_len; q += HC_IG_THREADS) {
-        hc_tap tap;
-        tap.x = 0;
-        tap.w = 0;
-        tap.dh = -(1 << 30);
-        tap.dw = 0;
-        if (q < tap_count) {
-            const int c = q / kernel_hw, rs = q - c * kernel_hw;
-            const int r = rs / kernel_w, s = rs - r * kernel_w;
-            tap.dh = r * (int)g.dilation[1];
-            tap.dw = s * (int)g.dilation[2];
-            tap.x = c * (int)xs.c + tap.dh * (int)xs.spatial[1] + tap.dw * (int)xs.spatial[2];
-            tap.w = c * (int)ws.c + r * (int)ws.spatial[1] + s * (int)ws.spatial[2];
-        }
-        taps[q] = tap;
-    }
+    for (int q = t; q < table_len; q += HC_IG_THREADS) taps[q] = hc_tap_at(g, xs, &ws, q);
     hc_sync_block();
 
     const int out_w = (int)g.output[2], out_hw = (int)g.output_len;
@@ -530,8 +536,7 @@ HC_DEVICE void implicit_wgrad_impl(const KernelGeom& g, const KernelStrides& xs,
     __shared__ hc_group<C, 4> b_tile[2][BK][BN / 4 + 1];
 
     const int t = (int)hc_local_id();
-    const int kernel_w = (int)g.kernel[2], kernel_hw = (int)(g.kernel[1] * g.kernel[2]);
-    const int tap_count = (int)g.c * kernel_hw, k_count = (int)g.k;
+    const int tap_count = (int)(g.c * g.kernel[1] * g.kernel[2]), k_count = (int)g.k;
     const int out_w = (int)g.output[2], out_h = (int)g.output[1], out_hw = (int)g.output_len;
     const int in_h = (int)g.input[1], in_w = (int)g.input[2];
     const int st_h = (int)g.stride[1], st_w = (int)g.stride[2];
@@ -550,22 +555,7 @@ HC_DEVICE void implicit_wgrad_impl(const KernelGeom& g, const KernelStrides& xs,
     HC_ROW_LOOP(tile, tiles) {
         const int k0 = (int)(tile / tap_tiles) * BM, q0 = (int)(tile % tap_tiles) * BN;
         hc_sync_block();  // the previous tile's last reads of the table are done
-        for (int i = t; i < BN; i += HC_IG_THREADS) {
-            const int q = q0 + i;
-            hc_tap tap;
-            tap.x = 0;
-            tap.w = 0;
-            tap.dh = -(1 << 30);  // out of every image: x̂ = 0 beyond the taps
-            tap.dw = 0;
-            if (q < tap_count) {
-                const int c = q / kernel_hw, rs = q - c * kernel_hw;
-                const int r = rs / kernel_w, s = rs - r * kernel_w;
-                tap.dh = r * (int)g.dilation[1];
-                tap.dw = s * (int)g.dilation[2];
-                tap.x = c * (int)xs.c + tap.dh * (int)xs.spatial[1] + tap.dw * (int)xs.spatial[2];
-            }
-            taps[i] = tap;
-        }
+        for (int i = t; i < BN; i += HC_IG_THREADS) taps[i] = hc_tap_at(g, xs, nullptr, q0 + i);
         hc_sync_block();
 
         // The dy channels this thread loads; channels past the last read its values (their

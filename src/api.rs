@@ -109,8 +109,9 @@ impl Conv {
     }
 
     /// Runs every eligible 3×3, stride-1 problem with Winograd tile edge `tile` (2 or 4; 3 on
-    /// the CPU backend only: GPU backends refuse it when the plan runs), or never with `None`. Without this call the backend's default applies (F(4×4) where there
-    /// are enough tiles; `HIPCONV_WINOGRAD` overrides it).
+    /// the CPU backend only: GPU backends refuse it when the plan runs), or never with `None`.
+    /// Without this call the backend's default applies (F(4×4) where there are enough tiles;
+    /// `HIPCONV_WINOGRAD` overrides it).
     pub fn with_winograd(mut self, tile: Option<usize>) -> Self {
         self.winograd = Some(tile.map_or(
             crate::winograd::Choice::NEVER,
