@@ -168,11 +168,38 @@ HC_DEVICE void hc_col2im_pair_3x3(const typename Ty::C* __restrict__ rows, int c
     }
 }
 
+// Two neighbouring elements of one row, stored as one (2·sizeof(T)-byte aligned).
+template <class T>
+struct alignas(2 * sizeof(T)) hc_pair {
+    T v[2];
+};
+
+// Blends v0 into p[0] and, where `second`, v1 into p[step] (as hc_blend): one store of both
+// where they are neighbours (step 1) at an aligned address, else one store each.
+template <class Ty>
+HC_DEVICE void hc_blend_pair(typename Ty::T* p, hc_i64 step, bool second, typename Ty::C v0,
+                             typename Ty::C v1, typename Ty::C alpha, typename Ty::C beta) {
+    typedef typename Ty::T T;
+    if (second && step == 1 && (hc_u64)p % sizeof(hc_pair<T>) == 0) {
+        hc_pair<T>* both = reinterpret_cast<hc_pair<T>*>(p);
+        hc_pair<T> old, out;
+        if (beta != typename Ty::C(0)) old = *both;  // hc_blend reads it only then
+        out.v[0] = hc_blend<Ty>(v0, alpha, beta, &old.v[0]);
+        out.v[1] = hc_blend<Ty>(v1, alpha, beta, &old.v[1]);
+        *both = out;
+        return;
+    }
+    *p = hc_blend<Ty>(v0, alpha, beta, p);
+    if (second) p[step] = hc_blend<Ty>(v1, alpha, beta, p + step);
+}
+
 // col2im32s2: col2im32 for 2-D problems with stride 2 and dilation 1 along both image axes.
-// Each thread owns a pair of neighbouring dx columns (2j, 2j + 1) of one row: every filter
-// column kw feeds exactly one of the pair, so no lane idles on the other parity, and
-// neighbouring threads read neighbouring column entries. Rows of the launch are the
-// (image, plane) pairs. Same summation order as col2im (kh, kw ascending per element).
+// Each thread owns a pair of neighbouring dx columns (2j, 2j + 1) of one row (of two rows for
+// 3×3 filters): every filter column kw feeds exactly one of the pair, so no lane idles on the
+// other parity, and neighbouring threads read neighbouring column entries. The launch is one
+// flat range over the (image, plane) pairs' threads (a plane of 28 × 28 pairs would leave a
+// quarter of four 256-thread blocks idle), and each pair is stored at once where aligned.
+// Same summation order as col2im (kh, kw ascending per element).
 template <class Ty>
 HC_DEVICE void col2im32s2_impl(const KernelGeom& g, const KernelStrides& s,
                                const typename Ty::C* __restrict__ col,
@@ -187,63 +214,59 @@ HC_DEVICE void col2im32s2_impl(const KernelGeom& g, const KernelStrides& s,
     const int output_len = (int)g.output_len, kernel_len = (int)g.kernel_len;
     const int cols = image_len * output_len;
     const int planes = group_count * ch_len;
-    const int pairs = (in_w + 1) / 2, per_plane = in_h * pairs;
-    HC_ROW_LOOP(row, (hc_i64)image_len * planes) {
-        const int b = (int)row / planes, plane = (int)row - b * planes;
+    const int pairs = (in_w + 1) / 2;
+    // 3×3 filters: two rows per thread (the 3×3 sums of both are loaded before either is
+    // added), else one.
+    const bool three = k_h == 3 && k_w == 3;
+    const int per_row = three ? (in_h + 1) / 2 * pairs : in_h * pairs;
+    const int total = image_len * planes * per_row;  // below 2^31: the host's 32-bit condition
+    for (int i = (int)hc_thread_id(); i < total; i += (int)hc_thread_count()) {
+        const int row = i / per_row, q = i - row * per_row;
+        const int b = row / planes, plane = row - b * planes;
         const int gi = plane / ch_len, cl = plane - gi * ch_len;
         const C* rows = col + plane * kernel_len * cols + b * output_len;
         const hc_i64 channel = (hc_i64)(group + gi) * g.c_per_group + ch_start + cl;
         typename Ty::T* plane_dx = dx + (hc_i64)(image_start + b) * s.n + channel * s.c;
-        if (k_h == 3 && k_w == 3) {
-            // Two rows per thread: the 3×3 sums of both are loaded before either is added.
-            const int quads = (in_h + 1) / 2 * pairs;
-            for (int q = (int)hc_thread_id(); q < quads; q += (int)hc_thread_count()) {
-                const int ih = 2 * (q / pairs), iw = 2 * (q - (q / pairs) * pairs);
-                const bool second = iw + 1 < in_w, lower = ih + 1 < in_h;
-                C acc[2][2] = {{C(0), C(0)}, {C(0), C(0)}};
-                hc_col2im_pair_3x3<Ty>(rows, cols, ih + pad_h, iw, pad_w, o_h, o_w, second, true,
-                                       acc[0][0], acc[0][1]);
-                hc_col2im_pair_3x3<Ty>(rows, cols, ih + 1 + pad_h, iw, pad_w, o_h, o_w, second,
-                                       lower, acc[1][0], acc[1][1]);
-                for (int r = 0; r < 1 + (int)lower; ++r) {
-                    typename Ty::T* p = plane_dx + (hc_i64)(ih + r) * s.spatial[1] +
-                                        (hc_i64)iw * s.spatial[2];
-                    *p = hc_blend<Ty>(acc[r][0], alpha, beta, p);
-                    if (second) {
-                        p[s.spatial[2]] = hc_blend<Ty>(acc[r][1], alpha, beta, p + s.spatial[2]);
-                    }
-                }
+        if (three) {
+            const int ih = 2 * (q / pairs), iw = 2 * (q - (q / pairs) * pairs);
+            const bool second = iw + 1 < in_w, lower = ih + 1 < in_h;
+            C acc[2][2] = {{C(0), C(0)}, {C(0), C(0)}};
+            hc_col2im_pair_3x3<Ty>(rows, cols, ih + pad_h, iw, pad_w, o_h, o_w, second, true,
+                                   acc[0][0], acc[0][1]);
+            hc_col2im_pair_3x3<Ty>(rows, cols, ih + 1 + pad_h, iw, pad_w, o_h, o_w, second,
+                                   lower, acc[1][0], acc[1][1]);
+            for (int r = 0; r < 1 + (int)lower; ++r) {
+                typename Ty::T* p =
+                    plane_dx + (hc_i64)(ih + r) * s.spatial[1] + (hc_i64)iw * s.spatial[2];
+                hc_blend_pair<Ty>(p, s.spatial[2], second, acc[r][0], acc[r][1], alpha, beta);
             }
             continue;
         }
-        for (int q = (int)hc_thread_id(); q < per_plane; q += (int)hc_thread_count()) {
-            const int ih = q / pairs, iw = 2 * (q - ih * pairs);
-            const bool second = iw + 1 < in_w;
-            C acc0 = C(0), acc1 = C(0);
-            const int th0 = ih + pad_h;
-            for (int kh = th0 & 1; kh < k_h; kh += 2) {
-                const int th = th0 - kh;
-                if (th < 0) break;
-                const int oh = th >> 1;
-                if (oh >= o_h) continue;
-                const C* r = rows + kh * k_w * cols + oh * o_w;
-                for (int kw = 0; kw < k_w; ++kw) {
-                    // Column iw reads tap kw from output column t / 2 when t is even, column
-                    // iw + 1 from (t + 1) / 2 when t is odd.
-                    const int t = iw + pad_w - kw;
-                    if (t < -1) break;
-                    if ((t & 1) == 0) {
-                        if (t >= 0 && (t >> 1) < o_w) acc0 += r[kw * cols + (t >> 1)];
-                    } else {
-                        const int u = (t + 1) >> 1;
-                        if (second && u < o_w) acc1 += r[kw * cols + u];
-                    }
+        const int ih = q / pairs, iw = 2 * (q - ih * pairs);
+        const bool second = iw + 1 < in_w;
+        C acc0 = C(0), acc1 = C(0);
+        const int th0 = ih + pad_h;
+        for (int kh = th0 & 1; kh < k_h; kh += 2) {
+            const int th = th0 - kh;
+            if (th < 0) break;
+            const int oh = th >> 1;
+            if (oh >= o_h) continue;
+            const C* r = rows + kh * k_w * cols + oh * o_w;
+            for (int kw = 0; kw < k_w; ++kw) {
+                // Column iw reads tap kw from output column t / 2 when t is even, column
+                // iw + 1 from (t + 1) / 2 when t is odd.
+                const int t = iw + pad_w - kw;
+                if (t < -1) break;
+                if ((t & 1) == 0) {
+                    if (t >= 0 && (t >> 1) < o_w) acc0 += r[kw * cols + (t >> 1)];
+                } else {
+                    const int u = (t + 1) >> 1;
+                    if (second && u < o_w) acc1 += r[kw * cols + u];
                 }
             }
-            typename Ty::T* p = plane_dx + (hc_i64)ih * s.spatial[1] + (hc_i64)iw * s.spatial[2];
-            *p = hc_blend<Ty>(acc0, alpha, beta, p);
-            if (second) p[s.spatial[2]] = hc_blend<Ty>(acc1, alpha, beta, p + s.spatial[2]);
         }
+        typename Ty::T* p = plane_dx + (hc_i64)ih * s.spatial[1] + (hc_i64)iw * s.spatial[2];
+        hc_blend_pair<Ty>(p, s.spatial[2], second, acc0, acc1, alpha, beta);
     }
 }
 

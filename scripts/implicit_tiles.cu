@@ -1,8 +1,8 @@
 // Times the implicit-GEMM kernels of hip-kernels/implicit.hip on their own, for one set of
 // shape knobs per build (HC_IG_TN32, HC_IG_BK32, HC_IG_MIN_BLOCKS, HC_IW_MIN_BLOCKS), on the
-// layers they serve: implicit_fwd, and implicit_wgrad at several slice counts (blocks aimed
-// at: the plan's `implicit_target_blocks`). Each result is checked against a plain direct
-// convolution accumulating in double. NVIDIA machine, from the repository root
+// layers they serve: implicit_fwd, and implicit_wgrad[_k128|_few] at several slice counts
+// (blocks aimed at: the plan's `implicit_target_blocks`). Each result is checked against a
+// plain direct convolution accumulating in double. NVIDIA machine, from the repository root
 // (scripts/implicit_tune.sh builds the knob sets):
 //   nvcc -O3 -arch=sm_90 -std=c++17 -o tiles scripts/implicit_tiles.cu && ./tiles [layer] [reps]
 #include "../hip-kernels/implicit.hip"
@@ -206,45 +206,33 @@ int main(int argc, char** argv) {
         reference_wgrad<<<1024, 256>>>(g, x, dy, ref);
         const std::vector<float> want = fetch(ref, nw);
         const hc_i64 taps = (hc_i64)l.c * l.ks * l.ks;
-        const hc_i64 tiles = ((g.k + 63) / 64) * ((taps + 127) / 128);
-        for (hc_i64 target : {396, 792, 1024, 1584}) {
-            const hc_i64 slices = std::max<hc_i64>(
-                1, std::min<hc_i64>({(target + tiles - 1) / tiles, positions / 256, max_slices}));
-            const dim3 grid((unsigned)slices, (unsigned)tiles);
-            const double t = median_ms([&] {
-                implicit_wgrad_f32<<<grid, HC_IG_THREADS>>>(g, xs, ys, x, dy, part, slices);
-            });
-            const double t_sum = median_ms(
-                [&] { sum_slices<<<(unsigned)((nw + 255) / 256), 256>>>(part, slices, nw, dw); });
-            const double err = worst_rel(fetch(dw, nw), want);
-            failures += err > 1e-5;
-            printf("%-10s wgrad %.3f + sum %.3f ms (%.1f TF/s)  %lld slices (%lld blocks aimed at)  "
-                   "err %.1e  %s\n",
-                   l.name, t, t_sum, flops / t / 1e9, slices, target, err,
-                   cudaGetErrorString(cudaGetLastError()));
-        }
-        // Filters of 129-160 taps: implicit_wgrad_few, one 160-tap tile per 64 channels.
-        if (taps > 128 && taps <= 160) {
-            const hc_i64 few_tiles = (g.k + 63) / 64;
-            for (hc_i64 target : {396, 792, 1584}) {
+        // One weight-gradient kernel on its (channels x taps) tiles, at several slice counts.
+        typedef void (*WgradKernel)(KernelGeom, KernelStrides, KernelStrides, const float*,
+                                    const float*, float*, hc_i64);
+        auto time_wgrad = [&](WgradKernel kernel, const char* label, hc_i64 tile_k,
+                              hc_i64 tile_taps) {
+            const hc_i64 tiles = ((g.k + tile_k - 1) / tile_k) * ((taps + tile_taps - 1) / tile_taps);
+            for (hc_i64 target : {396, 528, 792, 1056, 1584}) {
                 const hc_i64 slices = std::max<hc_i64>(
-                    1, std::min<hc_i64>({(target + few_tiles - 1) / few_tiles, positions / 256,
-                                         max_slices}));
-                const dim3 grid((unsigned)slices, (unsigned)few_tiles);
-                const double t = median_ms([&] {
-                    implicit_wgrad_few_f32<<<grid, HC_IG_THREADS>>>(g, xs, ys, x, dy, part, slices);
-                });
+                    1, std::min<hc_i64>({(target + tiles - 1) / tiles, positions / 256, max_slices}));
+                const dim3 grid((unsigned)slices, (unsigned)tiles);
+                const double t = median_ms(
+                    [&] { kernel<<<grid, HC_IG_THREADS>>>(g, xs, ys, x, dy, part, slices); });
                 const double t_sum = median_ms([&] {
                     sum_slices<<<(unsigned)((nw + 255) / 256), 256>>>(part, slices, nw, dw);
                 });
                 const double err = worst_rel(fetch(dw, nw), want);
                 failures += err > 1e-5;
-                printf("%-10s wgrad few-taps %.3f + sum %.3f ms (%.1f TF/s)  %lld slices  err %.1e  "
-                       "%s\n",
-                       l.name, t, t_sum, flops / t / 1e9, slices, err,
+                printf("%-10s %-12s %.3f + sum %.3f ms (%.1f TF/s)  %lld slices (%lld blocks "
+                       "aimed at)  err %.1e  %s\n",
+                       l.name, label, t, t_sum, flops / t / 1e9, slices, target, err,
                        cudaGetErrorString(cudaGetLastError()));
             }
-        }
+        };
+        time_wgrad(implicit_wgrad_f32, "wgrad", 64, HC_IW_BN);
+        time_wgrad(implicit_wgrad_k128_f32, "wgrad_k128", HC_IW_BM_K128, HC_IW_BN_K128);
+        // Filters of 129-160 taps: implicit_wgrad_few, one 160-tap tile per 64 channels.
+        if (taps > 128 && taps <= 160) time_wgrad(implicit_wgrad_few_f32, "wgrad_few", 64, HC_IW_BN_FEW);
         cudaFree(x);
         cudaFree(w);
         cudaFree(y);

@@ -784,6 +784,15 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
                         b.direct_wgrad(&self.geom, x, y, part, slices)?;
                     }
                     let count = g.k * g.col_rows;
+                    // The sum goes straight into dw where unpack would copy it unchanged: f32
+                    // (the compute type is the storage type), a packed filter, alpha 1, beta 0.
+                    let as_is = p.dtype() == DType::F32
+                        && p.w().flat_stride_from(0) == Some(1)
+                        && alpha == 1.0
+                        && beta == 0.0;
+                    if as_is {
+                        return b.sum_batches(p.dtype(), part, count, slices, w.addr, false);
+                    }
                     b.sum_batches(p.dtype(), part, count, slices, acc, false)?;
                     b.unpack(acc, w, alpha, beta)
                 }

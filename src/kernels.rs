@@ -35,6 +35,8 @@
 //!                                                          // along x, 64×128 tiles along y
 //! implicit_wgrad_few_<dt> (the same parameters)            // the same for 129–160 taps:
 //!                                                          // one 64×160 tile per 64 channels
+//! implicit_wgrad_k128_<dt> (the same parameters)           // the same on 128×64 tiles
+//!                                                          // (more than 64 channels)
 //! stem_fwd_<dt>      (the same parameters as direct_fwd)   // G == 1, 7×7 stride 2, C ≤ 3,
 //!                                                          // 4-byte compute types
 //! gemm_pointers_<dt> (u64* table, i64 entries, i64 batch, BatchOperand lhs,
@@ -128,6 +130,7 @@ pub const KERNEL_OPS: &[&str] = &[
     "implicit_fwd",
     "implicit_wgrad",
     "implicit_wgrad_few",
+    "implicit_wgrad_k128",
     "stem_fwd",
 ];
 
@@ -261,6 +264,10 @@ pub const KERNEL_NAMES: &[&str] = &[
     "implicit_wgrad_few_bf16",
     "implicit_wgrad_few_f32",
     "implicit_wgrad_few_f64",
+    "implicit_wgrad_k128_f16",
+    "implicit_wgrad_k128_bf16",
+    "implicit_wgrad_k128_f32",
+    "implicit_wgrad_k128_f64",
     "stem_fwd_f16",
     "stem_fwd_bf16",
     "stem_fwd_f32",

@@ -1291,14 +1291,22 @@ mod tests {
             assert_eq!(plan.path(), Path::Implicit, "{}", p.summary());
             assert_eq!(plan.workspace_bytes(), 0);
             let g = p.geometry();
-            // conv1's 147 taps take one 160-tap tile, the 1152 of r50_l2_s2 nine of 128.
+            // conv1's 147 taps (64 channels) take one 160-tap tile, the 1152 of r50_l2_s2 (128
+            // channels) eighteen 128 × 64 tiles.
             let tiles = crate::backend::kernel_ops::ImplicitWgradTiles::of(&KernelGeom::of(&p));
             let expected = if g.col_rows == 147 {
-                ("implicit_wgrad_few", 160, 1)
+                ("implicit_wgrad_few", 64, 160, 1, 1)
             } else {
-                ("implicit_wgrad", 128, 9)
+                ("implicit_wgrad_k128", 128, 64, 1, 18)
             };
-            assert_eq!((tiles.kernel, tiles.tile_taps, tiles.tap_tiles), expected);
+            let shape = (
+                tiles.kernel,
+                tiles.tile_channels,
+                tiles.tile_taps,
+                tiles.channel_tiles,
+                tiles.tap_tiles,
+            );
+            assert_eq!(shape, expected);
             // Backward-weights: partial sums enough to fill a GPU, within the budget (and one
             // when the budget holds no more).
             let weights = g.k * g.col_rows * 4;
@@ -1336,16 +1344,26 @@ mod tests {
             plan_of(&sparse, Direction::BackwardWeights, opts).path(),
             Path::Im2col
         );
-        // The weight gradient's kernel at the tap counts where it changes.
-        for (taps, expected) in [
-            (128, ("implicit_wgrad", 1)),
-            (129, ("implicit_wgrad_few", 1)),
-            (160, ("implicit_wgrad_few", 1)),
-            (161, ("implicit_wgrad", 2)),
+        // The weight gradient's kernel at the tap and channel counts where it changes: the
+        // fewest padded (channel, tap) pairs, 128 × 64 tiles on a tie, then the 160-tap tile.
+        for (taps, k, expected) in [
+            (128, 64, ("implicit_wgrad", 1, 1)),
+            (129, 64, ("implicit_wgrad_few", 1, 1)),
+            (160, 64, ("implicit_wgrad_few", 1, 1)),
+            (161, 64, ("implicit_wgrad", 1, 2)),
+            (1152, 64, ("implicit_wgrad", 1, 9)),
+            (1152, 65, ("implicit_wgrad_k128", 1, 18)),
+            (1152, 256, ("implicit_wgrad_k128", 2, 18)),
+            (147, 128, ("implicit_wgrad_few", 2, 1)),
+            (98, 65, ("implicit_wgrad_k128", 1, 2)),
+            (49, 64, ("implicit_wgrad", 1, 1)),
+            (64, 128, ("implicit_wgrad_k128", 1, 1)),
+            (65, 128, ("implicit_wgrad_k128", 1, 2)),
         ] {
-            let p = strided(2, taps, 8, 64, 1, 0, 2);
+            let p = strided(2, taps, 8, k, 1, 0, 2);
             let tiles = crate::backend::kernel_ops::ImplicitWgradTiles::of(&KernelGeom::of(&p));
-            assert_eq!((tiles.kernel, tiles.tap_tiles), expected, "{taps} taps");
+            let shape = (tiles.kernel, tiles.channel_tiles, tiles.tap_tiles);
+            assert_eq!(shape, expected, "{taps} taps, {k} channels");
         }
         // Too many taps for the kernel's table (256 · 3 · 3 = 2304), pointwise, and grouped
         // problems keep their paths.

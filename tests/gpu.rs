@@ -412,13 +412,25 @@ fn stem_problems_match_the_reference_on_the_gpu() {
             plan.describe()
         );
         // Their weight gradients: 147 taps (three channels) on the one 160-tap tile of
-        // implicit_wgrad_few, 98 on a 128-tap tile, 49 through im2col.
+        // implicit_wgrad_few; 98 on a 64 × 128 tile, or two 128 × 64 tiles beyond 64 output
+        // channels; 49 through im2col (38% of a 128-tap tile), or on a 128 × 64 tile (77%)
+        // beyond 64 output channels.
         let weights = hipconv::ConvPlan::new(&p, Direction::BackwardWeights, 1 << 30).unwrap();
         let implicit_weights = weights.path() == hipconv::plan::Path::Implicit;
-        assert_eq!(implicit_weights, c > 1, "{}", weights.describe());
         let geom = hipconv::plan::KernelGeom::of(&p);
         let tiles = hipconv::backend::kernel_ops::ImplicitWgradTiles::of(&geom);
-        assert_eq!(tiles.kernel == "implicit_wgrad_few", c == 3);
+        let expected = match (c, k > 64) {
+            (3, _) => (true, "implicit_wgrad_few"),
+            (_, true) => (true, "implicit_wgrad_k128"),
+            (2, false) => (true, "implicit_wgrad"),
+            _ => (false, "implicit_wgrad"),
+        };
+        assert_eq!(
+            (implicit_weights, tiles.kernel),
+            expected,
+            "{}",
+            weights.describe()
+        );
         planned += 1;
         let Some(target) = target else { continue };
         for budget in [1 << 30, 0] {
@@ -440,13 +452,13 @@ fn stem_problems_match_the_reference_on_the_gpu() {
 /// filters 1–7 wide, pads 0–3, strides 1–3, dilations 1–2, every layout, channel counts that
 /// are not multiples of the 64 × 128 tiles, tap counts beyond the forward's table (those
 /// forwards take im2col; their weight gradients stay implicit), filling the weight
-/// gradient's last 128-tap tile partly or its one 160-tap tile (129–160 taps), and budgets
-/// down to one partial weight gradient.
+/// gradient's last tile partly (64 × 128 and 128 × 64 tiles) or its one 160-tap tile (129–160
+/// taps), and budgets down to one partial weight gradient.
 #[test]
 fn implicit_gemm_problems_match_the_reference_on_the_gpu() {
     let target = gpu();
     let mut rng = Rng::new(0x16E3);
-    let (mut forwards, mut weights, mut few_taps) = (0, 0, 0);
+    let (mut forwards, mut weights, mut few_taps, mut k128) = (0, 0, 0, 0);
     for round in 0..36 {
         let one_d = round % 6 == 5;
         let kernel = 1 + rng.below(7);
@@ -503,6 +515,7 @@ fn implicit_gemm_problems_match_the_reference_on_the_gpu() {
                     let geom = hipconv::plan::KernelGeom::of(&p);
                     let tiles = hipconv::backend::kernel_ops::ImplicitWgradTiles::of(&geom);
                     few_taps += usize::from(tiles.kernel == "implicit_wgrad_few");
+                    k128 += usize::from(tiles.kernel == "implicit_wgrad_k128");
                 }
             }
             let Some(target) = target else { continue };
@@ -519,12 +532,12 @@ fn implicit_gemm_problems_match_the_reference_on_the_gpu() {
         }
     }
     assert!(
-        forwards >= 15 && weights >= 10 && few_taps >= 2,
+        forwards >= 15 && weights >= 10 && few_taps >= 2 && k128 >= 2,
         "only {forwards} forward and {weights} weight-gradient implicit plans of 36 \
-         ({few_taps} on 160-tap tiles)"
+         ({few_taps} on 160-tap tiles, {k128} on 128 × 64 tiles)"
     );
     eprintln!(
         "gpu implicit GEMM: {forwards} forward and {weights} weight-gradient problems \
-         ({few_taps} on 160-tap tiles) × 2 budgets"
+         ({few_taps} on 160-tap tiles, {k128} on 128 × 64 tiles) × 2 budgets"
     );
 }
