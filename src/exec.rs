@@ -502,13 +502,22 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
         // SAFETY (all blocks below): addresses are the caller's valid buffers and workspace
         // regions sized by the plan for exactly these tiles.
         unsafe {
-            for px in self.pixel_tiles() {
+            let tiles = self.pixel_tiles();
+            // Partial sums accumulate in dw itself where unpack would copy them as they are.
+            let sum_into_dw =
+                self.plan.weight_partials() > 0 && !in_place && self.dw_is_the_sum(alpha, beta);
+            let sum_target = if sum_into_dw {
+                self.bufs.w
+            } else {
+                self.weights(0)
+            };
+            for px in tiles {
                 self.columns(px)?;
                 if !direct_dy {
                     self.gather_dy(Channels { start: 0, len: g.k }, px)?;
                 }
                 if self.plan.weight_partials() > 0 {
-                    self.weight_partials(px, !first_product)?;
+                    self.weight_partials(px, sum_target, !first_product)?;
                     first_product = false;
                     continue;
                 }
@@ -582,7 +591,7 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
                     }
                 }
             }
-            if in_place {
+            if in_place || sum_into_dw {
                 return Ok(());
             }
             let dw = TensorArg {
@@ -593,11 +602,22 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
         }
     }
 
+    /// Whether dw takes the weight gradient's compute-type sum unchanged, so that the sum can
+    /// be written there instead of unpacked: f32 (the compute type is the storage type), a
+    /// packed filter, alpha 1, beta 0.
+    fn dw_is_the_sum(&self, alpha: f64, beta: f64) -> bool {
+        let p = self.plan.problem();
+        p.dtype() == DType::F32
+            && p.w().flat_stride_from(0) == Some(1)
+            && alpha == 1.0
+            && beta == 0.0
+    }
+
     /// Backward-weights of one tile of whole images with one partial weight gradient per
     /// chunk of [`ConvPlan::partial_chunk`] output positions: GEMMs batched over the chunks,
-    /// then a sum over the chunks in order into the accumulator (`accumulate`: add to what
-    /// earlier tiles left there).
-    unsafe fn weight_partials(&self, px: Pixels, accumulate: bool) -> Result<()> {
+    /// then a sum over the chunks in order into `sum` (the accumulator, or dw itself;
+    /// `accumulate`: add to what earlier tiles left there).
+    unsafe fn weight_partials(&self, px: Pixels, sum: Addr, accumulate: bool) -> Result<()> {
         let p = self.plan.problem();
         let g = p.geometry();
         let chunks = px.len / self.plan.partial_chunk();
@@ -614,7 +634,7 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
                 self.ws(Region::Partials, 0),
                 g.k * g.col_rows,
                 chunks,
-                self.weights(0),
+                sum,
                 accumulate,
             )
         }
@@ -784,13 +804,8 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
                         b.direct_wgrad(&self.geom, x, y, part, slices)?;
                     }
                     let count = g.k * g.col_rows;
-                    // The sum goes straight into dw where unpack would copy it unchanged: f32
-                    // (the compute type is the storage type), a packed filter, alpha 1, beta 0.
-                    let as_is = p.dtype() == DType::F32
-                        && p.w().flat_stride_from(0) == Some(1)
-                        && alpha == 1.0
-                        && beta == 0.0;
-                    if as_is {
+                    // The sum goes straight into dw where unpack would copy it unchanged.
+                    if self.dw_is_the_sum(alpha, beta) {
                         return b.sum_batches(p.dtype(), part, count, slices, w.addr, false);
                     }
                     b.sum_batches(p.dtype(), part, count, slices, acc, false)?;
