@@ -521,13 +521,7 @@ impl ConvPlan {
                         .ok()
                         .and_then(|per_image| tile_units.checked_div(per_image))
                         .map_or(g.n, |t| t.max(1));
-                    // Tiles of equal image counts: a last tile of one image would run its
-                    // GEMMs at a fraction of the others' speed (r50_l3_1x1 on an H100: 31
-                    // images in 90.7 µs, the 32nd in 9.6).
-                    let images = match fit(splits).min(tile_images) {
-                        0 => 0,
-                        most => g.n.div_ceil(g.n.div_ceil(most)),
-                    };
+                    let images = fit(splits).min(tile_images);
                     if images >= 1 && images * splits >= 2 {
                         weight_partials = images * splits;
                         partial_chunk = g.output_len / splits;
