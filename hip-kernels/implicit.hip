@@ -484,9 +484,10 @@ HC_FOR_EACH_TYPE(HC_STEM)
 // of 128 channels x 64 taps instead (8 x 4 per thread): each gathered x̂ value then feeds
 // twice the multiplies (the host picks it for more than 64 output channels, where it pads no
 // more than the 64 x 128 tiles). implicit_wgrad_few covers filters of 129-160 taps (ResNet
-// stems' 3 x 7 x 7) with one 64 x 160 tile, 8 channels x 5 taps 32 apart per thread. Positions are tracked incrementally (no division per step). The
-// tap table covers only the block's taps, so any C·R·S works. 32-bit index arithmetic under
-// the same conditions as the forward (`implicit_wgrad_fits`).
+// stems' 3 x 7 x 7) with one 64 x 160 tile, 8 channels x 5 taps 32 apart per thread.
+// Positions are tracked incrementally (no division per step). The tap table covers only the
+// block's taps, so any C·R·S works. 32-bit index arithmetic under the same conditions as the
+// forward (`implicit_wgrad_fits`).
 #define HC_IW_BN 128      // taps per block tile
 #define HC_IW_BM_K128 128 // output channels per block tile of implicit_wgrad_k128
 #define HC_IW_BN_K128 64  // taps per block tile of implicit_wgrad_k128

@@ -83,7 +83,8 @@ static KernelStrides nchw(hc_i64 c, hc_i64 h, hc_i64 w) {
     return s;
 }
 
-static int g_reps = 25;  // timed repetitions (the first 5 discarded); 1 under a profiler
+// Timed repetitions: the first 5 are discarded when there are more than 5 (1 under a profiler).
+static int g_reps = 25;
 
 template <class F>
 static double median_ms(F launch) {
@@ -98,7 +99,7 @@ static double median_ms(F launch) {
         cudaEventSynchronize(b);
         float ms = 0;
         cudaEventElapsedTime(&ms, a, b);
-        if (rep >= 5 || g_reps == 1) times.push_back(ms);
+        if (rep >= 5 || g_reps <= 5) times.push_back(ms);
     }
     std::sort(times.begin(), times.end());
     cudaEventDestroy(a);
@@ -214,10 +215,12 @@ int main(int argc, char** argv) {
                                     const float*, float*, hc_i64);
         auto time_wgrad = [&](WgradKernel kernel, const char* label, hc_i64 tile_k,
                               hc_i64 tile_taps) {
-            const hc_i64 tiles = ((g.k + tile_k - 1) / tile_k) * ((taps + tile_taps - 1) / tile_taps);
+            const hc_i64 tiles =
+                ((g.k + tile_k - 1) / tile_k) * ((taps + tile_taps - 1) / tile_taps);
             for (hc_i64 target : {396, 528, 792, 1056, 1584}) {
                 const hc_i64 slices = std::max<hc_i64>(
-                    1, std::min<hc_i64>({(target + tiles - 1) / tiles, positions / 256, max_slices}));
+                    1, std::min<hc_i64>(
+                           {(target + tiles - 1) / tiles, positions / 256, max_slices}));
                 const dim3 grid((unsigned)slices, (unsigned)tiles);
                 const double t = median_ms(
                     [&] { kernel<<<grid, HC_IG_THREADS>>>(g, xs, ys, x, dy, part, slices); });
@@ -232,10 +235,12 @@ int main(int argc, char** argv) {
                        cudaGetErrorString(cudaGetLastError()));
             }
         };
-        time_wgrad(implicit_wgrad_f32, "wgrad", 64, HC_IW_BN);
-        time_wgrad(implicit_wgrad_k128_f32, "wgrad_k128", HC_IW_BM_K128, HC_IW_BN_K128);
+        typedef hc_iw_shape<float> W;
+        time_wgrad(implicit_wgrad_f32, "wgrad", W::tile::BM, W::tile::BN);
+        time_wgrad(implicit_wgrad_k128_f32, "wgrad_k128", W::k128::BM, W::k128::BN);
         // Filters of 129-160 taps: implicit_wgrad_few, one 160-tap tile per 64 channels.
-        if (taps > 128 && taps <= 160) time_wgrad(implicit_wgrad_few_f32, "wgrad_few", 64, HC_IW_BN_FEW);
+        if (taps > W::tile::BN && taps <= W::few_taps::BN)
+            time_wgrad(implicit_wgrad_few_f32, "wgrad_few", W::few_taps::BM, W::few_taps::BN);
         cudaFree(x);
         cudaFree(w);
         cudaFree(y);

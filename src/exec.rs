@@ -502,7 +502,6 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
         // SAFETY (all blocks below): addresses are the caller's valid buffers and workspace
         // regions sized by the plan for exactly these tiles.
         unsafe {
-            let tiles = self.pixel_tiles();
             // Partial sums accumulate in dw itself where unpack would copy them as they are.
             let sum_into_dw =
                 self.plan.weight_partials() > 0 && !in_place && self.dw_is_the_sum(alpha, beta);
@@ -511,7 +510,7 @@ impl<B: Backend + ?Sized> Walker<'_, B> {
             } else {
                 self.weights(0)
             };
-            for px in tiles {
+            for px in self.pixel_tiles() {
                 self.columns(px)?;
                 if !direct_dy {
                     self.gather_dy(Channels { start: 0, len: g.k }, px)?;

@@ -714,8 +714,8 @@ pub unsafe fn implicit_fwd<L: Launcher + ?Sized>(
 }
 
 /// See [`super::Backend::implicit_wgrad`]: `implicit_wgrad`, `implicit_wgrad_k128` or
-/// `implicit_wgrad_few` (as [`ImplicitWgradTiles::of`] chooses) where [`implicit_wgrad_fits`] (and 32-bit indexing is
-/// allowed), else the direct kernels.
+/// `implicit_wgrad_few` (as [`ImplicitWgradTiles::of`] chooses) where [`implicit_wgrad_fits`]
+/// (and 32-bit indexing is allowed), else the direct kernels.
 ///
 /// # Safety
 /// As the trait method.
@@ -819,8 +819,9 @@ impl ImplicitWgradTiles {
     /// more than 64 output channels (each gathered input value feeds 128 channels: r50_l2_s2
     /// 0.244 against 0.264 ms on an H100, 18 tiles either way), else 64 × 128 tiles.
     /// 64 channels × 1152 taps stay on 64 × 128 tiles (half the area of 128 × 64); 147 taps
-    /// (ResNet stems) take one 160-tap tile per 64 channels. Counts saturate rather than overflow (the kernels only take
-    /// problems whose extents are below 2^30: [`implicit_wgrad_fits`]).
+    /// (ResNet stems) take one 160-tap tile per 64 channels. Counts saturate rather than
+    /// overflow (the kernels only take problems whose extents are below 2^30:
+    /// [`implicit_wgrad_fits`]).
     pub fn of(geom: &KernelGeom) -> Self {
         let taps = geom.c.saturating_mul(geom.kernel_len);
         let tiling = |kernel, (tile_channels, tile_taps): (i64, i64)| ImplicitWgradTiles {
