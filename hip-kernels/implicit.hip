@@ -70,12 +70,12 @@
 // ty·TM .. ty·TM + TM - 1 and the column quads m·TX + tx (m < TN/4). Where TN is not a
 // multiple of 4 (QUADS false; the weight gradient only) it owns the single columns
 // m·TX + tx (m < TN) instead: a warp's reads of one step are then 8 consecutive columns.
-template <int BM_, int BN_, int TM_, int TN_, int BK_>
+template <int BM_, int BN_, int TM_, int TN_, int BK_, int THREADS_ = HC_IG_THREADS>
 struct hc_block_tile {
-    static const int BM = BM_, BN = BN_, TM = TM_, TN = TN_, BK = BK_;
+    static const int BM = BM_, BN = BN_, TM = TM_, TN = TN_, BK = BK_, THREADS = THREADS_;
     static const int TY = BM / TM, TX = BN / TN;
     static const bool QUADS = TN % 4 == 0;
-    static_assert(TY * TX == HC_IG_THREADS, "one output group per thread");
+    static_assert(TY * TX == THREADS, "one output group per thread");
     static_assert(TY % 4 == 0 && TX % 8 == 0 && TM % 4 == 0, "warp layout");
     static_assert(BN % 4 == 0, "rows of whole quads");
 };
@@ -530,8 +530,8 @@ HC_DEVICE void implicit_wgrad_impl(const KernelGeom& g, const KernelStrides& xs,
     const int BM = S::BM, BN = S::BN, TM = S::TM, TN = S::TN, BK = S::BK, TX = S::TX;
     // dy values (one position, channels ROW_STEP apart) and x̂ values (the same position,
     // taps ROW_STEP apart) each thread loads per step.
-    const int A_LOADS = BM * BK / HC_IG_THREADS, B_LOADS = BN * BK / HC_IG_THREADS;
-    const int ROW_STEP = HC_IG_THREADS / BK;
+    const int A_LOADS = BM * BK / S::THREADS, B_LOADS = BN * BK / S::THREADS;
+    const int ROW_STEP = S::THREADS / BK;
     static_assert(A_LOADS * ROW_STEP == BM, "dy loads");
     static_assert(B_LOADS * ROW_STEP == BN, "x̂ loads");
     __shared__ hc_tap taps[BN];
@@ -560,7 +560,7 @@ HC_DEVICE void implicit_wgrad_impl(const KernelGeom& g, const KernelStrides& xs,
     HC_ROW_LOOP(tile, tiles) {
         const int k0 = (int)(tile / tap_tiles) * BM, q0 = (int)(tile % tap_tiles) * BN;
         hc_sync_block();  // the previous tile's last reads of the table are done
-        for (int i = t; i < BN; i += HC_IG_THREADS) taps[i] = hc_tap_at(g, xs, nullptr, q0 + i);
+        for (int i = t; i < BN; i += S::THREADS) taps[i] = hc_tap_at(g, xs, nullptr, q0 + i);
         hc_sync_block();
 
         // The dy channels this thread loads; channels past the last read its values (their

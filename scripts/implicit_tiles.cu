@@ -16,6 +16,21 @@
 #include <cstring>
 #include <vector>
 
+#ifdef HC_TRY_SHAPES
+// Candidate weight-gradient tilings, timed beside the library's (not in the library).
+#define HC_TRY(name, BM, BN, TM, TN, BK, THREADS, MIN_BLOCKS)                                 \
+    extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) try_##name(              \
+        KernelGeom g, KernelStrides xs, KernelStrides ys, const float* x, const float* dy,     \
+        float* part, hc_i64 slices) {                                                          \
+        implicit_wgrad_impl<hc_f32, hc_block_tile<BM, BN, TM, TN, BK, THREADS>>(g, xs, ys, x, \
+                                                                                 dy, part,     \
+                                                                                 slices);      \
+    }
+HC_TRY(t512, 128, 128, 8, 4, 16, 512, 1)
+HC_TRY(t512_bk8, 128, 128, 8, 4, 8, 512, 1)
+HC_TRY(t128_88, 128, 64, 8, 8, 8, 128, 4)
+#endif
+
 // x[n, c] at the input position that output (oh, ow) reads through filter tap (r, s), as a
 // double; false in the padding.
 __device__ bool reference_x(const KernelGeom& g, const float* x, hc_i64 n, hc_i64 c, hc_i64 oh,
@@ -214,16 +229,19 @@ int main(int argc, char** argv) {
         typedef void (*WgradKernel)(KernelGeom, KernelStrides, KernelStrides, const float*,
                                     const float*, float*, hc_i64);
         auto time_wgrad = [&](WgradKernel kernel, const char* label, hc_i64 tile_k,
-                              hc_i64 tile_taps) {
+                              hc_i64 tile_taps, int threads = HC_IG_THREADS) {
             const hc_i64 tiles =
                 ((g.k + tile_k - 1) / tile_k) * ((taps + tile_taps - 1) / tile_taps);
-            for (hc_i64 target : {396, 528, 792, 1056, 1584}) {
-                const hc_i64 slices = std::max<hc_i64>(
-                    1, std::min<hc_i64>(
-                           {(target + tiles - 1) / tiles, positions / 256, max_slices}));
+            for (hc_i64 target : {-14, -29, 396, 528, 792, 1056, 1584}) {
+                // Negative: that many slices.
+                const hc_i64 slices =
+                    target < 0 ? -target
+                               : std::max<hc_i64>(
+                                     1, std::min<hc_i64>({(target + tiles - 1) / tiles,
+                                                          positions / 256, max_slices}));
                 const dim3 grid((unsigned)slices, (unsigned)tiles);
                 const double t = median_ms(
-                    [&] { kernel<<<grid, HC_IG_THREADS>>>(g, xs, ys, x, dy, part, slices); });
+                    [&] { kernel<<<grid, threads>>>(g, xs, ys, x, dy, part, slices); });
                 const double t_sum = median_ms([&] {
                     sum_slices<<<(unsigned)((nw + 255) / 256), 256>>>(part, slices, nw, dw);
                 });
@@ -238,6 +256,13 @@ int main(int argc, char** argv) {
         typedef hc_iw_shape<float> W;
         time_wgrad(implicit_wgrad_f32, "wgrad", W::tile::BM, W::tile::BN);
         time_wgrad(implicit_wgrad_k128_f32, "wgrad_k128", W::k128::BM, W::k128::BN);
+#ifdef HC_TRY_SHAPES
+        if (taps > 128) {
+            time_wgrad(try_t512, "try_t512", 128, 128, 512);
+            time_wgrad(try_t512_bk8, "try_t512_bk8", 128, 128, 512);
+            time_wgrad(try_t128_88, "try_t128_88", 128, 64, 128);
+        }
+#endif
         // Filters of 129-160 taps: implicit_wgrad_few, one 160-tap tile per 64 channels.
         if (taps > W::tile::BN && taps <= W::few_taps::BN)
             time_wgrad(implicit_wgrad_few_f32, "wgrad_few", W::few_taps::BM, W::few_taps::BN);

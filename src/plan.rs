@@ -107,6 +107,13 @@ impl WorkspaceLayout {
     }
 }
 
+/// How much of a `reserve` of bytes (kept for rounding regions up) a plan whose regions and
+/// pointer table end at `used` keeps in its total under `budget`: all of it where the budget
+/// has room, so that planning again under exactly the reported size gives the same tiles.
+fn kept_reserve(budget: usize, used: usize, reserve: usize) -> usize {
+    budget.saturating_sub(used).min(reserve)
+}
+
 /// Most address triples a plan's pointer table holds (48 KiB); longer two-level batches are
 /// issued in several calls.
 pub const POINTER_TABLE_MAX_ENTRIES: usize = 2048;
@@ -604,16 +611,26 @@ impl ConvPlan {
             csize,
             "partials",
         )?)?;
+        // The reserve for rounding regions up (taken out of `avail` above) stays in the total
+        // where the budget has room: a budget of exactly this plan's workspace then plans the
+        // same tiles again (without it, the reserve came out of the tiles: r50_l3_1x1's
+        // backward-weights ran 31 + 1 images under its own reported workspace size).
+        let regions_end = checked_add(
+            weights_bytes + col_bytes + stage_bytes,
+            partial_bytes,
+            "workspace",
+        )?;
+        let reserve = if col_bytes + stage_bytes + partial_bytes > 0 {
+            kept_reserve(opts.budget, regions_end + table_bytes, 3 * REGION_ALIGN)
+        } else {
+            0
+        };
         let layout = WorkspaceLayout::regions(
             0,
             weights_bytes,
             weights_bytes + col_bytes,
             weights_bytes + col_bytes + stage_bytes,
-            checked_add(
-                weights_bytes + col_bytes + stage_bytes,
-                partial_bytes,
-                "workspace",
-            )?,
+            regions_end + reserve,
         )
         .with_pointer_table(table_entries)?;
         Ok(ConvPlan {
@@ -777,16 +794,21 @@ impl ConvPlan {
             tiles * esize,
             "output tile",
         )?)?;
+        // The rounding reserve stays in the total where the budget has room (see the im2col
+        // plans).
+        let regions_end = checked_add(
+            filter_bytes + col_bytes + stage_bytes,
+            partial_bytes,
+            "workspace",
+        )?;
+        let table_bytes = pointer_table_bytes(table_entries)?;
+        let reserve = kept_reserve(opts.budget, regions_end + table_bytes, 2 * REGION_ALIGN);
         let layout = WorkspaceLayout::regions(
             0,
             filter_bytes,
             filter_bytes + col_bytes,
             filter_bytes + col_bytes + stage_bytes,
-            checked_add(
-                filter_bytes + col_bytes + stage_bytes,
-                partial_bytes,
-                "workspace",
-            )?,
+            regions_end + reserve,
         )
         .with_pointer_table(table_entries)?;
         Ok(Some(ConvPlan {
@@ -1210,6 +1232,37 @@ mod tests {
             }
             assert!(ConvPlan::new(&p, dir, 1 << 30).unwrap().tile_count() <= 2);
         }
+    }
+
+    /// A caller that asks for the workspace size and passes exactly that much must get the
+    /// plan it was sized for (every suite problem, every direction, GPU and CPU options, half
+    /// and full precision, budgets the plans fit).
+    #[test]
+    fn a_plan_is_planned_again_under_its_own_workspace() {
+        let mut cases = crate::suite::verify_suite().unwrap();
+        for dtype in [DType::F32, DType::F16] {
+            cases.extend(crate::suite::anchors(32, dtype, true).unwrap());
+        }
+        let mut checked = 0;
+        for case in &cases {
+            for dir in Direction::ALL {
+                for budget in [DEFAULT_WORKSPACE_BUDGET, 64 << 20, 8 << 20, 1 << 20] {
+                    for opts in [PlanOptions::gpu(budget), PlanOptions::cpu(budget)] {
+                        let replan = |b| PlanOptions { budget: b, ..opts };
+                        let plan = ConvPlan::with_options(&case.problem, dir, opts).unwrap();
+                        let size = plan.workspace_bytes();
+                        if size > budget {
+                            continue; // under the floor: the smallest plan, whatever the budget
+                        }
+                        let again =
+                            ConvPlan::with_options(&case.problem, dir, replan(size)).unwrap();
+                        assert_eq!(again, plan, "{} {dir:?} budget {budget}", case.name);
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 500, "{checked} plans checked");
     }
 
     #[test]
