@@ -26,6 +26,7 @@
 //! interpolation points 0, ±1, ±2, ∞). `hip-kernels/winograd.hip` implements the same formulas
 //! for F(2×2) and F(4×4).
 
+use crate::dtype::DType;
 use crate::problem::{ConvProblem, Direction};
 
 /// The Winograd output tile edges hipconv implements.
@@ -188,6 +189,15 @@ pub struct Choice {
     /// Most source channels for F(4×4, 3×3), whose rounding error grows with the reduction
     /// (measured within the f32 tolerance up to 512).
     pub max_f4_channels: usize,
+    /// Whether f32 problems may take F(4×4) at all. Its rounding error (about 10× direct
+    /// summation's on random data) stays within the parity tolerance, but in training it
+    /// reaches the gradients through batch norm, which amplifies it: on an H100, a small
+    /// residual CNN's gradients came out 5e-2 from float64 (cuDNN 8e-3, F(2×2) or no
+    /// Winograd the same as cuDNN), a UNet's weight gradient 4.8e-2 (cuDNN 1e-5), and
+    /// training with it ended 1.6 points of test accuracy under cuDNN on average over five
+    /// perturbed runs (`scripts/e2e_torch.py`). 16-bit problems keep it: their storage
+    /// rounding is larger than its error.
+    pub f32_f4: bool,
     /// Whether backward-weights uses the tiles above too. Its sums run over every tile of
     /// every image, where F(4×4)'s larger intermediate values cost accuracy when the gradient
     /// is small next to its terms: behind batch norm, a UNet's weight gradient came out
@@ -214,6 +224,7 @@ impl Choice {
         tiles: &[],
         min_tiles: 0,
         max_f4_channels: 0,
+        f32_f4: false,
         backward_weights: false,
         weights_tile: None,
         weights_min_products: 0,
@@ -233,6 +244,7 @@ impl Choice {
         tiles: &[4, 2],
         min_tiles: 64,
         max_f4_channels: 512,
+        f32_f4: true,
         backward_weights: false,
         weights_tile: Some(3),
         weights_min_products: 64 * 64,
@@ -240,13 +252,15 @@ impl Choice {
         fallback_for_few_tiles_only: true,
     };
 
-    /// The GPU default: F(4×4), else F(2×2), where there are enough tiles; backward-weights
-    /// F(2×2) for filters of at least 64 × 64 channels (with chunked reductions; H100,
-    /// ResNet-50 64 → 64 at 56×56: 0.32 ms against im2col's 0.43 ms).
+    /// The GPU default: F(4×4) (F(2×2) for f32, see [`Choice::f32_f4`]), else F(2×2), where
+    /// there are enough tiles; backward-weights F(2×2) for filters of at least 64 × 64
+    /// channels (with chunked reductions; H100, ResNet-50 64 → 64 at 56×56: 0.32 ms against
+    /// im2col's 0.43 ms).
     pub const GPU: Choice = Choice {
         tiles: &[4, 2],
         min_tiles: 32,
         max_f4_channels: 512,
+        f32_f4: false,
         backward_weights: false,
         weights_tile: Some(2),
         weights_min_products: 64 * 64,
@@ -267,6 +281,7 @@ impl Choice {
             tiles,
             min_tiles: 0,
             max_f4_channels: usize::MAX,
+            f32_f4: true,
             backward_weights: true,
             weights_tile: None,
             weights_min_products: 0,
@@ -319,12 +334,14 @@ impl Choice {
             let Some(geom) = WinogradGeom::of(problem, direction, m) else {
                 continue;
             };
-            let channels_ok = m != 4 || geom.src_c as usize <= self.max_f4_channels;
+            let f4_ok = m != 4
+                || (geom.src_c as usize <= self.max_f4_channels
+                    && (self.f32_f4 || problem.dtype() != DType::F32));
             let enough_tiles = geom.tile_count() >= self.min_tiles;
-            if channels_ok && enough_tiles {
+            if f4_ok && enough_tiles {
                 return Some(geom);
             }
-            if i == 0 && !channels_ok && self.fallback_for_few_tiles_only {
+            if i == 0 && !f4_ok && self.fallback_for_few_tiles_only {
                 return None;
             }
         }

@@ -190,9 +190,9 @@ fn only_eligible_problems_plan_winograd() {
 
 #[test]
 fn defaults_need_enough_tiles_and_cap_f4_channels() {
-    let p = |n, c, hw| {
+    let typed = |dtype, n, c, hw| {
         problem(
-            DType::F32,
+            dtype,
             n,
             c,
             &[hw, hw],
@@ -206,15 +206,28 @@ fn defaults_need_enough_tiles_and_cap_f4_channels() {
         )
         .unwrap()
     };
+    let p = |n, c, hw| typed(DType::F32, n, c, hw);
+    let h = |n, c, hw| typed(DType::F16, n, c, hw);
     let edge = |choice: Choice, prob| choice.geometry(&prob, Direction::Forward).map(|g| g.m);
     // 7×7 outputs: 4 tiles of F(4×4) per image, 16 of F(2×2).
     assert_eq!(edge(Choice::CPU, p(2, 64, 7)), None);
     assert_eq!(edge(Choice::CPU, p(4, 64, 7)), Some(2));
     assert_eq!(edge(Choice::CPU, p(16, 64, 7)), Some(4));
-    assert_eq!(edge(Choice::GPU, p(4, 64, 7)), Some(2));
-    assert_eq!(edge(Choice::GPU, p(8, 64, 7)), Some(4));
-    assert_eq!(edge(Choice::GPU, p(1, 64, 7)), None);
-    assert_eq!(edge(Choice::GPU, p(8, 1024, 7)), Some(2));
+    assert_eq!(edge(Choice::GPU, h(4, 64, 7)), Some(2));
+    assert_eq!(edge(Choice::GPU, h(8, 64, 7)), Some(4));
+    assert_eq!(edge(Choice::GPU, h(1, 64, 7)), None);
+    assert_eq!(edge(Choice::GPU, h(8, 1024, 7)), Some(2));
+    // GPUs run f32 on F(2×2) only (F(4×4)'s error, amplified through batch norm, cost
+    // training accuracy); 16-bit problems keep F(4×4).
+    assert_eq!(edge(Choice::GPU, p(8, 64, 7)), Some(2));
+    assert_eq!(edge(Choice::GPU, p(32, 128, 28)), Some(2));
+    assert_eq!(edge(Choice::GPU, h(32, 128, 28)), Some(4));
+    assert_eq!(
+        Choice::GPU
+            .geometry(&p(32, 128, 28), Direction::BackwardData)
+            .map(|g| g.m),
+        Some(2)
+    );
     assert_eq!(edge(Choice::CPU, p(8, 1024, 28)), None);
     assert_eq!(edge(Choice::only(4), p(1, 1024, 7)), Some(4));
     assert_eq!(edge(Choice::NEVER, p(32, 64, 56)), None);
