@@ -232,7 +232,7 @@ int main(int argc, char** argv) {
                               hc_i64 tile_taps, int threads = HC_IG_THREADS) {
             const hc_i64 tiles =
                 ((g.k + tile_k - 1) / tile_k) * ((taps + tile_taps - 1) / tile_taps);
-            for (hc_i64 target : {-14, -29, 396, 528, 792, 1056, 1584}) {
+            for (hc_i64 target : {-14, -15, -29, -44, -132, -264, -528, -792}) {
                 // Negative: that many slices.
                 const hc_i64 slices =
                     target < 0 ? -target

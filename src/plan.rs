@@ -131,11 +131,20 @@ const DIRECT_SLICE_POSITIONS: usize = 16384;
 /// Most partial sums of a direct weight gradient.
 const DIRECT_MAX_SLICES: usize = 64;
 
-/// Default blocks the implicit-GEMM weight gradient aims for (tiles × slices): several per
-/// multiprocessor of a large GPU ([`PlanOptions::implicit_target_blocks`]). H100, kernel and
-/// slice sum alone (`scripts/implicit_tiles.cu`): ResNet-50's stride-2 3×3 layer 0.266 ms at
-/// 792 blocks against 0.282 at 1026; 396 and 1584 no better on the 3×3 layers tried.
+/// Default most blocks of the implicit-GEMM weight gradient (tiles × slices) where the backend
+/// does not report its multiprocessors ([`PlanOptions::implicit_target_blocks`]): three waves
+/// of an H100's.
 const IMPLICIT_TARGET_BLOCKS: usize = 792;
+
+/// Blocks of the implicit-GEMM weight gradient per multiprocessor in one wave (its kernels'
+/// launch bounds leave registers for two). Plans on a backend that reports its
+/// multiprocessors fill one wave: each slice runs longer, and fewer partial sums are summed.
+/// H100 (132 SMs), kernel and slice sum alone (`scripts/implicit_tiles.cu`): ResNet-50's
+/// stride-2 3×3 layer 0.232 + 0.007 ms at 252 blocks (one wave) against 0.236 + 0.009 at 522
+/// and 0.238 + 0.010 at 792; its stem (`implicit_wgrad_few`) 0.274 + 0.018 at 264 against
+/// 0.281 + 0.030 at 528 and 0.287 + 0.045 at 792; fewer blocks than one wave leave SMs idle
+/// (132: 0.319 ms).
+pub const IMPLICIT_BLOCKS_PER_MULTIPROCESSOR: usize = 2;
 
 /// Default fewest outputs for the implicit-GEMM path ([`PlanOptions::implicit_min_outputs`]).
 pub const IMPLICIT_MIN_OUTPUTS: usize = 1 << 18;
@@ -273,10 +282,18 @@ impl PlanOptions {
         }
     }
 
-    /// The same options with what `backend` can do (half GEMM operands).
+    /// The same options with what `backend` can do (half GEMM operands) and, where it knows
+    /// its multiprocessors, the implicit-GEMM weight gradient's grid as one wave of
+    /// [`IMPLICIT_BLOCKS_PER_MULTIPROCESSOR`] blocks each (unless `HIPCONV_IMPLICIT_BLOCKS`
+    /// says otherwise).
     pub fn for_backend(self, backend: &(impl crate::backend::Backend + ?Sized)) -> Self {
+        let wave = backend
+            .multiprocessors()
+            .filter(|_| std::env::var_os("HIPCONV_IMPLICIT_BLOCKS").is_none())
+            .map(|n| n.saturating_mul(IMPLICIT_BLOCKS_PER_MULTIPROCESSOR));
         PlanOptions {
             half_operands: backend.half_operands(),
+            implicit_target_blocks: wave.unwrap_or(self.implicit_target_blocks),
             ..self
         }
     }
@@ -943,9 +960,9 @@ impl ConvPlan {
             return Ok(None);
         }
         let (slices, layout) = if direction == Direction::BackwardWeights {
-            let wanted = opts
-                .implicit_target_blocks
-                .div_ceil(tiles.count() as usize)
+            // Whole waves: tiles × slices within the target (a few blocks more would start a
+            // wave of their own).
+            let wanted = (opts.implicit_target_blocks / (tiles.count() as usize).max(1))
                 .min(positions / IMPLICIT_MIN_SLICE_POSITIONS)
                 .max(1);
             Self::weight_slices(problem, wanted, opts.budget)?
@@ -1339,7 +1356,12 @@ mod tests {
         let plan_of = |p: &ConvProblem, dir, opts| ConvPlan::with_options(p, dir, opts).unwrap();
         // r50_conv1 at N=2 and r50_l2_s2 at N=4: implicit forwards, no workspace.
         let conv1 = strided(2, 3, 224, 64, 7, 3, 2);
-        for p in [conv1.clone(), strided(4, 128, 56, 128, 3, 1, 2)] {
+        let full_conv1 = strided(32, 3, 224, 64, 7, 3, 2);
+        let full_s2 = strided(32, 128, 56, 128, 3, 1, 2);
+        for (p, full) in [
+            (conv1.clone(), full_conv1),
+            (strided(4, 128, 56, 128, 3, 1, 2), full_s2),
+        ] {
             let plan = plan_of(&p, Direction::Forward, opts);
             assert_eq!(plan.path(), Path::Implicit, "{}", p.summary());
             assert_eq!(plan.workspace_bytes(), 0);
@@ -1368,6 +1390,26 @@ mod tests {
             assert!(plan.weight_partials() >= 8, "{}", plan.weight_partials());
             assert!(plan.workspace_bytes() <= opts.budget);
             assert!(plan.workspace_bytes() >= (plan.weight_partials() + 1) * weights);
+            // Tiles × slices fill whole waves of the target: an H100's one wave (132 SMs × 2)
+            // takes 14 slices of r50_l2_s2's 18 tiles at N=32 (252 blocks, not 270), 264 of
+            // conv1's one; slices keep at least 256 positions (conv1 at N=2: 98).
+            let wave = PlanOptions {
+                implicit_target_blocks: 132 * IMPLICIT_BLOCKS_PER_MULTIPROCESSOR,
+                ..opts
+            };
+            let slices_of =
+                |q: &ConvProblem| plan_of(q, Direction::BackwardWeights, wave).weight_partials();
+            let (at_32, at_n) = if g.col_rows == 147 {
+                (264, 98)
+            } else {
+                (14, 12)
+            };
+            assert_eq!(slices_of(&full), at_32, "{}", full.summary());
+            assert_eq!(slices_of(&p), at_n, "{}", p.summary());
+            assert_eq!(
+                plan_of(&full, Direction::BackwardWeights, opts).weight_partials(),
+                if g.col_rows == 147 { 792 } else { 44 }
+            );
             let tight = PlanOptions { budget: 0, ..opts };
             let plan = plan_of(&p, Direction::BackwardWeights, tight);
             assert_eq!((plan.path(), plan.weight_partials()), (Path::Implicit, 1));

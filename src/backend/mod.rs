@@ -177,6 +177,13 @@ pub trait Backend: Sync {
         false
     }
 
+    /// The device's multiprocessors (compute units), where the backend knows them: plans size
+    /// the implicit-GEMM weight gradient's grid to whole waves of it
+    /// ([`crate::plan::PlanOptions::for_backend`]).
+    fn multiprocessors(&self) -> Option<usize> {
+        None
+    }
+
     /// Converts `src` (any strides) into a packed channels-first copy at `dst` in the `tile`
     /// type: src's compute type, or src's own type (a plain copy).
     ///

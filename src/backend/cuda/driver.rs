@@ -19,6 +19,8 @@ pub type CublasHandle = *mut c_void;
 /// `CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR` / `_MINOR`.
 pub const ATTR_CC_MAJOR: c_int = 75;
 pub const ATTR_CC_MINOR: c_int = 76;
+/// `CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT`.
+pub const ATTR_MULTIPROCESSORS: c_int = 16;
 /// `CUBLAS_OP_N`, `CUBLAS_OP_T`.
 pub const CUBLAS_OP_N: c_int = 0;
 pub const CUBLAS_OP_T: c_int = 1;

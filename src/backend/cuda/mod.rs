@@ -24,6 +24,7 @@ pub struct CudaDevice {
     ordinal: i32,
     name: String,
     arch: (i32, i32),
+    multiprocessors: i32,
     module: CuModule,
     /// Entry points, resolved on first use: slot `op index · 4 + dtype index`.
     functions: Vec<OnceLock<usize>>,
@@ -104,7 +105,7 @@ impl CudaDevice {
         let mut device: CuDevice = 0;
         let mut count: c_int = 0;
         let mut context: CuContext = std::ptr::null_mut();
-        let (mut major, mut minor) = (0, 0);
+        let (mut major, mut minor, mut multiprocessors) = (0, 0, 0);
         let mut name = [0 as std::ffi::c_char; 128];
         // SAFETY: every out-pointer is a valid local; the driver is initialised first.
         unsafe {
@@ -137,6 +138,11 @@ impl CudaDevice {
                 "cuda",
                 "cuDeviceGetAttribute",
                 (driver.cuDeviceGetAttribute)(&mut minor, ATTR_CC_MINOR, device),
+            )?;
+            check(
+                "cuda",
+                "cuDeviceGetAttribute",
+                (driver.cuDeviceGetAttribute)(&mut multiprocessors, ATTR_MULTIPROCESSORS, device),
             )?;
             check(
                 "cuda",
@@ -175,6 +181,7 @@ impl CudaDevice {
             ordinal,
             name,
             arch: (major, minor),
+            multiprocessors,
             module,
             functions: (0..KERNEL_OPS.len() * DType::ALL.len())
                 .map(|_| OnceLock::new())
@@ -512,6 +519,12 @@ impl Backend for CudaBackend {
 
     fn half_operands(&self) -> bool {
         self.half_operands
+    }
+
+    fn multiprocessors(&self) -> Option<usize> {
+        usize::try_from(self.device.multiprocessors)
+            .ok()
+            .filter(|&n| n > 0)
     }
 
     unsafe fn gemm(&self, a: &GemmArgs) -> Result<()> {
