@@ -235,7 +235,7 @@ int main(int argc, char** argv) {
             for (hc_i64 target : {-14, -15, -29, -44, -132, -264, -528, -792}) {
                 // Negative: that many slices.
                 const hc_i64 slices =
-                    target < 0 ? -target
+                    target < 0 ? std::min<hc_i64>(-target, max_slices)
                                : std::max<hc_i64>(
                                      1, std::min<hc_i64>({(target + tiles - 1) / tiles,
                                                           positions / 256, max_slices}));

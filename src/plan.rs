@@ -92,6 +92,15 @@ impl WorkspaceLayout {
         }
     }
 
+    /// The same layout with `bytes` of unused reserve at its end (after every region and the
+    /// pointer table, so that no region's alignment depends on it).
+    fn with_reserve(self, bytes: usize) -> Result<Self> {
+        Ok(WorkspaceLayout {
+            total: checked_add(self.total, bytes, "workspace")?,
+            ..self
+        })
+    }
+
     /// The same layout with a pointer table of `entries` triples appended (none for 0).
     fn with_pointer_table(self, entries: usize) -> Result<Self> {
         if entries == 0 {
@@ -207,8 +216,10 @@ pub struct PlanOptions {
     /// their 64 × 128 tiles leave most of a GPU idle (one 32×32 image, 3 → 16 channels: 0.037
     /// ms against 0.025 ms on the direct kernels, H100).
     pub implicit_min_outputs: usize,
-    /// Blocks (tiles × partial sums) the implicit-GEMM weight gradient aims for, which sets
-    /// its number of partial sums (`HIPCONV_IMPLICIT_BLOCKS` overrides the GPU default).
+    /// Most blocks (tiles × partial sums, whole waves) of the implicit-GEMM weight gradient,
+    /// which sets its number of partial sums: one wave of the device where the backend
+    /// reports its multiprocessors ([`PlanOptions::for_backend`]), else
+    /// [`IMPLICIT_TARGET_BLOCKS`] (`HIPCONV_IMPLICIT_BLOCKS` overrides both).
     pub implicit_target_blocks: usize,
     /// When eligible 3×3 problems use the Winograd path.
     pub winograd: winograd::Choice,
@@ -647,9 +658,10 @@ impl ConvPlan {
             weights_bytes,
             weights_bytes + col_bytes,
             weights_bytes + col_bytes + stage_bytes,
-            regions_end + reserve,
+            regions_end,
         )
-        .with_pointer_table(table_entries)?;
+        .with_pointer_table(table_entries)?
+        .with_reserve(reserve)?;
         Ok(ConvPlan {
             problem: problem.clone(),
             direction,
@@ -825,9 +837,10 @@ impl ConvPlan {
             filter_bytes,
             filter_bytes + col_bytes,
             filter_bytes + col_bytes + stage_bytes,
-            regions_end + reserve,
+            regions_end,
         )
-        .with_pointer_table(table_entries)?;
+        .with_pointer_table(table_entries)?
+        .with_reserve(reserve)?;
         Ok(Some(ConvPlan {
             problem: problem.clone(),
             direction,
@@ -1263,10 +1276,20 @@ mod tests {
         let mut checked = 0;
         for case in &cases {
             for dir in Direction::ALL {
-                for budget in [DEFAULT_WORKSPACE_BUDGET, 64 << 20, 8 << 20, 1 << 20] {
+                for budget in [
+                    DEFAULT_WORKSPACE_BUDGET,
+                    64 << 20,
+                    8 << 20,
+                    1 << 20,
+                    1_000_001,
+                ] {
                     for opts in [PlanOptions::gpu(budget), PlanOptions::cpu(budget)] {
                         let replan = |b| PlanOptions { budget: b, ..opts };
                         let plan = ConvPlan::with_options(&case.problem, dir, opts).unwrap();
+                        let l = plan.layout();
+                        for offset in [l.weights, l.col, l.stage, l.partials, l.pointers] {
+                            assert_eq!(offset % REGION_ALIGN, 0, "{} {dir:?} {l:?}", case.name);
+                        }
                         let size = plan.workspace_bytes();
                         if size > budget {
                             continue; // under the floor: the smallest plan, whatever the budget
@@ -1406,8 +1429,12 @@ mod tests {
             };
             assert_eq!(slices_of(&full), at_32, "{}", full.summary());
             assert_eq!(slices_of(&p), at_n, "{}", p.summary());
+            let three_waves = PlanOptions {
+                implicit_target_blocks: 792,
+                ..opts
+            };
             assert_eq!(
-                plan_of(&full, Direction::BackwardWeights, opts).weight_partials(),
+                plan_of(&full, Direction::BackwardWeights, three_waves).weight_partials(),
                 if g.col_rows == 147 { 792 } else { 44 }
             );
             let tight = PlanOptions { budget: 0, ..opts };

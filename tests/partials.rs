@@ -181,3 +181,45 @@ fn partials_keep_whole_images_under_a_small_tile_cap() {
         );
     }
 }
+
+/// Random problems (every path GPU and CPU plans take: partials, pointer tables, Winograd,
+/// direct, implicit): a plan is planned again under exactly its own workspace size, and every
+/// region starts on a REGION_ALIGN boundary whatever the budget.
+#[test]
+fn random_plans_are_planned_again_under_their_own_workspace() {
+    let mut rng = Rng::new(0x5EED_0A11);
+    let mut checked = 0;
+    for round in 0..300 {
+        let dtype = [DType::F32, DType::F16, DType::F64][round % 3];
+        let p = common::plans::random_problem(&mut rng, dtype);
+        let dir = Direction::ALL[rng.below(3)];
+        let budget = [1usize << 30, 1 << 20, 64 << 10, 4093, 10_000_001][rng.below(5)];
+        for opts in [
+            gemm_gpu_options(budget),
+            PlanOptions::gpu(budget),
+            PlanOptions::cpu(budget),
+        ] {
+            let plan = ConvPlan::with_options(&p, dir, opts).unwrap();
+            let l = plan.layout();
+            for offset in [l.weights, l.col, l.stage, l.partials, l.pointers] {
+                assert_eq!(offset % hipconv::plan::REGION_ALIGN, 0, "{l:?}");
+            }
+            let size = plan.workspace_bytes();
+            if size > budget {
+                continue;
+            }
+            let again = ConvPlan::with_options(
+                &p,
+                dir,
+                PlanOptions {
+                    budget: size,
+                    ..opts
+                },
+            )
+            .unwrap();
+            assert_eq!(again, plan, "{} {dir:?} budget {budget}", p.summary());
+            checked += 1;
+        }
+    }
+    assert!(checked > 300, "{checked}");
+}
