@@ -62,8 +62,10 @@
 #define HC_IW_BOUNDS __launch_bounds__(HC_IG_THREADS, HC_IW_MIN_BLOCKS)
 #endif
 
-// A block tile of BM output channels (or rows) x BN positions (or columns) over 256 threads,
-// TM x TN outputs per thread (TM a multiple of 4), BK steps of the reduction staged at a time.
+// A block tile of BM output channels (or rows) x BN positions (or columns) over THREADS
+// threads (256, the launch's block size; the weight gradient reads it from the shape, so that
+// scripts/implicit_tiles.cu can time other block sizes), TM x TN outputs per thread (TM a
+// multiple of 4), BK steps of the reduction staged at a time.
 // Threads form a TY x TX grid (TY = BM/TM, TX = BN/TN); warps split it (TY/4) x (TX/8) and
 // each warp's lanes 4 x 8, so that a warp's shared-memory reads of one step are 4 distinct
 // row groups and 8 distinct column quads (one wavefront apiece). A thread owns rows

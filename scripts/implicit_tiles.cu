@@ -1,9 +1,10 @@
 // Times the implicit-GEMM kernels of hip-kernels/implicit.hip on their own, for one set of
 // shape knobs per build (HC_IG_TN32, HC_IG_BK32, HC_IG_MIN_BLOCKS, HC_IW_MIN_BLOCKS), on the
 // layers they serve: implicit_fwd, and implicit_wgrad[_k128|_few] at several slice counts
-// (blocks aimed at: the plan's `implicit_target_blocks`). Each result is checked against a
-// plain direct convolution accumulating in double. NVIDIA machine, from the repository root
-// (scripts/implicit_tune.sh builds the knob sets):
+// (one wave of an H100 is 264 blocks: the plan's `implicit_target_blocks` there). Each result
+// is checked against a plain direct convolution accumulating in double. With -DHC_TRY_SHAPES
+// it also times candidate weight-gradient tilings (HC_TRY below: other tiles, block sizes).
+// NVIDIA machine, from the repository root (scripts/implicit_tune.sh builds the knob sets):
 //   nvcc -O3 -arch=sm_90 -std=c++17 -o tiles scripts/implicit_tiles.cu && ./tiles [layer] [reps]
 #include "../hip-kernels/implicit.hip"
 
@@ -232,13 +233,12 @@ int main(int argc, char** argv) {
                               hc_i64 tile_taps, int threads = HC_IG_THREADS) {
             const hc_i64 tiles =
                 ((g.k + tile_k - 1) / tile_k) * ((taps + tile_taps - 1) / tile_taps);
-            for (hc_i64 target : {-14, -15, -29, -44, -132, -264, -528, -792}) {
-                // Negative: that many slices.
+            // Slice counts (at most the partial buffer's and one per 256 positions): one H100
+            // wave (132 SMs x 2 blocks) is 14 slices of r50_l2_s2's 18 tiles, 264 of conv1's
+            // one tile.
+            for (hc_i64 wanted : {14, 15, 29, 44, 132, 264, 528, 792}) {
                 const hc_i64 slices =
-                    target < 0 ? std::min<hc_i64>(-target, max_slices)
-                               : std::max<hc_i64>(
-                                     1, std::min<hc_i64>({(target + tiles - 1) / tiles,
-                                                          positions / 256, max_slices}));
+                    std::max<hc_i64>(1, std::min<hc_i64>({wanted, positions / 256, max_slices}));
                 const dim3 grid((unsigned)slices, (unsigned)tiles);
                 const double t = median_ms(
                     [&] { kernel<<<grid, threads>>>(g, xs, ys, x, dy, part, slices); });
@@ -247,9 +247,9 @@ int main(int argc, char** argv) {
                 });
                 const double err = worst_rel(fetch(dw, nw), want);
                 failures += err > 1e-5;
-                printf("%-10s %-12s %.3f + sum %.3f ms (%.1f TF/s)  %lld slices (%lld blocks "
-                       "aimed at)  err %.1e  %s\n",
-                       l.name, label, t, t_sum, flops / t / 1e9, slices, target, err,
+                printf("%-10s %-12s %.3f + sum %.3f ms (%.1f TF/s)  %lld slices (%lld blocks)  "
+                       "err %.1e  %s\n",
+                       l.name, label, t, t_sum, flops / t / 1e9, slices, slices * tiles, err,
                        cudaGetErrorString(cudaGetLastError()));
             }
         };
