@@ -649,7 +649,11 @@ impl ConvPlan {
             "workspace",
         )?;
         let reserve = if col_bytes + stage_bytes + partial_bytes > 0 {
-            kept_reserve(opts.budget, regions_end + table_bytes, 3 * REGION_ALIGN)
+            kept_reserve(
+                opts.budget,
+                regions_end.saturating_add(table_bytes),
+                3 * REGION_ALIGN,
+            )
         } else {
             0
         };
@@ -831,7 +835,11 @@ impl ConvPlan {
             "workspace",
         )?;
         let table_bytes = pointer_table_bytes(table_entries)?;
-        let reserve = kept_reserve(opts.budget, regions_end + table_bytes, 2 * REGION_ALIGN);
+        let reserve = kept_reserve(
+            opts.budget,
+            regions_end.saturating_add(table_bytes),
+            2 * REGION_ALIGN,
+        );
         let layout = WorkspaceLayout::regions(
             0,
             filter_bytes,
