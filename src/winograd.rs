@@ -191,17 +191,18 @@ pub struct Choice {
     pub max_f4_channels: usize,
     /// Whether f32 problems may take F(4×4) at all. Its rounding error (about 10× direct
     /// summation's on random data) stays within the parity tolerance, but in training it
-    /// reaches the gradients through batch norm, which amplifies it: on an H100, a small
-    /// residual CNN's gradients came out 5e-2 from float64 (cuDNN 8e-3, F(2×2) or no
-    /// Winograd the same as cuDNN), a UNet's weight gradient 4.8e-2 (cuDNN 1e-5), and
+    /// reaches the gradients through batch norm, which amplifies it: on an H100
+    /// (`scripts/grad_accuracy.py`), F(4×4) forward and backward-data put a small residual
+    /// CNN's parameter gradients up to 7.0e-3 from float64 (cuDNN 1.4e-3, F(2×2) 2.8e-3) and
+    /// a UNet's weight gradient 4.8e-2 (cuDNN 1e-5, F(2×2) within cuDNN's error), and
     /// training with it ended 1.6 points of test accuracy under cuDNN on average over five
     /// perturbed runs (`scripts/e2e_torch.py`). 16-bit problems keep it: their storage
     /// rounding is larger than its error.
     pub f32_f4: bool,
     /// Whether backward-weights uses the tiles above too. Its sums run over every tile of
     /// every image, where F(4×4)'s larger intermediate values cost accuracy when the gradient
-    /// is small next to its terms: behind batch norm, a UNet's weight gradient came out
-    /// 4.8e-2 from the float64 result (cuDNN: 1e-5). F(2×2) stayed within cuDNN's own error.
+    /// is small next to its terms (the UNet weight gradient 4.8e-2 from float64 first
+    /// blamed on it came from the F(4×4) forward: see [`Choice::f32_f4`]).
     pub backward_weights: bool,
     /// Otherwise, the tile edge backward-weights may use (`None`: im2col), for filters with at
     /// least [`Choice::weights_min_products`] input × output channels (below it the α² GEMMs

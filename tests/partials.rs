@@ -182,9 +182,66 @@ fn partials_keep_whole_images_under_a_small_tile_cap() {
     }
 }
 
+/// Plans `p`'s `dir` under `opts` and checks that every region starts on a REGION_ALIGN
+/// boundary and that a budget of exactly the plan's own workspace plans it again (what a
+/// caller passing GetWorkSpaceSize's bytes gets). Returns whether the plan fitted the budget
+/// (plans under the floor are the smallest plan whatever the budget).
+fn check_replans(p: &hipconv::ConvProblem, dir: Direction, opts: PlanOptions, what: &str) -> bool {
+    let plan = ConvPlan::with_options(p, dir, opts).unwrap();
+    let l = plan.layout();
+    for offset in [l.weights, l.col, l.stage, l.partials, l.pointers] {
+        assert_eq!(
+            offset % hipconv::plan::REGION_ALIGN,
+            0,
+            "{what} {dir:?} {l:?}"
+        );
+    }
+    let size = plan.workspace_bytes();
+    if size > opts.budget {
+        return false;
+    }
+    let again = ConvPlan::with_options(
+        p,
+        dir,
+        PlanOptions {
+            budget: size,
+            ..opts
+        },
+    )
+    .unwrap();
+    assert_eq!(again, plan, "{what} {dir:?} budget {}", opts.budget);
+    true
+}
+
+/// Every suite problem (verify suite, anchors at N=32 in f32 and f16), every direction, GPU
+/// and CPU options, budgets from the default down to odd sizes.
+#[test]
+fn suite_plans_are_planned_again_under_their_own_workspace() {
+    let mut cases = hipconv::suite::verify_suite().unwrap();
+    for dtype in [DType::F32, DType::F16] {
+        cases.extend(hipconv::suite::anchors(32, dtype, true).unwrap());
+    }
+    let mut checked = 0;
+    for case in &cases {
+        for dir in Direction::ALL {
+            for budget in [
+                hipconv::plan::DEFAULT_WORKSPACE_BUDGET,
+                64 << 20,
+                8 << 20,
+                1 << 20,
+                1_000_001,
+            ] {
+                for opts in [PlanOptions::gpu(budget), PlanOptions::cpu(budget)] {
+                    checked += usize::from(check_replans(&case.problem, dir, opts, &case.name));
+                }
+            }
+        }
+    }
+    assert!(checked > 500, "{checked} plans checked");
+}
+
 /// Random problems (every path GPU and CPU plans take: partials, pointer tables, Winograd,
-/// direct, implicit): a plan is planned again under exactly its own workspace size, and every
-/// region starts on a REGION_ALIGN boundary whatever the budget.
+/// direct, implicit), the same checks.
 #[test]
 fn random_plans_are_planned_again_under_their_own_workspace() {
     let mut rng = Rng::new(0x5EED_0A11);
@@ -199,26 +256,7 @@ fn random_plans_are_planned_again_under_their_own_workspace() {
             PlanOptions::gpu(budget),
             PlanOptions::cpu(budget),
         ] {
-            let plan = ConvPlan::with_options(&p, dir, opts).unwrap();
-            let l = plan.layout();
-            for offset in [l.weights, l.col, l.stage, l.partials, l.pointers] {
-                assert_eq!(offset % hipconv::plan::REGION_ALIGN, 0, "{l:?}");
-            }
-            let size = plan.workspace_bytes();
-            if size > budget {
-                continue;
-            }
-            let again = ConvPlan::with_options(
-                &p,
-                dir,
-                PlanOptions {
-                    budget: size,
-                    ..opts
-                },
-            )
-            .unwrap();
-            assert_eq!(again, plan, "{} {dir:?} budget {budget}", p.summary());
-            checked += 1;
+            checked += usize::from(check_replans(&p, dir, opts, &p.summary()));
         }
     }
     assert!(checked > 300, "{checked}");
