@@ -27,9 +27,11 @@
                                                                                  dy, part,     \
                                                                                  slices);      \
     }
-HC_TRY(t512, 128, 128, 8, 4, 16, 512, 1)
-HC_TRY(t512_bk8, 128, 128, 8, 4, 8, 512, 1)
-HC_TRY(t128_88, 128, 64, 8, 8, 8, 128, 4)
+HC_TRY(t88_b1, 128, 128, 8, 8, 8, 256, 1)
+HC_TRY(t88_b2, 128, 128, 8, 8, 8, 256, 2)
+HC_TRY(t88_bk16_b1, 128, 128, 8, 8, 16, 256, 1)
+HC_TRY(t128_88_b2, 128, 64, 8, 8, 8, 128, 2)
+HC_TRY(t128_88_b3, 128, 64, 8, 8, 8, 128, 3)
 #endif
 
 // x[n, c] at the input position that output (oh, ow) reads through filter tap (r, s), as a
@@ -258,9 +260,11 @@ int main(int argc, char** argv) {
         time_wgrad(implicit_wgrad_k128_f32, "wgrad_k128", W::k128::BM, W::k128::BN);
 #ifdef HC_TRY_SHAPES
         if (taps > 128) {
-            time_wgrad(try_t512, "try_t512", 128, 128, 512);
-            time_wgrad(try_t512_bk8, "try_t512_bk8", 128, 128, 512);
-            time_wgrad(try_t128_88, "try_t128_88", 128, 64, 128);
+            time_wgrad(try_t88_b1, "try_t88_b1", 128, 128, 256);
+            time_wgrad(try_t88_b2, "try_t88_b2", 128, 128, 256);
+            time_wgrad(try_t88_bk16_b1, "try_t88_bk16_b1", 128, 128, 256);
+            time_wgrad(try_t128_88_b2, "try_t128_88_b2", 128, 64, 128);
+            time_wgrad(try_t128_88_b3, "try_t128_88_b3", 128, 64, 128);
         }
 #endif
         // Filters of 129-160 taps: implicit_wgrad_few, one 160-tap tile per 64 channels.

@@ -40,6 +40,24 @@ fn gpu_error(
     hipconv::host::max_rel_error(&got, &want, 1e-6)
 }
 
+/// Runs `dir` of `p` on the GPU under `budget` and asserts the result within the dtype's
+/// tolerance of the f64 reference.
+fn assert_gpu_matches(
+    target: Target,
+    p: &hipconv::ConvProblem,
+    dir: Direction,
+    budget: usize,
+    seed: u64,
+) {
+    let err = gpu_error(target, p, dir, budget, seed);
+    assert!(
+        err <= tolerance(p.dtype()),
+        "{} {} budget {budget}: error {err}",
+        p.summary(),
+        dir.name()
+    );
+}
+
 #[test]
 fn random_problems_match_the_reference_on_the_gpu() {
     let Some(target) = gpu() else { return };
@@ -68,13 +86,7 @@ fn random_problems_match_the_reference_on_the_gpu() {
         };
         let dir = Direction::ALL[rng.below(3)];
         let budget = [0usize, 4096, 1 << 30][rng.below(3)];
-        let err = gpu_error(target, &p, dir, budget, rng.next_u64());
-        assert!(
-            err <= tolerance(dtype),
-            "{} {} budget {budget}: error {err}",
-            p.summary(),
-            dir.name()
-        );
+        assert_gpu_matches(target, &p, dir, budget, rng.next_u64());
         checked += 1;
     }
     eprintln!("gpu parity: {checked} random problems passed");
@@ -223,13 +235,7 @@ fn anchor_shapes_and_tiny_workspaces_on_the_gpu() {
     for p in &cases {
         for dir in Direction::ALL {
             for budget in [0usize, 1 << 20, 256 << 20] {
-                let err = gpu_error(target, p, dir, budget, 3);
-                assert!(
-                    err <= tolerance(p.dtype()),
-                    "{} {} budget {budget}: {err}",
-                    p.summary(),
-                    dir.name()
-                );
+                assert_gpu_matches(target, p, dir, budget, 3);
             }
         }
     }
@@ -435,13 +441,7 @@ fn stem_problems_match_the_reference_on_the_gpu() {
         let Some(target) = target else { continue };
         for budget in [1 << 30, 0] {
             for dir in [Direction::Forward, Direction::BackwardWeights] {
-                let err = gpu_error(target, &p, dir, budget, rng.next_u64());
-                assert!(
-                    err <= tolerance(DType::F32),
-                    "{} {} budget {budget}: error {err}",
-                    p.summary(),
-                    dir.name()
-                );
+                assert_gpu_matches(target, &p, dir, budget, rng.next_u64());
             }
         }
     }
@@ -540,4 +540,60 @@ fn implicit_gemm_problems_match_the_reference_on_the_gpu() {
         "gpu implicit GEMM: {forwards} forward and {weights} weight-gradient problems \
          ({few_taps} on 160-tap tiles, {k128} on 128 × 64 tiles) × 2 budgets"
     );
+}
+
+/// 2-D 3×3 depthwise problems on the unrolled kernels (`direct_fwd3`, `direct_bwd_data3`,
+/// `direct_wgrad3`), whose forward and weight gradient walk strips of 8 output rows at unit
+/// stride and dilation: heights and widths below, at and past a strip and odd, pads 0–2,
+/// channel multipliers 1–2, strides and dilations 1–2 (the one-row kernels), every dtype and
+/// layout, against the f64 reference.
+#[test]
+fn depthwise_strips_match_the_reference_on_the_gpu() {
+    let target = gpu();
+    let mut rng = Rng::new(0xD3D3);
+    let mut checked = 0;
+    for round in 0..90 {
+        // Two channels or more: one is a plain convolution.
+        let c = 2 + rng.below(4);
+        let mult = 1 + rng.below(2);
+        let (h, w) = (1 + rng.below(27), 1 + rng.below(27));
+        let unit = round % 3 != 2;
+        let (stride, dil) = if unit {
+            (1, 1)
+        } else {
+            (1 + rng.below(2), 1 + rng.below(2))
+        };
+        let pad = rng.below(3);
+        let dtype = DType::ALL[rng.below(4)];
+        let Ok(p) = problem(
+            dtype,
+            1 + rng.below(3),
+            c,
+            &[h, w],
+            c * mult,
+            &[3, 3],
+            &[pad, pad],
+            &[stride, stride],
+            &[dil, dil],
+            c,
+            rng.below(3),
+        ) else {
+            continue;
+        };
+        for dir in Direction::ALL {
+            let plan = hipconv::ConvPlan::new(&p, dir, 1 << 30).unwrap();
+            assert_eq!(
+                plan.path(),
+                hipconv::plan::Path::Direct,
+                "{}",
+                plan.describe()
+            );
+            let Some(target) = target else { continue };
+            let budget = [1 << 30, 0][rng.below(2)];
+            assert_gpu_matches(target, &p, dir, budget, rng.next_u64());
+        }
+        checked += 1;
+    }
+    assert!(checked >= 60, "{checked} problems");
+    eprintln!("gpu depthwise 3x3: {checked} problems × 3 directions");
 }

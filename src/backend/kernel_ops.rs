@@ -435,7 +435,9 @@ pub unsafe fn direct_fwd<L: Launcher + ?Sized>(
     // Output positions (pairs of a row for the unrolled kernel) along x, (image, output
     // channel) planes along y.
     let (op, shape) = if is_depthwise_3x3(geom) && fits_31_bits(geom, &[x.desc, w.desc, y.desc]) {
-        let pairs = geom.output[0] * geom.output[1] * ((geom.output[2] + 1) / 2);
+        let strip = depthwise_strip_rows(geom.stride[1] == 1 && geom.dilation[1] == 1);
+        let pairs =
+            geom.output[0] * ((geom.output[1] + strip - 1) / strip) * ((geom.output[2] + 1) / 2);
         ("direct_fwd3", (pairs, planes))
     } else {
         ("direct_fwd", (geom.output_len, planes))
@@ -775,6 +777,14 @@ unsafe fn wgrad_launch<L: Launcher + ?Sized>(
             ],
         )
     }
+}
+
+/// Output rows one thread of the unrolled 3×3 depthwise forward computes (`HC_DW_STRIP`): it
+/// walks a strip of rows where the rows are read at unit stride and dilation (`unit_rows`),
+/// one row elsewhere.
+fn depthwise_strip_rows(unit_rows: bool) -> i64 {
+    const DEPTHWISE_STRIP_ROWS: i64 = 8;
+    if unit_rows { DEPTHWISE_STRIP_ROWS } else { 1 }
 }
 
 /// Whether the unrolled 3×3 depthwise kernels (one input channel per group) apply.
