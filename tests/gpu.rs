@@ -544,9 +544,10 @@ fn implicit_gemm_problems_match_the_reference_on_the_gpu() {
 
 /// 2-D 3×3 depthwise problems on the unrolled kernels (`direct_fwd3`, `direct_bwd_data3`,
 /// `direct_wgrad3`), whose forward and weight gradient walk strips of 8 output rows at unit
-/// stride and dilation: heights and widths below, at and past a strip and odd, pads 0–2,
-/// channel multipliers 1–2, strides and dilations 1–2 (the one-row kernels), every dtype and
-/// layout, against the f64 reference.
+/// stride and dilation, and whose stride-1 backward-data with one channel per group runs as a
+/// forward of the flipped filter: heights and widths below, at and past a strip and odd, pads
+/// 0–3, channel multipliers 1–2, strides and dilations 1–2 (the one-row kernels), every dtype
+/// and layout, two budgets, against the f64 reference.
 #[test]
 fn depthwise_strips_match_the_reference_on_the_gpu() {
     let target = gpu();
@@ -563,7 +564,8 @@ fn depthwise_strips_match_the_reference_on_the_gpu() {
         } else {
             (1 + rng.below(2), 1 + rng.below(2))
         };
-        let pad = rng.below(3);
+        // Pads past (KH − 1)·dilation crop dy in backward-data's flipped forward.
+        let pad = rng.below(4);
         let dtype = DType::ALL[rng.below(4)];
         let Ok(p) = problem(
             dtype,
