@@ -1,16 +1,18 @@
 // Direct grouped convolutions, all three directions, for tensors of any strides: depthwise
 // (groups == C, any channel multiplier M = K / C) and problems too small to be worth a column
 // matrix and a GEMM (any C/G input channels per group). Accumulates in the compute type. 2-D
-// 3x3 depthwise filters run separate unrolled kernels (`*3` entry points, 32-bit indexing,
-// C/G == 1 only); everything else the generic ones. With Cg = C/G, Kg = K/G, group(k) = k / Kg:
+// 3x3 depthwise filters run separate unrolled kernels (`*3` entry points, C/G == 1 only; the
+// forward and backward-data ones in 32-bit indexing); everything else the generic ones. With
+// Cg = C/G, Kg = K/G, group(k) = k / Kg:
 //
 // forward:        y[n, k, o]  = alpha * sum_{ci < Cg} sum_r x[n, group(k)*Cg + ci, i(o, r)]
 //                                 * w[k, ci, r] + beta * y
 // backward-data:  dx[n, c, i] = alpha * sum_{j < Kg} sum_r dy[n, (c / Cg)*Kg + j, o(i, r)]
 //                                 * w[(c / Cg)*Kg + j, c % Cg, r] + beta * dx
 //                               (a gather: o(i, r) only where it exists)
-// backward-weights, in two steps: partial sums over slices of the (image, output position)
-// range, then a deterministic sum over slices (sum_batches) and a store (unpack):
+// backward-weights, in two steps: partial sums over the slices of a partition of the (image,
+// output position) range, then a deterministic sum over slices (sum_batches) and a store
+// (unpack):
 //                 part[s][k][ci][r] = sum_{(n, o) in slice s} dy[n, k, o]
 //                                     * x[n, group(k)*Cg + ci, i(o, r)]
 
@@ -66,11 +68,12 @@ HC_DEVICE void direct_fwd_impl(const KernelGeom& g, const KernelStrides& xs,
 }
 
 // Output rows each thread of the unrolled depthwise forward and weight-gradient kernels takes
-// where rows are read at unit stride and dilation: every input row then feeds up to KH of
-// them and is loaded once, where one row per thread loads it KH times (kernel_ops::
-// depthwise_strip_rows). (The same strip for backward-data measured slower on an H100, 0.58
-// against 0.39 ms on mbv2_dw, or 0.32 only with a second column path that costs gfx1010 226
-// VGPRs: not kept.)
+// where every input row it reads feeds up to KH of them (forward: row stride equal to row
+// dilation; weight gradient: unit strides and dilations), so that each is loaded once where one
+// row per thread loads it KH times (kernel_ops::depthwise_strip_rows). (The same strip in the
+// backward-data kernel measured slower on an H100, 0.58 against 0.39 ms on mbv2_dw, or 0.32
+// only with a second column path that costs gfx1010 226 VGPRs: stride-1 backward-data with one
+// channel per group runs on the forward kernel instead, see kernel_ops.)
 #define HC_DW_STRIP 8
 
 // Launch bounds of the unrolled depthwise kernels: the launch's 256-thread blocks
@@ -82,9 +85,14 @@ HC_DEVICE void direct_fwd_impl(const KernelGeom& g, const KernelStrides& xs,
 #define HC_DW_BOUNDS __attribute__((launch_bounds(256)))
 #endif
 
-// The forward of direct_fwd_fixed for unit stride and dilation along the rows: each thread
-// computes HC_DW_STRIP rows of an output column pair, walking down the input rows (the sums
-// of each output in the same order as there: taps by row, then by column).
+// Forward for a fixed KH x KW 2-D filter, in 32-bit index arithmetic (the host launches it only
+// when every tensor's extent and every geometry value fits in 31 bits): weights held in
+// registers per plane; each thread computes R rows of an output column pair (two neighbouring
+// outputs of a row share KW - 1 of each row's KW + 1 input values at unit column stride and
+// dilation). With the row stride equal to the row dilation s, output row oh0 + o reads input
+// rows h0 + (o + kh)·s: the thread walks the R + KH - 1 rows from h0 once, each feeding the up
+// to KH outputs that meet it; elsewhere R is 1. Each output sums its taps by row, then by
+// column; padded taps add 0·w.
 template <class Ty, int KH, int KW, int R>
 HC_DEVICE void direct_fwd_strip(const KernelGeom& g, const KernelStrides& xs,
                                 const KernelStrides& ws, const KernelStrides& ys,
@@ -101,10 +109,10 @@ HC_DEVICE void direct_fwd_strip(const KernelGeom& g, const KernelStrides& xs,
     const int in_d = (int)g.input[0], in_h = (int)g.input[1], in_w = (int)g.input[2];
     const int xs0 = (int)xs.spatial[0], xs1 = (int)xs.spatial[1], xs2 = (int)xs.spatial[2];
     const int ys0 = (int)ys.spatial[0], ys1 = (int)ys.spatial[1], ys2 = (int)ys.spatial[2];
-    const int st0 = (int)g.stride[0], st2 = (int)g.stride[2];
+    const int st0 = (int)g.stride[0], st1 = (int)g.stride[1], st2 = (int)g.stride[2];
     const int p0 = (int)g.pad[0], p1 = (int)g.pad[1], p2 = (int)g.pad[2];
-    const int d2 = (int)g.dilation[2];
-    const int step_w = d2 * xs2;
+    const int d1 = (int)g.dilation[1], d2 = (int)g.dilation[2];
+    const int step_h = d1 * xs1, step_w = d2 * xs2;
     const bool unit = st2 == 1 && d2 == 1;
     const int first = (int)hc_thread_id(), stride = (int)hc_thread_count();
     HC_ROW_LOOP(plane, planes) {
@@ -123,18 +131,18 @@ HC_DEVICE void direct_fwd_strip(const KernelGeom& g, const KernelStrides& xs,
             const int strip = rest / pairs, ow = 2 * (rest - strip * pairs);
             const int oh0 = strip * R;
             const bool second = ow + 1 < out_w;
-            const int id = od * st0 - p0, h0 = oh0 - p1, w0 = ow * st2 - p2;
+            const int id = od * st0 - p0, h0 = oh0 * st1 - p1, w0 = ow * st2 - p2;
             C acc0[R], acc1[R];
 #pragma unroll
             for (int o = 0; o < R; ++o) acc0[o] = acc1[o] = C(0);
             if (id >= 0 && id < in_d) {
                 const int base = id * xs0 + h0 * xs1 + w0 * xs2;
-                // Input row h0 + i feeds output rows oh0 + i - kh.
+                // Input row h0 + i·d1 feeds output rows oh0 + i - kh.
 #pragma unroll
                 for (int i = 0; i < R + KH - 1; ++i) {
-                    const int ih = h0 + i;
+                    const int ih = h0 + i * d1;
                     if (ih < 0 || ih >= in_h) continue;
-                    const int row = base + i * xs1;
+                    const int row = base + i * step_h;
                     // The row's values under the taps of output ow (v0) and ow + 1 (v1).
                     C v0[KW], v1[KW];
                     if (unit) {
@@ -178,87 +186,6 @@ HC_DEVICE void direct_fwd_strip(const KernelGeom& g, const KernelStrides& xs,
                 *p = hc_blend<Ty>(acc0[o], alpha, beta, p);
                 if (second) p[ys2] = hc_blend<Ty>(acc1[o], alpha, beta, p + ys2);
             }
-        }
-    }
-}
-
-// Forward for a fixed KH x KW 2-D filter, in 32-bit index arithmetic (the host launches it only
-// when every tensor's extent and every geometry value fits in 31 bits): weights held in
-// registers per plane, two outputs of a row per thread (threads walk output pairs).
-template <class Ty, int KH, int KW>
-HC_DEVICE void direct_fwd_fixed(const KernelGeom& g, const KernelStrides& xs,
-                                   const KernelStrides& ws, const KernelStrides& ys,
-                                   const typename Ty::T* __restrict__ x,
-                                   const typename Ty::T* __restrict__ w,
-                                   typename Ty::T* __restrict__ y, typename Ty::C alpha,
-                                   typename Ty::C beta) {
-    typedef typename Ty::C C;
-    const hc_i64 planes = g.n * g.k;
-    const int out_w = (int)g.output[2];
-    const int pairs = (out_w + 1) / 2, pairs_hw = (int)g.output[1] * pairs;
-    const int items = (int)g.output[0] * pairs_hw;
-    const int in_d = (int)g.input[0], in_h = (int)g.input[1], in_w = (int)g.input[2];
-    const int xs0 = (int)xs.spatial[0], xs1 = (int)xs.spatial[1], xs2 = (int)xs.spatial[2];
-    const int ys0 = (int)ys.spatial[0], ys1 = (int)ys.spatial[1], ys2 = (int)ys.spatial[2];
-    const int st0 = (int)g.stride[0], st1 = (int)g.stride[1], st2 = (int)g.stride[2];
-    const int p0 = (int)g.pad[0], p1 = (int)g.pad[1], p2 = (int)g.pad[2];
-    const int d1 = (int)g.dilation[1], d2 = (int)g.dilation[2];
-    const int step_h = d1 * xs1, step_w = d2 * xs2;
-    const int first = (int)hc_thread_id(), stride = (int)hc_thread_count();
-    HC_ROW_LOOP(plane, planes) {
-        const hc_qr n_k = hc_divmod(plane, g.k);
-        const hc_i64 channel = hc_divmod(n_k.r, g.k_per_group).q;
-        const typename Ty::T* xp = x + n_k.q * xs.n + channel * xs.c;
-        typename Ty::T* yp = y + n_k.q * ys.n + n_k.r * ys.c;
-        C wv[KH][KW];
-#pragma unroll
-        for (int kh = 0; kh < KH; ++kh)
-#pragma unroll
-            for (int kw = 0; kw < KW; ++kw)
-                wv[kh][kw] = Ty::load(w[n_k.r * ws.n + kh * ws.spatial[1] + kw * ws.spatial[2]]);
-        // Two neighbouring outputs of a row per thread: with unit stride and dilation they
-        // share KW - 1 of each row's KW + 1 input values.
-        const bool unit = st2 == 1 && d2 == 1;
-        for (int q = first; q < items; q += stride) {
-            const int od = q / pairs_hw, rest = q - od * pairs_hw;
-            const int oh = rest / pairs, ow = 2 * (rest - oh * pairs);
-            const bool second = ow + 1 < out_w;
-            const int id = od * st0 - p0, h0 = oh * st1 - p1, w0 = ow * st2 - p2;
-            C acc0 = C(0), acc1 = C(0);
-            if (id >= 0 && id < in_d) {
-                const int base = id * xs0 + h0 * xs1 + w0 * xs2;
-#pragma unroll
-                for (int kh = 0; kh < KH; ++kh) {
-                    const int ih = h0 + kh * d1;
-                    if (ih < 0 || ih >= in_h) continue;
-                    const int row = base + kh * step_h;
-                    if (unit) {
-                        C v[KW + 1];
-#pragma unroll
-                        for (int j = 0; j <= KW; ++j) {
-                            const int iw = w0 + j;
-                            v[j] = iw >= 0 && iw < in_w ? Ty::load(xp[row + j * xs2]) : C(0);
-                        }
-#pragma unroll
-                        for (int kw = 0; kw < KW; ++kw) {
-                            acc0 += v[kw] * wv[kh][kw];
-                            acc1 += v[kw + 1] * wv[kh][kw];
-                        }
-                    } else {
-#pragma unroll
-                        for (int kw = 0; kw < KW; ++kw) {
-                            const int iw = w0 + kw * d2;
-                            if (iw >= 0 && iw < in_w)
-                                acc0 += Ty::load(xp[row + kw * step_w]) * wv[kh][kw];
-                            if (second && iw + st2 >= 0 && iw + st2 < in_w)
-                                acc1 += Ty::load(xp[row + kw * step_w + st2 * xs2]) * wv[kh][kw];
-                        }
-                    }
-                }
-            }
-            typename Ty::T* p = yp + (od * ys0 + oh * ys1 + ow * ys2);
-            *p = hc_blend<Ty>(acc0, alpha, beta, p);
-            if (second) p[ys2] = hc_blend<Ty>(acc1, alpha, beta, p + ys2);
         }
     }
 }
@@ -551,8 +478,10 @@ HC_DEVICE void direct_wgrad_impl(const KernelGeom& g, const KernelStrides& xs,
 // HC_DW_STRIP output rows, output column pair) from its slice, loads the strip's dy values
 // once and each input row of the strip once for the up to KH filter rows it meets, and keeps
 // all KH x KW sums in registers; the block then adds the threads' sums in a fixed tree order
-// (deterministic for a given launch). Slices split the units; part is [slices][K][R] as for
-// direct_wgrad_fixed (any split of the positions into `slices` parts gives the same sums).
+// (deterministic for a given launch). Slices split the units; part is [slices][K][KH·KW] as for
+// direct_wgrad_fixed (whose slices split the positions instead: the partial sums differ, their
+// total only by rounding). Rows past the last output and padded columns add 0·x and dy·0
+// where direct_wgrad_fixed skips them: an infinite value there turns an infinite sum into NaN.
 template <class Ty, int KH, int KW, int R>
 HC_DEVICE void direct_wgrad_strip(const KernelGeom& g, const KernelStrides& xs,
                                   const KernelStrides& ys, const typename Ty::T* __restrict__ x,
@@ -586,31 +515,31 @@ HC_DEVICE void direct_wgrad_strip(const KernelGeom& g, const KernelStrides& xs,
             const hc_i64 id = od_rest.q * g.stride[0] - g.pad[0];
             if (id < 0 || id >= g.input[0]) continue;
             const bool second = ow + 1 < out_w;
-            const typename Ty::T* yp =
-                dy + n_rest.q * ys.n + k * ys.c + od_rest.q * ys.spatial[0] + ow * ys.spatial[2];
+            const hc_i64 y_base =
+                n_rest.q * ys.n + k * ys.c + od_rest.q * ys.spatial[0] + ow * ys.spatial[2];
             // dy of the strip's outputs (zero past the last row and column).
             C d0[R], d1[R];
 #pragma unroll
             for (int o = 0; o < R; ++o) {
                 const bool live = oh0 + o < out_h;
-                const typename Ty::T* yo = yp + (oh0 + o) * ys.spatial[1];
-                d0[o] = live ? Ty::load(yo[0]) : C(0);
-                d1[o] = live && second ? Ty::load(yo[ys.spatial[2]]) : C(0);
+                const hc_i64 at = y_base + (oh0 + o) * ys.spatial[1];
+                d0[o] = live ? Ty::load(dy[at]) : C(0);
+                d1[o] = live && second ? Ty::load(dy[at + ys.spatial[2]]) : C(0);
             }
             const hc_i64 h0 = oh0 - g.pad[1], w0 = ow - g.pad[2];
-            const typename Ty::T* xp =
-                x + n_rest.q * xs.n + channel * xs.c + id * xs.spatial[0] + w0 * xs.spatial[2];
+            const hc_i64 x_base = n_rest.q * xs.n + channel * xs.c + id * xs.spatial[0];
             // Input row h0 + i meets filter row kh at output row oh0 + i - kh.
 #pragma unroll
             for (int i = 0; i < R + KH - 1; ++i) {
                 const hc_i64 ih = h0 + i;
                 if (ih < 0 || ih >= g.input[1]) continue;
-                const typename Ty::T* xr = xp + ih * xs.spatial[1];
+                const hc_i64 row = x_base + ih * xs.spatial[1];
                 C v[KW + 1];
 #pragma unroll
                 for (int j = 0; j <= KW; ++j) {
                     const hc_i64 iw = w0 + j;
-                    v[j] = iw >= 0 && iw < g.input[2] ? Ty::load(xr[j * xs.spatial[2]]) : C(0);
+                    v[j] = iw >= 0 && iw < g.input[2] ? Ty::load(x[row + iw * xs.spatial[2]])
+                                                      : C(0);
                 }
 #pragma unroll
                 for (int kh = 0; kh < KH; ++kh) {
@@ -727,20 +656,21 @@ HC_DEVICE void direct_wgrad_fixed(const KernelGeom& g, const KernelStrides& xs,
 }
 
 // Generic entry points (any filter) and unrolled 3x3 ones (separate kernels, so each gets the
-// registers it needs; the host picks: 2-D 3x3 filters, and stride 1 for backward-data).
+// registers it needs; the host picks them for 2-D 3x3 filters, backward-data at stride 1 with
+// a channel multiplier above 1: with multiplier 1 it runs on direct_fwd3, see kernel_ops).
 #define HC_DEPTHWISE(name, Ty)                                                                \
     extern "C" __global__ void direct_fwd_##name(                                          \
         KernelGeom g, KernelStrides xs, KernelStrides ws, KernelStrides ys, const Ty::T* x,   \
         const Ty::T* w, Ty::T* y, Ty::C alpha, Ty::C beta) {                                  \
         direct_fwd_impl<Ty>(g, xs, ws, ys, x, w, y, alpha, beta);                    \
     }                                                                                         \
-    extern "C" __global__ void HC_DW_BOUNDS direct_fwd3_##name(                                         \
+    extern "C" __global__ void HC_DW_BOUNDS direct_fwd3_##name(                               \
         KernelGeom g, KernelStrides xs, KernelStrides ws, KernelStrides ys, const Ty::T* x,   \
         const Ty::T* w, Ty::T* y, Ty::C alpha, Ty::C beta) {                                  \
-        if (g.stride[1] == 1 && g.dilation[1] == 1)                                           \
+        if (g.stride[1] == g.dilation[1])                                                     \
             direct_fwd_strip<Ty, 3, 3, HC_DW_STRIP>(g, xs, ws, ys, x, w, y, alpha, beta);     \
         else                                                                                  \
-            direct_fwd_fixed<Ty, 3, 3>(g, xs, ws, ys, x, w, y, alpha, beta);                  \
+            direct_fwd_strip<Ty, 3, 3, 1>(g, xs, ws, ys, x, w, y, alpha, beta);               \
     }                                                                                         \
     extern "C" __global__ void direct_bwd_data_##name(                                     \
         KernelGeom g, KernelStrides ys, KernelStrides ws, KernelStrides xs, const Ty::T* dy,  \
@@ -752,7 +682,7 @@ HC_DEVICE void direct_wgrad_fixed(const KernelGeom& g, const KernelStrides& xs,
         const Ty::T* w, Ty::T* dx, Ty::C alpha, Ty::C beta) {                                 \
         direct_bwd_data_split_impl<Ty>(g, ys, ws, xs, dy, w, dx, alpha, beta);                \
     }                                                                                         \
-    extern "C" __global__ void HC_DW_BOUNDS direct_bwd_data3_##name(                                    \
+    extern "C" __global__ void HC_DW_BOUNDS direct_bwd_data3_##name(                          \
         KernelGeom g, KernelStrides ys, KernelStrides ws, KernelStrides xs, const Ty::T* dy,  \
         const Ty::T* w, Ty::T* dx, Ty::C alpha, Ty::C beta) {                                 \
         direct_bwd_data_fixed<Ty, 3, 3>(g, ys, ws, xs, dy, w, dx, alpha, beta);               \
@@ -763,10 +693,9 @@ HC_DEVICE void direct_wgrad_fixed(const KernelGeom& g, const KernelStrides& xs,
                                                       hc_i64 slices) {                        \
         direct_wgrad_impl<Ty>(g, xs, ys, x, dy, part, slices);                       \
     }                                                                                         \
-    extern "C" __global__ void HC_DW_BOUNDS direct_wgrad3_##name(KernelGeom g, KernelStrides xs,        \
-                                                       KernelStrides ys, const Ty::T* x,      \
-                                                       const Ty::T* dy, Ty::C* part,          \
-                                                       hc_i64 slices) {                       \
+    extern "C" __global__ void HC_DW_BOUNDS direct_wgrad3_##name(                             \
+        KernelGeom g, KernelStrides xs, KernelStrides ys, const Ty::T* x, const Ty::T* dy,    \
+        Ty::C* part, hc_i64 slices) {                                                         \
         if (g.stride[1] == 1 && g.stride[2] == 1 && g.dilation[1] == 1 && g.dilation[2] == 1) \
             direct_wgrad_strip<Ty, 3, 3, HC_DW_STRIP>(g, xs, ys, x, dy, part, slices);        \
         else                                                                                  \

@@ -1,8 +1,8 @@
 // Times the unrolled 3x3 depthwise kernels of hip-kernels/direct.hip on mbv2_dw (N 32, 96
-// channels, 112 x 112, pad 1, f32): the library's entry points (direct_fwd3, direct_bwd_data3,
-// direct_wgrad3: row strips at unit stride and dilation) against the one-row kernels they
-// replace where strips apply, and compares their results (the forward must be bit-identical;
-// the weight gradient's sums are regrouped). NVIDIA machine, from the repository root:
+// channels, 112 x 112, pad 1, f32): the library's entry points (direct_fwd3 and direct_wgrad3:
+// strips of 8 rows at unit stride and dilation; direct_bwd_data3) against one row per thread
+// (the forward's R = 1, the weight gradient's direct_wgrad_fixed), and compares their results
+// (the forward must be bit-identical; the weight gradient's sums are regrouped). NVIDIA machine, from the repository root:
 //   nvcc -O3 -arch=sm_90 -std=c++17 -o dw scripts/depthwise_strips.cu && ./dw
 #include "../hip-kernels/direct.hip"
 #include <cuda_runtime.h>
@@ -13,7 +13,7 @@ __global__ void old_wgrad(KernelGeom g, KernelStrides xs, KernelStrides ys, cons
     direct_wgrad_fixed<hc_f32, 3, 3>(g, xs, ys, x, dy, part, slices);
 }
 __global__ void old_fwd(KernelGeom g, KernelStrides xs, KernelStrides ws, KernelStrides ys, const float* x, const float* w, float* y) {
-    direct_fwd_fixed<hc_f32, 3, 3>(g, xs, ws, ys, x, w, y, 1.f, 0.f);
+    direct_fwd_strip<hc_f32, 3, 3, 1>(g, xs, ws, ys, x, w, y, 1.f, 0.f);
 }
 static KernelStrides nchw(long c, long h, long w) { KernelStrides s = {}; s.n = c*h*w; s.c = h*w; s.spatial[0] = h*w; s.spatial[1] = w; s.spatial[2] = 1; return s; }
 template <class F> double med(F f) { cudaEvent_t a, b; cudaEventCreate(&a); cudaEventCreate(&b); std::vector<float> t;

@@ -542,12 +542,14 @@ fn implicit_gemm_problems_match_the_reference_on_the_gpu() {
     );
 }
 
-/// 2-D 3×3 depthwise problems on the unrolled kernels (`direct_fwd3`, `direct_bwd_data3`,
-/// `direct_wgrad3`), whose forward and weight gradient walk strips of 8 output rows at unit
-/// stride and dilation, and whose stride-1 backward-data with one channel per group runs as a
-/// forward of the flipped filter: heights and widths below, at and past a strip and odd, pads
-/// 0–3, channel multipliers 1–2, strides and dilations 1–2 (the one-row kernels), every dtype
-/// and layout, two budgets, against the f64 reference.
+/// 3×3 depthwise problems on the unrolled kernels (`direct_fwd3`, `direct_bwd_data3`,
+/// `direct_wgrad3`), whose forward walks strips of 8 output rows where the row stride equals
+/// the row dilation, whose weight gradient walks them at unit strides and dilations, and whose
+/// stride-1 backward-data with one channel per group runs as a forward of the flipped filter:
+/// heights and widths below, at and past a strip and odd, pads 0–3 (past 2·dilation they crop
+/// dy in that forward), channel multipliers 1–2, strides and dilations 1–2 chosen per axis
+/// (the one-row paths), a depth axis with a 1-deep filter in some (3-D), every dtype and
+/// layout, two budgets, against the f64 reference.
 #[test]
 fn depthwise_strips_match_the_reference_on_the_gpu() {
     let target = gpu();
@@ -557,28 +559,36 @@ fn depthwise_strips_match_the_reference_on_the_gpu() {
         // Two channels or more: one is a plain convolution.
         let c = 2 + rng.below(4);
         let mult = 1 + rng.below(2);
-        let (h, w) = (1 + rng.below(27), 1 + rng.below(27));
+        let three_d = round % 5 == 4;
+        let mut input = vec![1 + rng.below(27), 1 + rng.below(27)];
+        let mut kernel = vec![3, 3];
         let unit = round % 3 != 2;
-        let (stride, dil) = if unit {
-            (1, 1)
-        } else {
-            (1 + rng.below(2), 1 + rng.below(2))
-        };
-        // Pads past (KH − 1)·dilation crop dy in backward-data's flipped forward.
-        let pad = rng.below(4);
+        let axis = |rng: &mut Rng| if unit { 1 } else { 1 + rng.below(2) };
+        let mut strides = vec![axis(&mut rng), axis(&mut rng)];
+        let mut dil = vec![axis(&mut rng), axis(&mut rng)];
+        let mut pads = vec![rng.below(4), rng.below(4)];
+        if three_d {
+            input.insert(0, 1 + rng.below(3));
+            kernel.insert(0, 1);
+            strides.insert(0, 1);
+            dil.insert(0, 1);
+            pads.insert(0, rng.below(2));
+        }
         let dtype = DType::ALL[rng.below(4)];
+        let (n, layout) = (1 + rng.below(3), rng.below(4));
+        let budget = [1 << 30, 0][rng.below(2)];
         let Ok(p) = problem(
             dtype,
-            1 + rng.below(3),
+            n,
             c,
-            &[h, w],
+            &input,
             c * mult,
-            &[3, 3],
-            &[pad, pad],
-            &[stride, stride],
-            &[dil, dil],
+            &kernel,
+            &pads,
+            &strides,
+            &dil,
             c,
-            rng.below(3),
+            layout,
         ) else {
             continue;
         };
@@ -590,9 +600,9 @@ fn depthwise_strips_match_the_reference_on_the_gpu() {
                 "{}",
                 plan.describe()
             );
+            let seed = rng.next_u64();
             let Some(target) = target else { continue };
-            let budget = [1 << 30, 0][rng.below(2)];
-            assert_gpu_matches(target, &p, dir, budget, rng.next_u64());
+            assert_gpu_matches(target, &p, dir, budget, seed);
         }
         checked += 1;
     }

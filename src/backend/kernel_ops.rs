@@ -432,8 +432,8 @@ pub unsafe fn direct_fwd<L: Launcher + ?Sized>(
     beta: f64,
 ) -> Result<()> {
     let planes = geom.n * geom.k;
-    // Output positions (pairs of a row for the unrolled kernel) along x, (image, output
-    // channel) planes along y.
+    // Output positions (column pairs in strips of rows for the unrolled kernel) along x,
+    // (image, output channel) planes along y.
     let (op, shape) = if is_depthwise_3x3(geom) && fits_31_bits(geom, &[x.desc, w.desc, y.desc]) {
         ("direct_fwd3", depthwise_fwd3_shape(geom))
     } else {
@@ -479,14 +479,12 @@ unsafe fn direct_launch_strided<L: Launcher + ?Sized>(
     l: &L,
     op: &str,
     geom: &KernelGeom,
-    [(ip, is), (wp, ws), (op_addr, os)]: [(Addr, KernelStrides); 3],
+    [(mut ip, mut is), (mut wp, mut ws), (mut op_addr, mut os)]: [(Addr, KernelStrides); 3],
     dt: DType,
     (alpha, beta): (f64, f64),
     (total, rows): (i64, i64),
 ) -> Result<()> {
     let mut g = *geom;
-    let (mut is, mut ws, mut os) = (is, ws, os);
-    let (mut ip, mut wp, mut op_addr) = (ip, wp, op_addr);
     let (mut a, mut b) = (Scalar::of(dt, alpha), Scalar::of(dt, beta));
     // SAFETY: forwarded contract.
     unsafe {
@@ -633,12 +631,17 @@ pub unsafe fn direct_bwd_data<L: Launcher + ?Sized>(
     beta: f64,
 ) -> Result<()> {
     let planes = geom.n * geom.c;
-    let unrolled = is_depthwise_3x3(geom)
-        && geom.stride == [1, 1, 1]
-        && fits_31_bits(geom, &[dy.desc, w.desc, dx.desc]);
+    let tensors = [dy.desc, w.desc, dx.desc];
+    let unrolled =
+        is_depthwise_3x3(geom) && geom.stride == [1, 1, 1] && fits_31_bits(geom, &tensors);
     if unrolled && geom.k_per_group == 1 {
-        // SAFETY: forwarded contract.
-        return unsafe { depthwise_bwd_data_as_forward(l, geom, [dy, w, dx], (alpha, beta)) };
+        let forward = depthwise_bwd_data_geometry(geom);
+        if fits_31_bits(&forward, &tensors) {
+            // SAFETY: forwarded contract.
+            return unsafe {
+                depthwise_bwd_data_as_forward(l, &forward, [dy, w, dx], (alpha, beta))
+            };
+        }
     }
     // Input positions (pairs of a row for the unrolled kernel) along x, (image, input channel)
     // planes along y.
@@ -657,31 +660,37 @@ pub unsafe fn direct_bwd_data<L: Launcher + ?Sized>(
     unsafe { direct_launch(l, op, geom, [dy, w, dx], (alpha, beta), shape) }
 }
 
-/// Backward-data of a stride-1 3×3 depthwise problem with one output channel per group, run
-/// by the forward kernel (`direct_fwd3`, whose row strips the backward-data kernel measured
-/// slower in: H100, mbv2_dw f32, 0.58 against 0.39 ms): dx is the correlation of dy, padded by
-/// (KH − 1)·dilation − pad (negative pads crop), with the filter flipped (its spatial strides
-/// negated from its last tap), one dy channel per dx channel. Its sums take each dx element's
-/// taps from the last filter row to the first (`direct_bwd_data3` from the first: the last bit
-/// may differ).
-///
-/// # Safety
-/// As [`super::Backend::direct_bwd_data`].
-unsafe fn depthwise_bwd_data_as_forward<L: Launcher + ?Sized>(
-    l: &L,
-    geom: &KernelGeom,
-    [dy, w, dx]: [TensorArg<'_>; 3],
-    scalars: (f64, f64),
-) -> Result<()> {
+/// The forward that computes the backward-data of a stride-1 depthwise problem with one output
+/// channel per group: dx is the correlation of dy, padded by (KH − 1)·dilation − pad along
+/// each axis (negative pads crop), with the filter flipped; one dy channel per dx channel.
+fn depthwise_bwd_data_geometry(geom: &KernelGeom) -> KernelGeom {
     let mut g = *geom;
     (g.input, g.output) = (geom.output, geom.input);
     (g.input_len, g.output_len) = (geom.output_len, geom.input_len);
     for axis in 0..3 {
         g.pad[axis] = (geom.kernel[axis] - 1) * geom.dilation[axis] - geom.pad[axis];
     }
+    g
+}
+
+/// Backward-data of a stride-1 3×3 depthwise problem with one output channel per group on the
+/// forward kernel (`direct_fwd3`: the same row strips inside the backward-data kernel measured
+/// slower, H100, mbv2_dw f32: 0.58 against 0.39 ms), as the forward `forward`
+/// ([`depthwise_bwd_data_geometry`]) of dy with the filter read backwards (spatial strides
+/// negated from its last tap). Its sums take each dx element's taps from the last filter row
+/// to the first (`direct_bwd_data3` from the first: the last bit may differ).
+///
+/// # Safety
+/// As [`super::Backend::direct_bwd_data`].
+unsafe fn depthwise_bwd_data_as_forward<L: Launcher + ?Sized>(
+    l: &L,
+    forward: &KernelGeom,
+    [dy, w, dx]: [TensorArg<'_>; 3],
+    scalars: (f64, f64),
+) -> Result<()> {
     let mut ws = KernelStrides::of(w.desc);
     let last_tap: i64 = (0..3)
-        .map(|axis| (geom.kernel[axis] - 1) * ws.spatial[axis])
+        .map(|axis| (forward.kernel[axis] - 1) * ws.spatial[axis])
         .sum();
     for stride in &mut ws.spatial {
         *stride = -*stride;
@@ -694,7 +703,7 @@ unsafe fn depthwise_bwd_data_as_forward<L: Launcher + ?Sized>(
         direct_launch_strided(
             l,
             "direct_fwd3",
-            &g,
+            forward,
             [
                 (dy.addr, KernelStrides::of(dy.desc)),
                 (w_last, ws),
@@ -702,7 +711,7 @@ unsafe fn depthwise_bwd_data_as_forward<L: Launcher + ?Sized>(
             ],
             dx.desc.dtype(),
             scalars,
-            depthwise_fwd3_shape(&g),
+            depthwise_fwd3_shape(forward),
         )
     }
 }
@@ -710,7 +719,7 @@ unsafe fn depthwise_bwd_data_as_forward<L: Launcher + ?Sized>(
 /// Launch shape of `direct_fwd3`: output column pairs (in strips of rows where it walks them)
 /// along x, (image, output channel) planes along y.
 fn depthwise_fwd3_shape(geom: &KernelGeom) -> (i64, i64) {
-    let strip = depthwise_strip_rows(geom.stride[1] == 1 && geom.dilation[1] == 1);
+    let strip = depthwise_strip_rows(geom.stride[1] == geom.dilation[1]);
     let pairs =
         geom.output[0] * ((geom.output[1] + strip - 1) / strip) * ((geom.output[2] + 1) / 2);
     (pairs, geom.n * geom.k)
@@ -862,12 +871,12 @@ unsafe fn wgrad_launch<L: Launcher + ?Sized>(
     }
 }
 
-/// Output rows one thread of the unrolled 3×3 depthwise forward computes (`HC_DW_STRIP`): it
-/// walks a strip of rows where the rows are read at unit stride and dilation (`unit_rows`),
-/// one row elsewhere.
-fn depthwise_strip_rows(unit_rows: bool) -> i64 {
-    const DEPTHWISE_STRIP_ROWS: i64 = 8;
-    if unit_rows { DEPTHWISE_STRIP_ROWS } else { 1 }
+/// Output rows one thread of the unrolled 3×3 depthwise forward computes: `HC_DW_STRIP`
+/// (hip-kernels/direct.hip; only launch sizes follow it, the kernel loops over whatever it
+/// gets) where it walks strips of rows (`strips`: row stride equal to row dilation), else one.
+fn depthwise_strip_rows(strips: bool) -> i64 {
+    const HC_DW_STRIP: i64 = 8;
+    if strips { HC_DW_STRIP } else { 1 }
 }
 
 /// Whether the unrolled 3×3 depthwise kernels (one input channel per group) apply.

@@ -309,8 +309,9 @@ pub trait Backend: Sync {
     ) -> Result<()>;
 
     /// Direct grouped weight-gradient partial sums: `part[s][k][ci][r]` (compute type) is the
-    /// sum of `dy[n, k, o]·x[n, group(k)·C/G + ci, i(o, r)]` over slice `s` of `slices` equal
-    /// slices of the flattened (image, output position) range.
+    /// sum of `dy[n, k, o]·x[n, group(k)·C/G + ci, i(o, r)]` over part `s` of a partition of
+    /// the flattened (image, output position) range into `slices` parts of about equal size
+    /// (the kernel's own: only their sum is defined).
     ///
     /// # Safety
     /// `x` and `dy` must address their extents; `part` must hold `slices·K·C/G·R` compute
