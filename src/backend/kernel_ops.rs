@@ -1403,3 +1403,54 @@ pub unsafe fn two_level_gemm<L: Launcher + ?Sized>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The forward that computes a depthwise backward-data reads dy as its input and writes
+    /// dx as its output: with its pads, the forward's output-size rule over dy gives dx's
+    /// extents on every axis, for pads below, at and past (KH − 1)·dilation.
+    #[test]
+    fn backward_data_as_forward_maps_dy_onto_dx() {
+        for (input, kernel, pad, dilation) in [
+            (112, 3, 1, 1),
+            (5, 3, 0, 1),
+            (5, 3, 3, 1),
+            (9, 3, 2, 2),
+            (9, 3, 5, 2),
+            (4, 1, 2, 1),
+            (1, 3, 1, 1),
+        ] {
+            let output = input + 2 * pad - dilation * (kernel - 1);
+            let geom = KernelGeom {
+                n: 2,
+                c: 4,
+                k: 4,
+                groups: 4,
+                c_per_group: 1,
+                k_per_group: 1,
+                input: [1, input, input + 1],
+                kernel: [1, kernel, kernel],
+                output: [1, output, output + 1],
+                pad: [0, pad, pad],
+                stride: [1, 1, 1],
+                dilation: [1, dilation, dilation],
+                input_len: input * (input + 1),
+                kernel_len: kernel * kernel,
+                output_len: output * (output + 1),
+            };
+            let forward = depthwise_bwd_data_geometry(&geom);
+            assert_eq!((forward.input, forward.output), (geom.output, geom.input));
+            assert_eq!(
+                (forward.input_len, forward.output_len),
+                (geom.output_len, geom.input_len)
+            );
+            for axis in 0..3 {
+                let extent = forward.input[axis] + 2 * forward.pad[axis]
+                    - forward.dilation[axis] * (forward.kernel[axis] - 1);
+                assert_eq!(extent, geom.input[axis], "axis {axis} of {geom:?}");
+            }
+        }
+    }
+}
