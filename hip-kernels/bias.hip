@@ -30,8 +30,6 @@ HC_DEVICE void bias_grad_impl(const KernelTensor& d, const typename Ty::T* __res
     const hc_i64 block = hc_block_size();
     const hc_i64 plane = d.dims[2] * d.dims[3] * d.dims[4];
     const hc_i64 per_channel = d.dims[0] * plane;
-    hc_i64 width = 1;  // smallest power of two >= block
-    while (width < block) width <<= 1;
 
     for (hc_i64 k = hc_block_id(); k < d.dims[1]; k += hc_block_count()) {
         C sum = C(0);
@@ -44,14 +42,8 @@ HC_DEVICE void bias_grad_impl(const KernelTensor& d, const typename Ty::T* __res
                                s1_s2.r * d.strides[4];
             sum += Ty::load(dy[off]);
         }
-        partial[t] = sum;
-        hc_sync_block();
-        for (hc_i64 half = width >> 1; half > 0; half >>= 1) {
-            if (t < half && t + half < block) partial[t] += partial[t + half];
-            hc_sync_block();
-        }
-        if (t == 0) db[k] = hc_blend<Ty>(partial[0], alpha, beta, db + k);
-        hc_sync_block();  // partial[0] is read before the next channel overwrites it
+        const C total = hc_block_tree_sum(partial, sum);
+        if (t == 0) db[k] = hc_blend<Ty>(total, alpha, beta, db + k);
     }
 }
 

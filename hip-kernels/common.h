@@ -150,6 +150,26 @@ HC_DEVICE hc_i64 hc_thread_count() {
 #define HC_ROW_LOOP(r, n) \
     for (hc_i64 r = (hc_i64)hc_block_id_y(); r < (n); r += (hc_i64)hc_block_count_y())
 
+// The sum of every thread's `value` over the block, added in a fixed tree order (halves of
+// the smallest power of two covering the block: deterministic for a given block size). Every
+// thread of the block must call it; all get the sum. `scratch` holds one value per thread and
+// may be reused as soon as it returns.
+template <class C>
+HC_DEVICE C hc_block_tree_sum(C* scratch, C value) {
+    const hc_i64 t = hc_local_id(), block = hc_block_size();
+    hc_i64 width = 1;
+    while (width < block) width <<= 1;
+    scratch[t] = value;
+    hc_sync_block();
+    for (hc_i64 half = width >> 1; half > 0; half >>= 1) {
+        if (t < half && t + half < block) scratch[t] += scratch[t + half];
+        hc_sync_block();
+    }
+    const C sum = scratch[0];
+    hc_sync_block();  // scratch[0] is read before the next call overwrites it
+    return sum;
+}
+
 struct hc_qr {
     hc_i64 q;
     hc_i64 r;

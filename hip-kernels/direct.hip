@@ -415,8 +415,6 @@ HC_DEVICE void direct_wgrad_impl(const KernelGeom& g, const KernelStrides& xs,
     __shared__ C red[HC_MAX_BLOCK];
     const hc_i64 t = hc_local_id();
     const hc_i64 block = hc_block_size();
-    hc_i64 width = 1;  // smallest power of two >= block
-    while (width < block) width <<= 1;
     const hc_i64 positions = g.n * g.output_len;
     const hc_i64 out_hw = g.output[1] * g.output[2];
     const hc_i64 hw_taps = g.kernel[1] * g.kernel[2];
@@ -460,14 +458,8 @@ HC_DEVICE void direct_wgrad_impl(const KernelGeom& g, const KernelStrides& xs,
                 }
             }
             for (int q = 0; q < HC_DW_TAPS && tap0 + q < taps; ++q) {
-                red[t] = acc[q];
-                hc_sync_block();
-                for (hc_i64 half = width >> 1; half > 0; half >>= 1) {
-                    if (t < half && t + half < block) red[t] += red[t + half];
-                    hc_sync_block();
-                }
-                if (t == 0) part[(k_s.r * g.k + k) * taps + tap0 + q] = red[0];
-                hc_sync_block();  // red[0] is read before the next tap overwrites it
+                const C sum = hc_block_tree_sum(red, acc[q]);
+                if (t == 0) part[(k_s.r * g.k + k) * taps + tap0 + q] = sum;
             }
         }
     }
@@ -491,8 +483,6 @@ HC_DEVICE void direct_wgrad_strip(const KernelGeom& g, const KernelStrides& xs,
     __shared__ C red[HC_MAX_BLOCK];
     const hc_i64 t = hc_local_id();
     const hc_i64 block = hc_block_size();
-    hc_i64 width = 1;  // smallest power of two >= block
-    while (width < block) width <<= 1;
     const hc_i64 out_w = g.output[2], out_h = g.output[1];
     const hc_i64 pairs = (out_w + 1) / 2, strips = (out_h + R - 1) / R;
     const hc_i64 strips_pairs = strips * pairs, per_image = g.output[0] * strips_pairs;
@@ -557,14 +547,8 @@ HC_DEVICE void direct_wgrad_strip(const KernelGeom& g, const KernelStrides& xs,
         for (int kh = 0; kh < KH; ++kh)
 #pragma unroll
             for (int kw = 0; kw < KW; ++kw) {
-                red[t] = acc[kh][kw];
-                hc_sync_block();
-                for (hc_i64 half = width >> 1; half > 0; half >>= 1) {
-                    if (t < half && t + half < block) red[t] += red[t + half];
-                    hc_sync_block();
-                }
-                if (t == 0) part[(k_s.r * g.k + k) * (KH * KW) + kh * KW + kw] = red[0];
-                hc_sync_block();  // red[0] is read before the next tap overwrites it
+                const C sum = hc_block_tree_sum(red, acc[kh][kw]);
+                if (t == 0) part[(k_s.r * g.k + k) * (KH * KW) + kh * KW + kw] = sum;
             }
     }
 }
@@ -581,8 +565,6 @@ HC_DEVICE void direct_wgrad_fixed(const KernelGeom& g, const KernelStrides& xs,
     __shared__ C red[HC_MAX_BLOCK];
     const hc_i64 t = hc_local_id();
     const hc_i64 block = hc_block_size();
-    hc_i64 width = 1;  // smallest power of two >= block
-    while (width < block) width <<= 1;
     const hc_i64 positions = g.n * g.output_len;
     const hc_i64 out_w = g.output[2], rows = g.output[0] * g.output[1];
     const hc_qr step = hc_divmod(block, out_w);
@@ -643,14 +625,8 @@ HC_DEVICE void direct_wgrad_fixed(const KernelGeom& g, const KernelStrides& xs,
         for (int kh = 0; kh < KH; ++kh)
 #pragma unroll
             for (int kw = 0; kw < KW; ++kw) {
-                red[t] = acc[kh][kw];
-                hc_sync_block();
-                for (hc_i64 half = width >> 1; half > 0; half >>= 1) {
-                    if (t < half && t + half < block) red[t] += red[t + half];
-                    hc_sync_block();
-                }
-                if (t == 0) part[(k_s.r * g.k + k) * (KH * KW) + kh * KW + kw] = red[0];
-                hc_sync_block();  // red[0] is read before the next tap overwrites it
+                const C sum = hc_block_tree_sum(red, acc[kh][kw]);
+                if (t == 0) part[(k_s.r * g.k + k) * (KH * KW) + kh * KW + kw] = sum;
             }
     }
 }
